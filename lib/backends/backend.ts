@@ -1,0 +1,119 @@
+/**
+ * The Backend seam: where attempts of tasks run. A backend starts worker
+ * processes (local processes, containers, Kubernetes pods) that each run
+ * `worker.ts` for one attempt, and reports what happened to them. All data
+ * goes through storage; a backend never sees inputs or results.
+ *
+ * Implementations are picked by name in {@linkcode createBackend} and
+ * nowhere else.
+ *
+ * @module
+ */
+
+/** One attempt at one task. */
+export interface AttemptSpec {
+  /** Task index. */
+  task: number;
+  /** Attempt id, unique within the job; the worker writes `results/<task>/<attempt>.*`. */
+  attempt: string;
+}
+
+/** What every backend is told about the job it runs. */
+export interface JobContext {
+  /** Job key. */
+  key: string;
+  /** Root URL of the storage, as the workers must see it. */
+  storageUrl: string;
+  /** Deno permission flags granted to the task, e.g. `["--allow-net"]`. */
+  permissions: readonly string[];
+  /** Most attempts running at once. */
+  parallelism: number;
+  /** Environment variables set for every worker. */
+  env: Readonly<Record<string, string>>;
+  /** Per-attempt time limit in milliseconds; the backend may enforce it too. */
+  timeoutMs: number | undefined;
+  /** Number of tasks in the job. */
+  tasks: number;
+}
+
+/** Why an attempt ended, as far as the backend can tell. */
+export type ExitReason =
+  /** The worker process exited on its own; see `exitCode`. */
+  | "exited"
+  /** Killed by a signal the backend did not send, or by the OOM killer. */
+  | "killed"
+  /** Ran out of memory. */
+  | "oom"
+  /** The backend stopped it because `cancel` was called. */
+  | "cancelled"
+  /** The backend lost track of it (node gone, pod deleted). */
+  | "lost"
+  /** It could never start (unschedulable, image missing, spawn failed). */
+  | "unstartable";
+
+/** Something that happened to an attempt. */
+export type BackendEvent =
+  | {
+    type: "started";
+    task: number;
+    attempt: string;
+    /** When the worker started. */
+    at: Date;
+    /** Where it runs (host name, pod name). */
+    host?: string;
+  }
+  | {
+    type: "exited";
+    task: number;
+    attempt: string;
+    at: Date;
+    reason: ExitReason;
+    /** Process exit code, when there was one. */
+    exitCode: number | undefined;
+    /** A plain sentence for the user: signal, stderr tail, scheduler message. */
+    detail: string;
+  }
+  | {
+    /** A condition worth showing while the attempt waits, e.g. "unschedulable: Insufficient memory". */
+    type: "waiting";
+    task: number;
+    attempt: string;
+    at: Date;
+    detail: string;
+  };
+
+/** A running job on a backend. */
+export interface BackendSession extends AsyncDisposable {
+  /** Queue attempts to run; resolves when the backend has accepted them. */
+  submit(attempts: readonly AttemptSpec[]): Promise<void>;
+  /** Stop attempts (queued or running); each later gets an `exited` event with reason `cancelled`. */
+  cancel(attempts: readonly string[]): Promise<void>;
+  /**
+   * Stop using the backend. With `stopRunning`, running attempts are
+   * stopped first; without, they are left to finish on their own where the
+   * backend allows it (Kubernetes).
+   */
+  close(options?: { stopRunning?: boolean }): Promise<void>;
+}
+
+/** A place to run attempts. */
+export interface Backend {
+  /** Name used on the command line, e.g. `"local"`. */
+  readonly name: string;
+  /**
+   * Start a session for one job. Attempts that are already running from an
+   * earlier master (a cluster keeps them) are reported as `started` events.
+   */
+  open(job: JobContext, onEvent: (event: BackendEvent) => void): Promise<BackendSession>;
+  /**
+   * Remove whatever the backend keeps for a job (Kubernetes Jobs and pods),
+   * stopping what still runs. Returns a line per removed thing.
+   */
+  cleanup(jobKey: string): Promise<string[]>;
+}
+
+/** Names accepted by {@linkcode createBackend}. */
+export const BACKEND_NAMES = ["local", "container", "kubernetes"] as const;
+
+/** A backend name. */
+export type BackendName = typeof BACKEND_NAMES[number];

@@ -1,0 +1,157 @@
+/**
+ * Error classes by meaning. Bad arguments throw the built-in `TypeError` or
+ * `RangeError`; everything a user may want to tell apart has a class here.
+ *
+ * @module
+ */
+
+/** Where a failure came from, to tell user bugs apart from infrastructure. */
+export type FailureKind = "task" | "crash" | "timeout" | "infrastructure";
+
+/** Fields that describe one failed task. */
+export interface TaskFailureInfo {
+  /** Index of the task in the job (equals the input index unless `itemsPerTask` > 1). */
+  task: number;
+  /** Index of the first input of the task. */
+  input: number;
+  /** Attempt id of the attempt that failed. */
+  attempt?: string;
+}
+
+/**
+ * A task's own code threw. Carries the remote error's name, message and
+ * stack, and the index of the task and its first input.
+ */
+export class TaskError extends Error {
+  /** Index of the task that threw. */
+  readonly task: number;
+  /** Index of the first input of that task. */
+  readonly input: number;
+  /** Name of the remote error, e.g. `"TypeError"`. */
+  readonly remoteName: string;
+  /** Message of the remote error. */
+  readonly remoteMessage: string;
+  /** Stack of the remote error as printed by the worker. */
+  readonly remoteStack: string;
+  /** Attempt that produced the error. */
+  readonly attempt: string | undefined;
+  /** Host the attempt ran on. */
+  readonly host: string | undefined;
+
+  /** Build a task error from the worker's error record. */
+  constructor(
+    info: TaskFailureInfo & { name: string; message: string; stack: string; host?: string },
+    options?: ErrorOptions,
+  ) {
+    super(`Task ${info.task} (input ${info.input}) threw ${info.name}: ${info.message}`, options);
+    this.name = "TaskError";
+    this.task = info.task;
+    this.input = info.input;
+    this.remoteName = info.name;
+    this.remoteMessage = info.message;
+    this.remoteStack = info.stack;
+    this.attempt = info.attempt;
+    this.host = info.host;
+  }
+}
+
+/**
+ * A worker ended without writing a result: it was killed, ran out of memory,
+ * timed out, or the infrastructure failed. Not a bug in the task's code.
+ */
+export class WorkerCrashError extends Error {
+  /** Index of the task. */
+  readonly task: number;
+  /** Index of the first input of the task. */
+  readonly input: number;
+  /** What went wrong. */
+  readonly kind: Exclude<FailureKind, "task">;
+  /** How many attempts were made. */
+  readonly attempts: number;
+
+  /** Build a crash error; `detail` says what happened to the last attempt. */
+  constructor(
+    info: TaskFailureInfo & {
+      kind: Exclude<FailureKind, "task">;
+      attempts: number;
+      detail: string;
+    },
+    options?: ErrorOptions,
+  ) {
+    const what = info.kind === "timeout" ? "timed out" : "crashed";
+    super(
+      `Task ${info.task} (input ${info.input}) ${what} ${info.attempts} time(s) without a result: ${info.detail}`,
+      options,
+    );
+    this.name = "WorkerCrashError";
+    this.task = info.task;
+    this.input = info.input;
+    this.kind = info.kind;
+    this.attempts = info.attempts;
+  }
+}
+
+/** A storage operation failed. `url` names the object or root involved. */
+export class StorageError extends Error {
+  /** The storage URL of the object or root. */
+  readonly url: string;
+
+  /** Build a storage error for `url`. */
+  constructor(message: string, url: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "StorageError";
+    this.url = url;
+  }
+}
+
+/** The object asked for does not exist. */
+export class NotFoundError extends StorageError {
+  /** Build a not-found error for `url`. */
+  constructor(url: string, options?: ErrorOptions) {
+    super(`Cannot read '${url}': the object does not exist`, url, options);
+    this.name = "NotFoundError";
+  }
+}
+
+/** A backend (local processes, Kubernetes, containers) could not do its part. */
+export class BackendError extends Error {
+  /** Build a backend error. */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "BackendError";
+  }
+}
+
+/**
+ * The job stored under a key was made from a different module or different
+ * inputs than the one being run now.
+ */
+export class JobMismatchError extends Error {
+  /** The job key. */
+  readonly job: string;
+
+  /** Build a mismatch error for job `job`. */
+  constructor(job: string, message: string) {
+    super(message);
+    this.name = "JobMismatchError";
+    this.job = job;
+  }
+}
+
+/** The job was stopped by the user (Ctrl-C or `cancel()`) before it finished. */
+export class JobInterruptedError extends Error {
+  /** The job key. */
+  readonly job: string;
+
+  /** Build an interruption error for job `job`. */
+  constructor(job: string) {
+    super(`Job '${job}' was interrupted; run again with the same job key to resume it`);
+    this.name = "JobInterruptedError";
+    this.job = job;
+  }
+}
+
+/** Return a readable message of any thrown value. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
