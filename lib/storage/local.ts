@@ -6,7 +6,8 @@
  * @module
  */
 
-import { dirname, fromFileUrl, join, resolve, toFileUrl } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath as fromFileUrl, pathToFileURL as toFileUrl } from "node:url";
 import { NotFoundError, StorageError } from "../errors.ts";
 import { type Body, checkKey, type ObjectInfo, type PutOptions, type Storage } from "./storage.ts";
 

@@ -1,0 +1,127 @@
+/**
+ * The `kubeface` command.
+ *
+ * ```sh
+ * deno run -A cli.ts map --module examples/squares.ts --out results.jsonl
+ * ```
+ *
+ * Exit status: 0 on success, 1 when a task or the job failed, 2 on a
+ * command-line mistake, 130 when interrupted.
+ *
+ * @module
+ */
+
+import {
+  BackendError,
+  JobMismatchError,
+  StorageError,
+  TaskError,
+  WorkerCrashError,
+} from "./lib/errors.ts";
+import { type Io, UsageError } from "./lib/cli/io.ts";
+import { MAP_HELP, mapCommand, RUN_HELP, runCommand } from "./lib/cli/map.ts";
+
+/** A subcommand: its runner and its help. */
+interface Command {
+  run(args: string[], io: Io): Promise<number>;
+  help: string;
+  summary: string;
+}
+
+const COMMANDS: Record<string, Command> = {
+  map: { run: mapCommand, help: MAP_HELP, summary: "map a task module over its inputs" },
+  run: {
+    run: runCommand,
+    help: RUN_HELP,
+    summary: "map an expression or shell command over inputs",
+  },
+};
+
+function mainHelp(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((n) => n.length)) + 2;
+  return [
+    "Usage: kubeface COMMAND [options]",
+    "",
+    "Run a parallel map of long tasks on local processes, containers or Kubernetes,",
+    "with a local directory or Google Cloud Storage as the only channel.",
+    "",
+    "Commands:",
+    ...Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(width)}${c.summary}`),
+    "",
+    "Run `kubeface COMMAND --help` for a command's options.",
+    "",
+  ].join("\n");
+}
+
+const encoder = new TextEncoder();
+
+/** The real terminal. */
+function terminal(): Io {
+  return {
+    async out(text) {
+      const bytes = encoder.encode(text);
+      let written = 0;
+      while (written < bytes.length) written += await Deno.stdout.write(bytes.subarray(written));
+    },
+    err(text) {
+      const bytes = encoder.encode(text);
+      let written = 0;
+      while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
+    },
+    isTerminal: Deno.stderr.isTerminal(),
+    confirm(question) {
+      if (!Deno.stdin.isTerminal()) return Promise.resolve(undefined);
+      const answer = prompt(`${question} [y/N]`);
+      return Promise.resolve(answer !== null && /^y(es)?$/i.test(answer.trim()));
+    },
+    onInterrupt(handler) {
+      Deno.addSignalListener("SIGINT", handler);
+      return () => Deno.removeSignalListener("SIGINT", handler);
+    },
+  };
+}
+
+/** Indent every line of a text. */
+function indent(text: string): string {
+  return text.split("\n").map((line) => `    ${line}`).join("\n");
+}
+
+/** Run the command line; returns the exit status. */
+export async function main(args: string[], io: Io = terminal()): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    await io.out(mainHelp());
+    return name === undefined ? 2 : 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    io.err(`kubeface: unknown command '${name}'\n\n${mainHelp()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest, io);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      io.err(`kubeface ${name}: ${error.message}\n\n${command.help}`);
+      return error.exitCode;
+    }
+    if (error instanceof TaskError) {
+      io.err(`kubeface: ${error.message}\n${indent(error.remoteStack)}\n`);
+      return 1;
+    }
+    if (
+      error instanceof WorkerCrashError || error instanceof JobMismatchError ||
+      error instanceof StorageError || error instanceof BackendError ||
+      error instanceof TypeError || error instanceof RangeError
+    ) {
+      io.err(`kubeface: ${error.message}\n`);
+      return 1;
+    }
+    io.err(`kubeface: unexpected error: ${error instanceof Error ? error.stack : String(error)}\n`);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

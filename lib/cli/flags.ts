@@ -1,0 +1,309 @@
+/**
+ * Command-line flags: one table per group, read both by the parser and by
+ * `--help`. Parsing uses `node:util` parseArgs in strict mode; Deno-style
+ * permission flags (`-A`, `--allow-net`, `--allow-read=/data`) are taken out
+ * first and passed to tasks as they are.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { DEFAULTS } from "../options.ts";
+import { UsageError } from "./io.ts";
+
+/** One flag. */
+export interface FlagSpec {
+  /** Long name, without `--`. */
+  name: string;
+  type: "string" | "boolean";
+  /** May be given more than once. */
+  multiple?: boolean;
+  /** One-letter alias. */
+  short?: string;
+  /** Placeholder shown in help, e.g. `N`. */
+  value?: string;
+  /** One line of help. */
+  help: string;
+  /** Default shown in help. */
+  default?: string;
+}
+
+/** Parsed flag values. */
+export type FlagValues = Record<string, string | boolean | string[] | undefined>;
+
+/** Flags every job command (`map`, `run`) takes. */
+export const JOB_FLAGS: FlagSpec[] = [
+  {
+    name: "storage",
+    type: "string",
+    value: "URL",
+    help: "storage root: a directory or gs://BUCKET/PREFIX (env KUBEFACE_STORAGE)",
+    default: "~/.local/share/kubeface",
+  },
+  {
+    name: "backend",
+    type: "string",
+    value: "NAME",
+    help: "where tasks run: local, container or kubernetes (env KUBEFACE_BACKEND)",
+    default: "local",
+  },
+  {
+    name: "job",
+    type: "string",
+    value: "KEY",
+    help: "job key; a rerun with the same key reuses results",
+    default: "generated",
+  },
+  {
+    name: "parallelism",
+    type: "string",
+    value: "N",
+    help: "most tasks running at once",
+    default: String(DEFAULTS.parallelism),
+  },
+  {
+    name: "items-per-task",
+    type: "string",
+    value: "N",
+    help: "inputs per task",
+    default: String(DEFAULTS.itemsPerTask),
+  },
+  {
+    name: "out",
+    type: "string",
+    value: "FILE",
+    help: "write results to FILE instead of standard output",
+  },
+  {
+    name: "format",
+    type: "string",
+    value: "FORMAT",
+    help: "jsonl or csv",
+    default: "from --out's extension, else jsonl",
+  },
+  { name: "quiet", type: "boolean", short: "q", help: "print no progress and no job information" },
+  {
+    name: "overwrite",
+    type: "boolean",
+    help: "replace a stored job with this key made from another module or inputs",
+  },
+  {
+    name: "no-fail-fast",
+    type: "boolean",
+    help: "let every other task finish before reporting a failed one",
+  },
+  {
+    name: "max-retries",
+    type: "string",
+    value: "N",
+    help: "restarts of a task whose worker crashed or timed out",
+    default: String(DEFAULTS.maxRetries),
+  },
+  { name: "retry-task-errors", type: "boolean", help: "also restart tasks whose code threw" },
+  {
+    name: "retry-delay",
+    type: "string",
+    value: "DURATION",
+    help: "first delay before a restart, doubling after",
+    default: `${DEFAULTS.retryDelayMs}ms`,
+  },
+  {
+    name: "timeout",
+    type: "string",
+    value: "DURATION",
+    help: "time limit of one attempt, e.g. 90s, 30m, 2h",
+    default: "none",
+  },
+  {
+    name: "speculation-percent",
+    type: "string",
+    value: "P",
+    help: "rerun stragglers once at most P% of tasks run; 0 = off",
+    default: String(DEFAULTS.speculationPercent),
+  },
+  {
+    name: "speculation-runtime-percentile",
+    type: "string",
+    value: "P",
+    help: "a straggler runs longer than this percentile of runtimes",
+    default: String(DEFAULTS.speculationRuntimePercentile),
+  },
+  {
+    name: "speculation-max-reruns",
+    type: "string",
+    value: "N",
+    help: "most speculative copies of one task",
+    default: String(DEFAULTS.speculationMaxReruns),
+  },
+  {
+    name: "status-interval",
+    type: "string",
+    value: "DURATION",
+    help: "most time between status page rewrites",
+    default: `${DEFAULTS.statusIntervalMs}ms`,
+  },
+  {
+    name: "env",
+    type: "string",
+    multiple: true,
+    value: "KEY=VALUE",
+    help: "set an environment variable for every worker (repeatable)",
+  },
+];
+
+/** The `--help` flag every command takes. */
+export const HELP_FLAG: FlagSpec = {
+  name: "help",
+  type: "boolean",
+  short: "h",
+  help: "show this help",
+};
+
+/** Take Deno permission flags out of an argument list. */
+export function takePermissionFlags(
+  args: readonly string[],
+): { permissions: string[]; rest: string[] } {
+  const permissions: string[] = [];
+  const rest: string[] = [];
+  let afterDashes = false;
+  for (const arg of args) {
+    if (!afterDashes && (arg === "-A" || /^--allow-[a-z]+(=.*)?$/.test(arg))) permissions.push(arg);
+    else rest.push(arg);
+    if (arg === "--") afterDashes = true;
+  }
+  return { permissions, rest };
+}
+
+/**
+ * Parse flags against specs.
+ *
+ * @throws {UsageError} An unknown flag, a missing value, or a stray argument.
+ */
+export function parseFlags(
+  args: readonly string[],
+  specs: readonly FlagSpec[],
+  positionals = 0,
+): { values: FlagValues; positionals: string[] } {
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; multiple?: boolean; short?: string }
+  > = {};
+  for (const spec of [...specs, HELP_FLAG]) {
+    options[spec.name] = {
+      type: spec.type,
+      ...(spec.multiple ? { multiple: true } : {}),
+      ...(spec.short ? { short: spec.short } : {}),
+    };
+  }
+  try {
+    const parsed = parseArgs({
+      args: [...args],
+      options,
+      strict: true,
+      allowPositionals: positionals > 0,
+    });
+    if (parsed.positionals.length > positionals) {
+      throw new UsageError(`unexpected argument '${parsed.positionals[positionals]}'`);
+    }
+    return { values: parsed.values as FlagValues, positionals: parsed.positionals };
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(
+      error instanceof Error ? error.message.replace(/\. To specify.*$/s, "") : String(error),
+    );
+  }
+}
+
+/** Render a help page. */
+export function helpText(
+  usage: string,
+  summary: string,
+  groups: [string, readonly FlagSpec[]][],
+): string {
+  const lines = [`Usage: ${usage}`, "", summary];
+  for (const [title, specs] of groups) {
+    lines.push("", `${title}:`);
+    for (const spec of [...specs]) {
+      const left = `  ${spec.short ? `-${spec.short}, ` : ""}--${spec.name}${
+        spec.value ? ` ${spec.value}` : ""
+      }`;
+      const right = `${spec.help}${spec.default ? ` [default: ${spec.default}]` : ""}`;
+      lines.push(left.length < 34 ? left.padEnd(34) + right : `${left}\n${"".padEnd(34)}${right}`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}
+
+/** A string flag's value, or `undefined`. */
+export function str(values: FlagValues, name: string): string | undefined {
+  const value = values[name];
+  return typeof value === "string" ? value : undefined;
+}
+
+/**
+ * A whole number flag.
+ *
+ * @throws {UsageError} The value is not a whole number.
+ */
+export function int(values: FlagValues, name: string): number | undefined {
+  const value = str(values, name);
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) {
+    throw new UsageError(`--${name} must be a whole number, not '${value}'`);
+  }
+  return Number(value);
+}
+
+/**
+ * A number flag.
+ *
+ * @throws {UsageError} The value is not a number.
+ */
+export function num(values: FlagValues, name: string): number | undefined {
+  const value = str(values, name);
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) {
+    throw new UsageError(`--${name} must be a number, not '${value}'`);
+  }
+  return n;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/**
+ * Parse a duration such as `500ms`, `90s`, `30m`, `2h` or `7d` (a bare
+ * number is seconds) into milliseconds.
+ *
+ * @throws {UsageError} The text is not a duration.
+ */
+export function parseDuration(text: string, what: string): number {
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text.trim());
+  if (!match) {
+    throw new UsageError(
+      `${what} must be a duration such as 500ms, 90s, 30m, 2h or 7d, not '${text}'`,
+    );
+  }
+  return Math.round(Number(match[1]) * UNITS[match[2] ?? "s"]!);
+}
+
+/** A duration flag in milliseconds. */
+export function duration(values: FlagValues, name: string): number | undefined {
+  const value = str(values, name);
+  return value === undefined ? undefined : parseDuration(value, `--${name}`);
+}
+
+/**
+ * `KEY=VALUE` pairs into an object.
+ *
+ * @throws {UsageError} A pair has no `=` or an empty key.
+ */
+export function keyValues(pairs: readonly string[], flag: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf("=");
+    if (at <= 0) throw new UsageError(`--${flag} takes KEY=VALUE, not '${pair}'`);
+    out[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return out;
+}

@@ -1,0 +1,173 @@
+/**
+ * The public entry points: a {@linkcode Client} bound to a storage and a
+ * backend, and the {@linkcode MapRun} a map call returns.
+ *
+ * @module
+ */
+
+import type { Backend, BackendName } from "./backends/backend.ts";
+import { type BackendOptions, createBackend } from "./backends/select.ts";
+import { JobInterruptedError } from "./errors.ts";
+import { type Entry, type JobInfo, jobKeyFor, runJob } from "./job/run.ts";
+import type { JobRunner } from "./job/runner.ts";
+import type { Progress } from "./job/state.ts";
+import { defaultStorage, type JobOptions, resolveJobOptions } from "./options.ts";
+import { openStorage } from "./storage/storage.ts";
+import { type InputSource, moduleUrl } from "./task_module.ts";
+
+/** Where jobs run and where their data goes. */
+export interface ClientOptions extends BackendOptions {
+  /**
+   * Storage root: a local directory (path or `file://` URL) or `gs://BUCKET/PREFIX`.
+   *
+   * @default {$KUBEFACE_STORAGE, else ~/.local/share/kubeface}
+   */
+  storage?: string;
+  /**
+   * Where tasks run: a backend name or a {@linkcode Backend} object.
+   *
+   * @default {$KUBEFACE_BACKEND, else "local"}
+   */
+  backend?: BackendName | Backend;
+}
+
+/** Options of one map call. */
+export interface MapOptions<I = unknown> extends JobOptions {
+  /**
+   * The inputs to map over, instead of the module's `inputs` export.
+   *
+   * @default {the module's `inputs` export}
+   */
+  inputs?: InputSource<I>;
+  /** Called once the job is prepared, with its key and status page URLs. */
+  onStart?: (info: JobInfo) => void;
+}
+
+function envOr(name: string, fallback: string): string {
+  try {
+    return Deno.env.get(name) || fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+/**
+ * A map call in progress. Iterate it for the results in input order;
+ * iteration starts the job, and stopping early stops it.
+ */
+export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
+  /** The job key. */
+  readonly job: string;
+  readonly #start: (withInputs: boolean) => AsyncGenerator<Entry<I, O>>;
+  #started = false;
+  #runner: JobRunner | undefined;
+
+  /** Used by {@linkcode Client.map}. */
+  constructor(
+    job: string,
+    start: (withInputs: boolean, run: MapRun<I, O>) => AsyncGenerator<Entry<I, O>>,
+  ) {
+    this.job = job;
+    this.#start = (withInputs) => start(withInputs, this);
+  }
+
+  /** @internal Attach the runner so {@linkcode MapRun.cancel} can reach it. */
+  attach(runner: JobRunner): void {
+    this.#runner = runner;
+  }
+
+  /** Counts of tasks by state, once the job runs. */
+  progress(): Progress | undefined {
+    return this.#runner?.progress();
+  }
+
+  /** Results with their input index and input (read back from storage). */
+  entries(): AsyncGenerator<Entry<I, O>> {
+    return this.#begin(true);
+  }
+
+  /** Results in input order. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<O> {
+    for await (const entry of this.#begin(false)) yield entry.value;
+  }
+
+  /**
+   * Stop the job. Iteration then throws `JobInterruptedError`. With
+   * `stopRunning: false`, running attempts are left to finish where the
+   * backend allows it (Kubernetes); a later run with the same key picks
+   * their results up.
+   */
+  async cancel(options: { stopRunning?: boolean } = {}): Promise<void> {
+    await this.#runner?.stop(new JobInterruptedError(this.job), options.stopRunning ?? true);
+  }
+
+  #begin(withInputs: boolean): AsyncGenerator<Entry<I, O>> {
+    if (this.#started) {
+      throw new Error(`Cannot iterate job '${this.job}' twice; call map() again to rerun it`);
+    }
+    this.#started = true;
+    return this.#start(withInputs);
+  }
+}
+
+/**
+ * Runs maps with one storage and backend.
+ *
+ * @example Squares on the local backend
+ * ```ts ignore
+ * import { Client } from "./mod.ts";
+ *
+ * const client = new Client({ storage: await Deno.makeTempDir() });
+ * for await (const square of client.map<number, number>("./examples/squares.ts")) {
+ *   console.log(square);
+ * }
+ * ```
+ */
+export class Client {
+  /** The options this client was made with. */
+  readonly options: Readonly<ClientOptions>;
+
+  /** Create a client; nothing is opened until a job runs. */
+  constructor(options: ClientOptions = {}) {
+    this.options = options;
+  }
+
+  /** Storage root this client uses. */
+  get storage(): string {
+    return this.options.storage ?? defaultStorage();
+  }
+
+  /** Backend this client uses. */
+  async backend(): Promise<Backend> {
+    const backend = this.options.backend ?? envOr("KUBEFACE_BACKEND", "local");
+    return typeof backend === "string" ? await createBackend(backend, this.options) : backend;
+  }
+
+  /**
+   * Map a task module over inputs.
+   *
+   * @throws {TypeError} A path, option or permission flag is malformed.
+   * @throws {RangeError} A number option is out of range.
+   */
+  map<I = unknown, O = unknown>(module: string | URL, options: MapOptions<I> = {}): MapRun<I, O> {
+    const url = moduleUrl(module);
+    const resolved = resolveJobOptions(options);
+    resolved.job = jobKeyFor(url, resolved);
+    const storageUrl = this.storage;
+    const getBackend = () => this.backend();
+    return new MapRun<I, O>(resolved.job, async function* (withInputs, run) {
+      const backend = await getBackend();
+      await using storage = await openStorage(storageUrl);
+      yield* runJob<I, O>({
+        module: url,
+        storage,
+        backend,
+        options: resolved,
+        inputs: options.inputs,
+        withInputs,
+        onStart: options.onStart,
+        onRunner: (runner) => run.attach(runner),
+      });
+    });
+  }
+}

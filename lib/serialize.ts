@@ -1,0 +1,175 @@
+/**
+ * How values travel through storage.
+ *
+ * A record is `KF1\n`, a little-endian u32 header length, a JSON header and
+ * a payload. The payload of a value is V8's structured-clone serialization
+ * (`node:v8`), which keeps typed arrays, Map, Set, Date, BigInt and errors;
+ * a top-level `Uint8Array` is stored as its raw bytes. Readers take the
+ * header alone (status listings) or read the payload into one buffer of the
+ * size the header gives, so a value is held in memory about once.
+ *
+ * @module
+ */
+
+import v8 from "node:v8";
+
+const MAGIC = new TextEncoder().encode("KF1\n");
+
+/** How a payload is encoded. */
+export type Encoding = "v8" | "bytes" | "none";
+
+/** Fields every record header has. */
+export interface RecordHeader {
+  /** Payload encoding. */
+  encoding: Encoding;
+  /** Payload length in bytes. */
+  size: number;
+}
+
+/** A serialized value. */
+export interface EncodedValue {
+  encoding: Encoding;
+  bytes: Uint8Array;
+}
+
+/**
+ * Serialize a value. A `Uint8Array` (not a subclass view of other typed
+ * arrays) is kept as is; everything else goes through `v8.serialize`.
+ *
+ * @throws {TypeError} The value holds something structured clone cannot copy
+ * (a function, a symbol, a WeakMap, …). `what` names the value in the message.
+ */
+export function encodeValue(value: unknown, what: string): EncodedValue {
+  if (value instanceof Uint8Array && value.constructor === Uint8Array) {
+    return { encoding: "bytes", bytes: value };
+  }
+  try {
+    return { encoding: "v8", bytes: v8.serialize(value) };
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new TypeError(
+      `Cannot serialize ${what}: ${detail}; values must be structured-cloneable (no functions, symbols or class instances that need their methods)`,
+      { cause: error },
+    );
+  }
+}
+
+/** Turn a payload back into a value. */
+export function decodeValue(encoding: Encoding, bytes: Uint8Array): unknown {
+  switch (encoding) {
+    case "bytes":
+      return bytes;
+    case "v8":
+      return v8.deserialize(bytes);
+    case "none":
+      return undefined;
+  }
+}
+
+/** The chunks of a record: prefix with the header, then the payload. */
+export function encodeRecord<H extends object>(
+  header: H,
+  value?: EncodedValue,
+): Uint8Array[] {
+  const full = {
+    ...header,
+    encoding: value?.encoding ?? "none",
+    size: value?.bytes.length ?? 0,
+  };
+  const json = new TextEncoder().encode(JSON.stringify(full));
+  const prefix = new Uint8Array(MAGIC.length + 4 + json.length);
+  prefix.set(MAGIC, 0);
+  new DataView(prefix.buffer).setUint32(MAGIC.length, json.length, true);
+  prefix.set(json, MAGIC.length + 4);
+  return value && value.bytes.length > 0 ? [prefix, value.bytes] : [prefix];
+}
+
+/** A stream over the chunks of a record, for `Storage.put`. */
+export function recordStream(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
+  let i = 0;
+  return new ReadableStream({
+    pull(controller) {
+      const chunk = chunks[i++];
+      if (chunk) controller.enqueue(chunk);
+      else controller.close();
+    },
+  });
+}
+
+/** Reads exact byte counts from a stream of arbitrary chunks. */
+class ExactReader {
+  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #pending: Uint8Array = new Uint8Array(0);
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.#reader = stream.getReader();
+  }
+
+  /** Fill `target` completely, or throw if the stream ends first. */
+  async readInto(target: Uint8Array, what: string): Promise<void> {
+    let filled = 0;
+    while (filled < target.length) {
+      if (this.#pending.length === 0) {
+        const { done, value } = await this.#reader.read();
+        if (done) {
+          throw new RangeError(
+            `Cannot decode ${what}: the record ends after ${filled} of ${target.length} bytes; it is truncated or not a kubeface record`,
+          );
+        }
+        this.#pending = value;
+      }
+      const n = Math.min(target.length - filled, this.#pending.length);
+      target.set(this.#pending.subarray(0, n), filled);
+      this.#pending = this.#pending.subarray(n);
+      filled += n;
+    }
+  }
+
+  async cancel(): Promise<void> {
+    await this.#reader.cancel().catch(() => {});
+  }
+}
+
+async function readHeaderFrom<H extends RecordHeader>(
+  reader: ExactReader,
+  what: string,
+): Promise<H> {
+  const prefix = new Uint8Array(MAGIC.length + 4);
+  await reader.readInto(prefix, what);
+  if (!MAGIC.every((byte, i) => prefix[i] === byte)) {
+    throw new RangeError(`Cannot decode ${what}: it is not a kubeface record (bad magic bytes)`);
+  }
+  const length = new DataView(prefix.buffer).getUint32(MAGIC.length, true);
+  const json = new Uint8Array(length);
+  await reader.readInto(json, what);
+  return JSON.parse(new TextDecoder().decode(json)) as H;
+}
+
+/** Read only the header of a record and stop reading. */
+export async function readHeader<H extends RecordHeader>(
+  stream: ReadableStream<Uint8Array>,
+  what: string,
+): Promise<H> {
+  const reader = new ExactReader(stream);
+  try {
+    return await readHeaderFrom<H>(reader, what);
+  } finally {
+    await reader.cancel();
+  }
+}
+
+/** Read a whole record: its header and its decoded value. */
+export async function readRecord<H extends RecordHeader>(
+  stream: ReadableStream<Uint8Array>,
+  what: string,
+): Promise<{ header: H; value: unknown }> {
+  const reader = new ExactReader(stream);
+  try {
+    const header = await readHeaderFrom<H>(reader, what);
+    const payload = new Uint8Array(header.size);
+    await reader.readInto(payload, what);
+    return { header, value: decodeValue(header.encoding, payload) };
+  } finally {
+    await reader.cancel();
+  }
+}

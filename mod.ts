@@ -1,0 +1,91 @@
+/**
+ * kubeface runs a parallel map of long, expensive tasks: one process (or
+ * Kubernetes pod) per task, with storage (a local directory or Google Cloud
+ * Storage) as the only channel between the master and the tasks.
+ *
+ * A task module exports `task` and `inputs`:
+ *
+ * ```ts ignore
+ * // squares.ts
+ * export const inputs = [1, 2, 3];
+ * export function task(x: number): number {
+ *   return x * x;
+ * }
+ * ```
+ *
+ * and a job maps it, yielding results in input order:
+ *
+ * ```ts ignore
+ * import { map } from "./mod.ts";
+ *
+ * for await (const square of map<number, number>("./squares.ts")) console.log(square);
+ * ```
+ *
+ * @module
+ */
+
+import { Client, type ClientOptions, type MapOptions, type MapRun } from "./lib/client.ts";
+
+export { Client, MapRun } from "./lib/client.ts";
+export type { ClientOptions, MapOptions } from "./lib/client.ts";
+export { DEFAULTS, type JobOptions } from "./lib/options.ts";
+export type { Entry, JobInfo } from "./lib/job/run.ts";
+export type { JobPhase, Progress } from "./lib/job/state.ts";
+export type { InputSource, TaskModule } from "./lib/task_module.ts";
+export type {
+  AttemptSpec,
+  Backend,
+  BackendEvent,
+  BackendName,
+  BackendSession,
+  ExitReason,
+  JobContext,
+} from "./lib/backends/backend.ts";
+export type { BackendOptions } from "./lib/backends/select.ts";
+export type { LocalBackendOptions } from "./lib/backends/local.ts";
+export { openStorage } from "./lib/storage/storage.ts";
+export type { Body, ObjectInfo, PutOptions, Storage } from "./lib/storage/storage.ts";
+export {
+  BackendError,
+  JobInterruptedError,
+  JobMismatchError,
+  NotFoundError,
+  StorageError,
+  TaskError,
+  WorkerCrashError,
+} from "./lib/errors.ts";
+
+/**
+ * Map a task module over its inputs (or `options.inputs`) and iterate the
+ * results in input order. Shorthand for `new Client(options).map(module, options)`.
+ *
+ * @param module Path or URL of the task module; it must export `task`, and
+ * `inputs` unless `options.inputs` is given.
+ * @param options Where to run (storage, backend) and how (see {@linkcode JobOptions}).
+ * @returns The running job; iterate it for the results.
+ * @throws {TypeError} An option is malformed (the module itself is checked when iteration starts).
+ * @throws {RangeError} A number option is out of range.
+ *
+ * @example Map squares over inputs given here
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { map } from "./mod.ts";
+ *
+ * const storage = await Deno.makeTempDir();
+ * const results = [];
+ * for await (const y of map<number, number>("./examples/squares.ts", {
+ *   storage,
+ *   inputs: [1, 2, 3],
+ * })) {
+ *   results.push(y);
+ * }
+ * assert.deepEqual(results, [1, 4, 9]);
+ * await Deno.remove(storage, { recursive: true });
+ * ```
+ */
+export function map<I = unknown, O = unknown>(
+  module: string | URL,
+  options: ClientOptions & MapOptions<I> = {},
+): MapRun<I, O> {
+  return new Client(options).map<I, O>(module, options);
+}
