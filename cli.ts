@@ -19,7 +19,18 @@ import {
   WorkerCrashError,
 } from "./lib/errors.ts";
 import { type Io, UsageError } from "./lib/cli/io.ts";
+import {
+  CLEANUP_HELP,
+  cleanupCommand,
+  JOBS_HELP,
+  jobsCommand,
+  LOGS_HELP,
+  logsCommand,
+  STATUS_HELP,
+  statusCommand,
+} from "./lib/cli/jobs.ts";
 import { MAP_HELP, mapCommand, RUN_HELP, runCommand } from "./lib/cli/map.ts";
+import { CAT_HELP, catCommand, CP_HELP, cpCommand } from "./lib/cli/objects.ts";
 
 /** A subcommand: its runner and its help. */
 interface Command {
@@ -34,6 +45,16 @@ const COMMANDS: Record<string, Command> = {
     run: runCommand,
     help: RUN_HELP,
     summary: "map an expression or shell command over inputs",
+  },
+  jobs: { run: jobsCommand, help: JOBS_HELP, summary: "list the jobs in a storage root" },
+  status: { run: statusCommand, help: STATUS_HELP, summary: "print one job's status" },
+  logs: { run: logsCommand, help: LOGS_HELP, summary: "print the output of a job's workers" },
+  cat: { run: catCommand, help: CAT_HELP, summary: "print a stored object, decoded" },
+  cp: { run: cpCommand, help: CP_HELP, summary: "copy objects between local paths and storage" },
+  cleanup: {
+    run: cleanupCommand,
+    help: CLEANUP_HELP,
+    summary: "delete jobs and what their backend keeps",
   },
 };
 
@@ -101,6 +122,7 @@ export async function main(args: string[], io: Io = terminal()): Promise<number>
   try {
     return await command.run(rest, io);
   } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) return 141; // the reader went away, as with `| head`
     if (error instanceof UsageError) {
       io.err(`kubeface ${name}: ${error.message}\n\n${command.help}`);
       return error.exitCode;

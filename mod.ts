@@ -32,6 +32,7 @@ export { DEFAULTS, type JobOptions } from "./lib/options.ts";
 export type { Entry, JobInfo } from "./lib/job/run.ts";
 export type { JobPhase, Progress } from "./lib/job/state.ts";
 export type { InputSource, TaskModule } from "./lib/task_module.ts";
+export { BACKEND_NAMES } from "./lib/backends/backend.ts";
 export type {
   AttemptSpec,
   Backend,
@@ -40,11 +41,14 @@ export type {
   BackendSession,
   ExitReason,
   JobContext,
+  WorkerLog,
 } from "./lib/backends/backend.ts";
 export type { BackendOptions } from "./lib/backends/select.ts";
 export type { LocalBackendOptions } from "./lib/backends/local.ts";
+export { Shared } from "./lib/shared.ts";
 export { openStorage } from "./lib/storage/storage.ts";
 export type { Body, ObjectInfo, PutOptions, Storage } from "./lib/storage/storage.ts";
+export type { FailureKind } from "./lib/errors.ts";
 export {
   BackendError,
   JobInterruptedError,

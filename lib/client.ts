@@ -12,6 +12,7 @@ import { type Entry, type JobInfo, jobKeyFor, runJob } from "./job/run.ts";
 import type { JobRunner } from "./job/runner.ts";
 import type { Progress } from "./job/state.ts";
 import { defaultStorage, type JobOptions, resolveJobOptions } from "./options.ts";
+import { type Shared, shareValue } from "./shared.ts";
 import { openStorage } from "./storage/storage.ts";
 import { type InputSource, moduleUrl } from "./task_module.ts";
 
@@ -141,6 +142,18 @@ export class Client {
   async backend(): Promise<Backend> {
     const backend = this.options.backend ?? envOr("KUBEFACE_BACKEND", "local");
     return typeof backend === "string" ? await createBackend(backend, this.options) : backend;
+  }
+
+  /**
+   * Store a value once in this client's storage and return a small
+   * reference to put in inputs; a task calls `await ref.get()` to load it
+   * (once per worker process).
+   *
+   * @throws {TypeError} The value cannot be serialized.
+   */
+  async share<T>(value: T): Promise<Shared<T>> {
+    await using storage = await openStorage(this.storage);
+    return await shareValue(storage, value);
   }
 
   /**

@@ -132,7 +132,7 @@ export type ResolvedJobOptions =
   & Pick<JobOptions, "job" | "onProgress" | "signal">;
 
 /** The defaults of {@linkcode JobOptions}. */
-export const DEFAULTS: Readonly<Required<Defaulted>> = {
+export const DEFAULTS: Readonly<Required<Omit<JobOptions, "job" | "onProgress" | "signal">>> = {
   parallelism: 4,
   itemsPerTask: 1,
   permissions: [],

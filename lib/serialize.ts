@@ -96,37 +96,60 @@ export function recordStream(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
   });
 }
 
-/** Reads exact byte counts from a stream of arbitrary chunks. */
+/**
+ * Reads exact byte counts from a stream. A byte stream (a local file) is
+ * read straight into the destination buffer, leaving no garbage chunks.
+ */
 class ExactReader {
-  #reader: ReadableStreamDefaultReader<Uint8Array>;
+  #byob: ReadableStreamBYOBReader | undefined;
+  #reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
   #pending: Uint8Array = new Uint8Array(0);
 
   constructor(stream: ReadableStream<Uint8Array>) {
-    this.#reader = stream.getReader();
+    try {
+      this.#byob = stream.getReader({ mode: "byob" });
+    } catch {
+      this.#reader = stream.getReader();
+    }
   }
 
-  /** Fill `target` completely, or throw if the stream ends first. */
-  async readInto(target: Uint8Array, what: string): Promise<void> {
+  /** Read exactly `length` bytes, or throw if the stream ends first. */
+  async read(length: number, what: string): Promise<Uint8Array> {
+    const truncated = (filled: number) =>
+      new RangeError(
+        `Cannot decode ${what}: the record ends after ${filled} of ${length} bytes; it is truncated or not a kubeface record`,
+      );
+    if (this.#byob) {
+      let buffer = new ArrayBuffer(length);
+      let filled = 0;
+      while (filled < length) {
+        const { done, value } = await this.#byob.read(
+          new Uint8Array(buffer, filled, length - filled),
+        );
+        if (done || !value) throw truncated(filled);
+        buffer = value.buffer as ArrayBuffer;
+        filled += value.length;
+      }
+      return new Uint8Array(buffer, 0, length);
+    }
+    const target = new Uint8Array(length);
     let filled = 0;
-    while (filled < target.length) {
+    while (filled < length) {
       if (this.#pending.length === 0) {
-        const { done, value } = await this.#reader.read();
-        if (done) {
-          throw new RangeError(
-            `Cannot decode ${what}: the record ends after ${filled} of ${target.length} bytes; it is truncated or not a kubeface record`,
-          );
-        }
+        const { done, value } = await this.#reader!.read();
+        if (done) throw truncated(filled);
         this.#pending = value;
       }
-      const n = Math.min(target.length - filled, this.#pending.length);
+      const n = Math.min(length - filled, this.#pending.length);
       target.set(this.#pending.subarray(0, n), filled);
       this.#pending = this.#pending.subarray(n);
       filled += n;
     }
+    return target;
   }
 
   async cancel(): Promise<void> {
-    await this.#reader.cancel().catch(() => {});
+    await (this.#byob ?? this.#reader)!.cancel().catch(() => {});
   }
 }
 
@@ -134,14 +157,12 @@ async function readHeaderFrom<H extends RecordHeader>(
   reader: ExactReader,
   what: string,
 ): Promise<H> {
-  const prefix = new Uint8Array(MAGIC.length + 4);
-  await reader.readInto(prefix, what);
+  const prefix = await reader.read(MAGIC.length + 4, what);
   if (!MAGIC.every((byte, i) => prefix[i] === byte)) {
     throw new RangeError(`Cannot decode ${what}: it is not a kubeface record (bad magic bytes)`);
   }
-  const length = new DataView(prefix.buffer).getUint32(MAGIC.length, true);
-  const json = new Uint8Array(length);
-  await reader.readInto(json, what);
+  const length = new DataView(prefix.buffer, prefix.byteOffset).getUint32(MAGIC.length, true);
+  const json = await reader.read(length, what);
   return JSON.parse(new TextDecoder().decode(json)) as H;
 }
 
@@ -166,8 +187,7 @@ export async function readRecord<H extends RecordHeader>(
   const reader = new ExactReader(stream);
   try {
     const header = await readHeaderFrom<H>(reader, what);
-    const payload = new Uint8Array(header.size);
-    await reader.readInto(payload, what);
+    const payload = await reader.read(header.size, what);
     return { header, value: decodeValue(header.encoding, payload) };
   } finally {
     await reader.cancel();

@@ -110,6 +110,18 @@ export interface Backend {
    * stopping what still runs. Returns a line per removed thing.
    */
   cleanup(jobKey: string): Promise<string[]>;
+  /**
+   * Output of a job's workers that the backend keeps itself (pod logs), for
+   * backends whose workers do not store their logs. Optional.
+   */
+  logs?(jobKey: string, task?: number): AsyncIterable<WorkerLog>;
+}
+
+/** The output of one attempt. */
+export interface WorkerLog {
+  task: number;
+  attempt: string;
+  text: string;
 }
 
 /** Names accepted by {@linkcode createBackend}. */

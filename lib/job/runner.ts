@@ -13,6 +13,7 @@ import { JobInterruptedError, TaskError, WorkerCrashError } from "../errors.ts";
 import { readHeader } from "../serialize.ts";
 import type { Storage } from "../storage/storage.ts";
 import type { ResolvedJobOptions } from "../options.ts";
+import { HEARTBEAT_MS } from "../status/status.ts";
 import { type JobLayout, newAttemptId } from "./layout.ts";
 import type { Manifest, ResultHeader } from "./manifest.ts";
 import {
@@ -238,8 +239,11 @@ export class JobRunner {
       if (losers.length > 0) await this.#session?.cancel(losers.map((a) => a.id));
       return this.#finishStep();
     }
-    if (attempt.outcome === "cancelled" || this.phase !== "running") return this.#notify();
     const stillRunning = task.attempts.some((a) => a.endedAt === undefined);
+    if (attempt.outcome === "cancelled" || this.phase !== "running") {
+      if (!stillRunning) task.phase = "pending"; // stopped, to be run again by a later master
+      return this.#notify();
+    }
 
     if (attempt.outcome === "task-error") {
       const header = await readHeader<ResultHeader>(
@@ -388,12 +392,10 @@ export class JobRunner {
 
   #maybeWriteStatus(final: boolean): Promise<void> {
     const now = Date.now();
-    if (
-      !final &&
-      (!this.#statusDirty || now - this.#lastStatusWrite < this.#ctx.options.statusIntervalMs)
-    ) {
-      return this.#statusWriting;
-    }
+    const since = now - this.#lastStatusWrite;
+    const due = (this.#statusDirty && since >= this.#ctx.options.statusIntervalMs) ||
+      since >= HEARTBEAT_MS;
+    if (!final && !due) return this.#statusWriting;
     this.#statusDirty = false;
     this.#lastStatusWrite = now;
     this.#statusWriting = this.#statusWriting

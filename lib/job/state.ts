@@ -58,11 +58,17 @@ export type JobPhase = "preparing" | "running" | "done" | "failed" | "interrupte
 export interface Progress {
   /** Job key. */
   job: string;
+  /** Where the job is. */
   phase: JobPhase;
+  /** Number of tasks. */
   total: number;
+  /** Tasks waiting to run (or to run again). */
   pending: number;
+  /** Tasks with an attempt running. */
   running: number;
+  /** Tasks with a result. */
   done: number;
+  /** Tasks that failed for good. */
   failed: number;
   /** Done tasks whose result came from an earlier run. */
   reused: number;

@@ -12,6 +12,9 @@ import type { AttemptOutcome, JobPhase, Progress } from "../job/state.ts";
 import { type Storage, writeJson } from "../storage/storage.ts";
 import { renderStatusHtml } from "./html.ts";
 
+/** A master rewrites the status of a running job at least this often. */
+export const HEARTBEAT_MS = 60_000;
+
 /** Facts about a job that do not change while it runs. */
 export interface JobFacts {
   job: string;

@@ -18,6 +18,7 @@ import {
   readRecord,
   recordStream,
 } from "../serialize.ts";
+import { reviveShared } from "../shared.ts";
 import { readBytes, readJson, type Storage } from "../storage/storage.ts";
 import { checkTaskModule } from "../task_module.ts";
 import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
@@ -74,10 +75,11 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   const exports = await import(toFileUrl(bundlePath).href) as Record<string, unknown>;
   const { task: fn } = checkTaskModule(exports, manifest.module, false);
 
-  const { header, value: input } = await readRecord<InputHeader>(
+  const { header, value: stored } = await readRecord<InputHeader>(
     await storage.get(layout.input(task)),
     `input of task ${task}`,
   );
+  const input = reviveShared(stored);
 
   const started = new Date();
   let value: EncodedValue | undefined;
@@ -126,10 +128,17 @@ export function errorRecord(thrown: unknown, item?: number): ErrorRecord {
     ? {
       name: thrown.name,
       message: thrown.message,
-      stack: thrown.stack ?? `${thrown.name}: ${thrown.message}`,
+      stack: trimStack(thrown.stack ?? `${thrown.name}: ${thrown.message}`),
     }
     : { name: "Error", message: `non-error thrown: ${String(thrown)}`, stack: "" };
   return item === undefined ? record : { ...record, item };
+}
+
+/** Cut a stack where it enters kubeface's worker, leaving the user's frames. */
+function trimStack(stack: string): string {
+  const lines = stack.split("\n");
+  const cut = lines.findIndex((line) => line.includes(import.meta.url));
+  return (cut > 0 ? lines.slice(0, cut) : lines).join("\n");
 }
 
 function hostName(): string {

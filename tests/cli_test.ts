@@ -1,0 +1,322 @@
+/**
+ * The `kubeface` command as a user runs it (local backend, local storage).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { assertSnapshot, kubeface } from "./support/cli.ts";
+import { example, fixture } from "./support/jobs.ts";
+
+async function withStorage(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "kubeface-cli-test-" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("kubeface map --out writes one {input, result} line per input, in order", async () => {
+  await withStorage(async (dir) => {
+    const out = join(dir, "r.jsonl");
+    const r = await kubeface([
+      "map",
+      "--module",
+      example("squares.ts"),
+      "--storage",
+      join(dir, "s"),
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = (await Deno.readTextFile(out)).trimEnd().split("\n");
+    assert.equal(lines.length, 100);
+    lines.forEach((line, i) => assert.deepEqual(JSON.parse(line), { input: i, result: i * i }));
+    assert.match(
+      r.stderr,
+      /kubeface: job squares-\d{8}-\d{6}-\w{4}: 100 task\(s\) for 100 input\(s\)/,
+    );
+    assert.match(r.stderr, /kubeface: status file:\/\/.*\/status\.html/);
+    assert.equal(r.stdout, "");
+  });
+});
+
+Deno.test("kubeface map writes to standard output, and --quiet prints nothing else", async () => {
+  await withStorage(async (dir) => {
+    const r = await kubeface(["map", "-m", fixture("half.ts"), "--storage", dir, "--quiet"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, "");
+    assert.deepEqual(
+      r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l)),
+      [1, 2, 3, 4, 5, 6, 7, 8, 9].map((x) => ({ input: x, result: 2 / x })),
+    );
+  });
+});
+
+Deno.test("kubeface map reads the storage and backend from the environment", async () => {
+  await withStorage(async (dir) => {
+    const r = await kubeface(["map", "-m", fixture("half.ts"), "-q"], {
+      env: { KUBEFACE_STORAGE: dir, KUBEFACE_BACKEND: "local" },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const jobs = [...Deno.readDirSync(join(dir, "jobs"))];
+    assert.equal(jobs.length, 1);
+    const bad = await kubeface(["map", "-m", fixture("half.ts"), "-q"], {
+      env: { KUBEFACE_STORAGE: dir, KUBEFACE_BACKEND: "nowhere" },
+    });
+    assert.equal(bad.code, 1);
+    assert.match(
+      bad.stderr,
+      /Cannot use backend 'nowhere': choose one of local, container, kubernetes/,
+    );
+  });
+});
+
+Deno.test("kubeface map exits 1 with the task's index and error when a task throws", async () => {
+  await withStorage(async (dir) => {
+    const out = join(dir, "r.jsonl");
+    const r = await kubeface([
+      "map",
+      "-m",
+      fixture("throws.ts"),
+      "--storage",
+      dir,
+      "--out",
+      out,
+      "-q",
+    ]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^kubeface: Task 3 \(input 3\) threw TypeError: cannot handle 3\n/);
+    assert.match(r.stderr, /at task \(file:\/\/.*throws\.ts:\d+:\d+\)/, "the remote stack follows");
+    await assert.rejects(Deno.stat(out), Deno.errors.NotFound, "no half-written output");
+    await assert.rejects(Deno.stat(`${out}.partial`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("kubeface map exits 1 naming the missing export", async () => {
+  await withStorage(async (dir) => {
+    const r = await kubeface(["map", "-m", fixture("no_task.ts"), "--storage", dir, "-q"]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^kubeface: Task module '.*no_task\.ts' does not export 'task'/);
+  });
+});
+
+Deno.test("kubeface map exits 2 with its help on a bad flag, a missing module or a bad number", async () => {
+  const unknown = await kubeface(["map", "--modul", "x.ts"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /^kubeface map: Unknown option '--modul'/);
+  assert.match(unknown.stderr, /Usage: kubeface map --module FILE/);
+  const missing = await kubeface(["map"]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /^kubeface map: --module is required/);
+  const zero = await kubeface(["map", "-m", "x.ts", "--parallelism", "0"]);
+  assert.equal(zero.code, 2);
+  assert.match(
+    zero.stderr,
+    /^kubeface map: Cannot use parallelism 0: it must be a positive integer/,
+  );
+  const word = await kubeface(["map", "-m", "x.ts", "--timeout", "soon"]);
+  assert.equal(word.code, 2);
+  assert.match(
+    word.stderr,
+    /--timeout must be a duration such as 500ms, 90s, 30m, 2h or 7d, not 'soon'/,
+  );
+});
+
+Deno.test("kubeface run --expression maps an expression and writes CSV", async () => {
+  await withStorage(async (dir) => {
+    const r = await kubeface([
+      "run",
+      "--expression",
+      "value ** 2",
+      "--inputs-expression",
+      "Array.from({length: 4}, (_, i) => i)",
+      "--format",
+      "csv",
+      "--storage",
+      dir,
+      "-q",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "input,result\n0,0\n1,1\n2,4\n3,9\n");
+  });
+});
+
+Deno.test("kubeface run --shell-command runs the command per input, quoted", async () => {
+  await withStorage(async (dir) => {
+    const r = await kubeface([
+      "run",
+      "--shell-command",
+      "printf '%s!' {}",
+      "--inputs-expression",
+      `["a b", "it's", "$HOME"]`,
+      "--storage",
+      dir,
+      "-q",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(
+      r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).result),
+      ["a b!", "it's!", "$HOME!"],
+    );
+  });
+});
+
+Deno.test("kubeface run needs exactly one of --expression and --shell-command", async () => {
+  const r = await kubeface(["run", "--inputs-expression", "[1]"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /give exactly one of --expression and --shell-command/);
+});
+
+for (
+  const args of [
+    ["--help"],
+    ...["map", "run", "jobs", "status", "logs", "cat", "cp", "cleanup"].map((c) => [c, "--help"]),
+  ]
+) {
+  Deno.test(`kubeface ${args.join(" ")} matches its snapshot`, async () => {
+    const r = await kubeface(args);
+    assert.equal(r.code, 0);
+    await assertSnapshot(`help_${args.length === 1 ? "main" : args[0]}.txt`, r.stdout);
+  });
+}
+
+Deno.test("kubeface jobs lists unfinished jobs, and every job with --all", async () => {
+  await withStorage(async (dir) => {
+    await kubeface(["map", "-m", fixture("half.ts"), "--storage", dir, "--job", "ok-1", "-q"]);
+    await kubeface(["map", "-m", fixture("throws.ts"), "--storage", dir, "--job", "bad-1", "-q"]);
+    const some = await kubeface(["jobs", "--storage", dir]);
+    assert.equal(some.code, 0, some.stderr);
+    assert.match(some.stdout, /^JOB\s+STATE\s+PROGRESS\s+FAILED\s+BACKEND\s+STARTED\s+UPDATED\n/);
+    assert.match(some.stdout, /\nbad-1\s+failed\s+0\/6\s+1\s+local\s+[\d.]+s ago\s+[\d.]+s ago\n$/);
+    assert.doesNotMatch(some.stdout, /ok-1/);
+    const all = await kubeface(["jobs", "--all", "--storage", dir]);
+    assert.match(all.stdout, /\nok-1\s+done\s+9\/9\s+0\s+local\s/);
+    const none = await kubeface(["jobs", "--storage", join(dir, "empty")]);
+    assert.match(none.stdout, /^No unfinished jobs in file:\/\//);
+  });
+});
+
+Deno.test("kubeface status prints counts and failures, or the page as JSON", async () => {
+  await withStorage(async (dir) => {
+    await kubeface(["map", "-m", fixture("throws.ts"), "--storage", dir, "--job", "bad-2", "-q"]);
+    const text = await kubeface(["status", "bad-2", "--storage", dir]);
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /^Job bad-2: failed\n/);
+    assert.match(
+      text.stdout,
+      /6 task\(s\) for 6 input\(s\): 0 done \(0 reused\), 0 running, 5 pending, 1 failed/,
+    );
+    assert.match(
+      text.stdout,
+      /Failed tasks:\n {2}task 3: Task 3 \(input 3\) threw TypeError: cannot handle 3\n/,
+    );
+    const json = await kubeface(["status", "bad-2", "--json", "--storage", dir]);
+    const page = JSON.parse(json.stdout);
+    assert.equal(page.job, "bad-2");
+    assert.equal(page.phase, "failed");
+    assert.equal(page.tasks[3].attempts[0].outcome, "task-error");
+    const missing = await kubeface(["status", "nope", "--storage", dir]);
+    assert.equal(missing.code, 1);
+    assert.match(
+      missing.stderr,
+      /no job 'nope' in file:\/\/.*; list the jobs there with kubeface jobs --all/,
+    );
+  });
+});
+
+Deno.test("kubeface cat decodes results and errors; kubeface cp copies objects and prefixes", async () => {
+  await withStorage(async (dir) => {
+    const storage = join(dir, "s");
+    await kubeface(["map", "-m", fixture("throws.ts"), "--storage", storage, "--job", "c-1", "-q"]);
+    const errors = [...Deno.readDirSync(join(storage, "jobs/c-1/results/3"))];
+    const error = await kubeface(["cat", join(storage, "jobs/c-1/results/3", errors[0]!.name)]);
+    assert.equal(error.code, 0, error.stderr);
+    assert.match(error.stdout, /"status": "error"/);
+    assert.match(
+      error.stdout,
+      /\n\nTypeError: cannot handle 3\n {4}at task \(file:\/\/.*throws\.ts/,
+    );
+
+    await kubeface([
+      "run",
+      "-e",
+      "new Map([[value, 2n ** 70n]])",
+      "-i",
+      "[1]",
+      "--storage",
+      storage,
+      "--job",
+      "c-2",
+      "-q",
+    ]);
+    const [ok] = [...Deno.readDirSync(join(storage, "jobs/c-2/results/0"))];
+    const copy = join(dir, "copy.ok");
+    const cp = await kubeface([
+      "cp",
+      `file://${join(storage, "jobs/c-2/results/0", ok!.name)}`,
+      copy,
+    ]);
+    assert.equal(cp.code, 0, cp.stderr);
+    const value = await kubeface(["cat", copy]);
+    assert.deepEqual(JSON.parse(value.stdout).value, [[1, "1180591620717411303424"]]);
+
+    const tree = await kubeface(["cp", `${join(storage, "jobs/c-2")}/`, `${join(dir, "tree")}/`]);
+    assert.equal(tree.code, 0, tree.stderr);
+    assert.match(tree.stderr, /copied \d+ object\(s\)/);
+    assert.ok(Deno.statSync(join(dir, "tree/manifest.json")).isFile);
+    const plain = await kubeface(["cat", join(dir, "tree/manifest.json")]);
+    assert.equal(JSON.parse(plain.stdout).key, "c-2");
+  });
+});
+
+Deno.test("kubeface cleanup says what it deletes, asks, and deletes only with consent", async () => {
+  await withStorage(async (dir) => {
+    await kubeface(["map", "-m", fixture("half.ts"), "--storage", dir, "--job", "gone-1", "-q"]);
+    await kubeface(["map", "-m", fixture("throws.ts"), "--storage", dir, "--job", "kept-1", "-q"]);
+    const noTty = await kubeface(["cleanup", "--done", "--storage", dir]);
+    assert.equal(noTty.code, 1);
+    assert.match(
+      noTty.stderr,
+      /will delete 1 job\(s\) from .*:\n {2}gone-1 \(done\): \d+ object\(s\)/,
+    );
+    assert.match(noTty.stderr, /nothing deleted; pass --yes/);
+    assert.ok(Deno.statSync(join(dir, "jobs/gone-1/manifest.json")).isFile);
+    const yes = await kubeface(["cleanup", "--done", "--yes", "--storage", dir]);
+    assert.equal(yes.code, 0, yes.stderr);
+    assert.match(yes.stderr, /deleted job gone-1 \(\d+ object\(s\)\)/);
+    await assert.rejects(Deno.stat(join(dir, "jobs/gone-1")), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(join(dir, "index/gone-1.json")), Deno.errors.NotFound);
+    assert.ok(Deno.statSync(join(dir, "jobs/kept-1/manifest.json")).isFile, "other jobs stay");
+    const byKey = await kubeface(["cleanup", "kept-1", "-y", "--storage", dir]);
+    assert.equal(byKey.code, 0, byKey.stderr);
+    await assert.rejects(Deno.stat(join(dir, "jobs/kept-1")), Deno.errors.NotFound);
+    const unknown = await kubeface(["cleanup", "never-was", "-y", "--storage", dir]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no job 'never-was'/);
+  });
+});
+
+Deno.test("kubeface logs prints what each attempt of a task printed", async () => {
+  await withStorage(async (dir) => {
+    await kubeface([
+      "run",
+      "-e",
+      "(console.log('hello from', value), value)",
+      "-i",
+      "[5, 6]",
+      "--storage",
+      dir,
+      "--job",
+      "l-1",
+      "-q",
+    ]);
+    const one = await kubeface(["logs", "l-1", "1", "--storage", dir]);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, /^==> task 1, attempt [\w-]+ <==\nhello from 6\n$/);
+    const all = await kubeface(["logs", "l-1", "--storage", dir]);
+    assert.match(all.stdout, /hello from 5\n[\s\S]*hello from 6\n/);
+  });
+});

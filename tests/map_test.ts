@@ -1,0 +1,345 @@
+/**
+ * The core contract of map(), on every storage and backend.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { Client, map, TaskError, WorkerCrashError } from "../mod.ts";
+import { targetTest } from "./support/targets.ts";
+import {
+  collect,
+  failure,
+  fixture,
+  maxOverlap,
+  resultHeaders,
+  storedKeys,
+  waitFor,
+} from "./support/jobs.ts";
+
+const quiet = { speculationPercent: 0, retryDelayMs: 10 };
+
+targetTest("map() yields 2/x over 1..9 in input order", async (target, storage) => {
+  const results = await collect(
+    new Client(await target.client(storage)).map<number, number>(fixture("half.ts"), quiet),
+  );
+  assert.deepEqual(results, [1, 2, 3, 4, 5, 6, 7, 8, 9].map((x) => 2 / x));
+});
+
+targetTest(
+  "map() yields async results in input order though they finish out of order",
+  async (target, storage) => {
+    const run = new Client(await target.client(storage)).map<number, number>(
+      fixture("async_shuffle.ts"),
+      { ...quiet, parallelism: 8 },
+    );
+    assert.deepEqual(await collect(run), [0, 3, 6, 9, 12, 15, 18, 21]);
+    const ends = (await resultHeaders(storage, run.job)).sort((a, b) => a.task - b.task)
+      .map((h) => Date.parse(h.endedAt));
+    assert.ok(ends[0]! > ends[7]!, "task 0 should have finished after task 7");
+  },
+);
+
+targetTest(
+  "map() takes inputs from a generator, an async generator or a function",
+  async (target, storage) => {
+    const client = new Client(await target.client(storage));
+    function* generator() {
+      yield 10;
+      yield 20;
+    }
+    async function* asyncGenerator() {
+      yield 30;
+      yield 40;
+    }
+    assert.deepEqual(
+      await collect(client.map(fixture("echo.ts"), { ...quiet, inputs: generator() })),
+      [10, 20],
+    );
+    assert.deepEqual(
+      await collect(client.map(fixture("echo.ts"), { ...quiet, inputs: asyncGenerator() })),
+      [30, 40],
+    );
+    assert.deepEqual(
+      await collect(client.map(fixture("echo.ts"), { ...quiet, inputs: () => new Set([50, 60]) })),
+      [50, 60],
+    );
+  },
+);
+
+targetTest(
+  "itemsPerTask batches inputs into fewer tasks and keeps one result per input",
+  async (target, storage) => {
+    const run = new Client(await target.client(storage)).map<number, number>(fixture("half.ts"), {
+      ...quiet,
+      itemsPerTask: 4,
+    });
+    const entries = [];
+    for await (const entry of run.entries()) entries.push(entry);
+    assert.deepEqual(entries.map((e) => e.index), [0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(entries.map((e) => e.input), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(entries.map((e) => e.value), [1, 2, 3, 4, 5, 6, 7, 8, 9].map((x) => 2 / x));
+    const headers = await resultHeaders(storage, run.job);
+    assert.deepEqual(headers.map((h) => h.task).sort(), [0, 1, 2], "9 inputs in tasks of 4");
+  },
+);
+
+targetTest(
+  "typed arrays, Map, Set, Date, BigInt, nested objects and errors round-trip",
+  async (target, storage) => {
+    const inputs: unknown[] = [
+      new Uint8Array([1, 2, 255]),
+      new Float64Array([0.5, -1e300]),
+      new BigInt64Array([-(2n ** 63n)]),
+      new Map<unknown, unknown>([["a", 1], [2, new Set(["x"])]]),
+      new Date(Date.UTC(2026, 10, 28)),
+      2n ** 100n,
+      { nested: [{ deep: [null, undefined, -0, NaN] }] },
+      new RangeError("kept"),
+    ];
+    const client = new Client(await target.client(storage));
+    const echoed = await collect(client.map(fixture("echo.ts"), { ...quiet, inputs }));
+    assert.deepEqual(echoed.slice(0, 7), inputs.slice(0, 7));
+    const error = echoed[7];
+    assert.ok(error instanceof Error);
+    assert.equal(error.name, "RangeError");
+    assert.equal(error.message, "kept");
+    const seen = await collect(client.map(fixture("describe.ts"), { ...quiet, inputs }));
+    assert.deepEqual(seen.slice(0, 4), [
+      "[object Uint8Array]:3",
+      "[object Float64Array]",
+      "[object BigInt64Array]",
+      "[object Map]",
+    ]);
+  },
+);
+
+targetTest(
+  "a Uint8Array travels as raw bytes, without serialization overhead",
+  async (target, storage) => {
+    const input = new Uint8Array(1_000_000).fill(7);
+    const run = new Client(await target.client(storage)).map(fixture("echo.ts"), {
+      ...quiet,
+      inputs: [input],
+    });
+    assert.deepEqual(await collect(run), [input]);
+    const [header] = await resultHeaders(storage, run.job);
+    assert.equal(header!.encoding, "bytes");
+    assert.equal(header!.size, 1_000_000);
+  },
+);
+
+targetTest(
+  "a task that throws fails map() at once with the remote error and its index",
+  async (target, storage) => {
+    const run = new Client(await target.client(storage)).map(fixture("throws.ts"), {
+      ...quiet,
+      parallelism: 6,
+    });
+    const error = await failure(run);
+    assert.ok(error instanceof TaskError, `expected a TaskError, got ${error}`);
+    assert.equal(error.task, 3);
+    assert.equal(error.input, 3);
+    assert.equal(error.remoteName, "TypeError");
+    assert.equal(error.remoteMessage, "cannot handle 3");
+    assert.match(error.remoteStack, /throws\.ts:\d+:\d+/, "the stack names the user's file");
+    assert.match(error.message, /Task 3 \(input 3\) threw TypeError: cannot handle 3/);
+    const done = (await resultHeaders(storage, run.job)).filter((h) => h.status === "ok");
+    assert.ok(done.length < 5, `fail fast: ${done.length} other tasks had finished`);
+  },
+);
+
+targetTest(
+  "with failFast off, the other tasks finish before the error is thrown",
+  async (target, storage) => {
+    const run = new Client(await target.client(storage)).map<number, number>(fixture("throws.ts"), {
+      ...quiet,
+      parallelism: 2,
+      failFast: false,
+    });
+    const yielded: number[] = [];
+    let caught: unknown;
+    try {
+      for await (const value of run) yielded.push(value);
+    } catch (error) {
+      caught = error;
+    }
+    assert.ok(caught instanceof TaskError);
+    assert.equal(caught.task, 3);
+    assert.deepEqual(yielded, [0, 1, 2], "results before the failed task are yielded");
+    const ok = (await resultHeaders(storage, run.job)).filter((h) => h.status === "ok");
+    assert.deepEqual(ok.map((h) => h.task).sort(), [0, 1, 2, 4, 5]);
+  },
+);
+
+targetTest("a task's own error is not retried", async (target, storage) => {
+  const run = new Client(await target.client(storage)).map(fixture("throws.ts"), {
+    ...quiet,
+    maxRetries: 3,
+    failFast: false,
+  });
+  await failure(run);
+  const attempts = (await resultHeaders(storage, run.job)).filter((h) => h.task === 3);
+  assert.equal(attempts.length, 1);
+  assert.equal(attempts[0]!.status, "error");
+});
+
+targetTest(
+  "a worker killed mid-task is reported as a crash, not as a task error",
+  async (target, storage) => {
+    const markers = await Deno.makeTempDir();
+    try {
+      const run = new Client(await target.client(storage)).map(fixture("hang_on_marker.ts"), {
+        ...quiet,
+        maxRetries: 0,
+        env: { MARKER_DIR: markers },
+        permissions: ["--allow-env=MARKER_DIR", `--allow-write=${markers}`],
+      });
+      const result = failure(run);
+      const pid = await waitFor("the task to write its pid", async () => {
+        try {
+          return Number(await Deno.readTextFile(`${markers}/pid`));
+        } catch {
+          return undefined;
+        }
+      });
+      Deno.kill(pid, "SIGKILL");
+      const error = await result;
+      assert.ok(error instanceof WorkerCrashError, `expected a WorkerCrashError, got ${error}`);
+      assert.equal(error.task, 1);
+      assert.equal(error.kind, "crash");
+      assert.match(
+        error.message,
+        /Task 1 \(input 1\) crashed 1 time\(s\) without a result: .*SIGKILL/,
+      );
+    } finally {
+      await Deno.remove(markers, { recursive: true });
+    }
+  },
+  { backends: ["local"] },
+);
+
+targetTest("tasks get the permissions granted, and only those", async (target, storage) => {
+  const client = new Client(await target.client(storage));
+  const env = { KUBEFACE_TEST_SECRET: "s3cret" };
+  const denied = await failure(
+    client.map(fixture("read_env.ts"), { ...quiet, env, inputs: ["KUBEFACE_TEST_SECRET"] }),
+  );
+  assert.ok(denied instanceof TaskError);
+  assert.equal(denied.remoteName, "NotCapable");
+  const allowed = await collect(client.map(fixture("read_env.ts"), {
+    ...quiet,
+    env,
+    inputs: ["KUBEFACE_TEST_SECRET"],
+    permissions: ["--allow-env=KUBEFACE_TEST_SECRET"],
+  }));
+  assert.deepEqual(allowed, ["s3cret"]);
+});
+
+targetTest(
+  "at most `parallelism` tasks run at once, as the workers' own clocks show",
+  async (target, storage) => {
+    const run = new Client(await target.client(storage)).map(fixture("sleepy.ts"), {
+      ...quiet,
+      parallelism: 3,
+    });
+    assert.equal((await collect(run)).length, 8);
+    const intervals = (await resultHeaders(storage, run.job)).map((h) => ({
+      start: Date.parse(h.startedAt),
+      end: Date.parse(h.endedAt),
+    }));
+    const overlap = maxOverlap(intervals);
+    assert.ok(overlap <= 3, `${overlap} tasks ran at once with parallelism 3`);
+    assert.ok(overlap >= 2, `tasks did not run in parallel (max ${overlap} at once)`);
+  },
+);
+
+targetTest(
+  "a module without `task` is rejected by name before anything is stored",
+  async (target, storage) => {
+    const error = await failure(
+      new Client(await target.client(storage)).map(fixture("no_task.ts")),
+    );
+    assert.ok(error instanceof TypeError);
+    assert.match(error.message, /no_task\.ts' does not export 'task'; add 'export function task/);
+    assert.deepEqual(await storedKeys(storage), []);
+  },
+);
+
+targetTest(
+  "a module without `inputs` is rejected by name unless inputs are given",
+  async (target, storage) => {
+    const client = new Client(await target.client(storage));
+    const error = await failure(client.map(fixture("no_inputs.ts")));
+    assert.ok(error instanceof TypeError);
+    assert.match(error.message, /does not export 'inputs'/);
+    assert.deepEqual(await storedKeys(storage), []);
+    assert.deepEqual(
+      await collect(client.map(fixture("no_inputs.ts"), { ...quiet, inputs: [7] })),
+      [7],
+    );
+  },
+);
+
+targetTest(
+  "an input that cannot be serialized is rejected by index and nothing stays stored",
+  async (target, storage) => {
+    const client = new Client(await target.client(storage));
+    const error = await failure(
+      client.map(fixture("echo.ts"), { ...quiet, inputs: [1, 2, () => 3, 4] }),
+    );
+    assert.ok(error instanceof TypeError);
+    assert.match(error.message, /Cannot serialize input 2: /);
+    assert.deepEqual(await storedKeys(storage), []);
+    const batched = await failure(
+      client.map(fixture("echo.ts"), { ...quiet, itemsPerTask: 3, inputs: [1, 2, 3, Symbol("x")] }),
+    );
+    assert.match((batched as Error).message, /Cannot serialize input 3: /);
+  },
+);
+
+Deno.test("map() rejects bad options before it starts", () => {
+  assert.throws(() => map("x.ts", { parallelism: 0 }), {
+    name: "RangeError",
+    message: "Cannot use parallelism 0: it must be a positive integer",
+  });
+  assert.throws(() => map("x.ts", { job: "bad key!" }), {
+    name: "TypeError",
+    message: /Cannot use job key 'bad key!'/,
+  });
+  assert.throws(() => map("x.ts", { permissions: ["--allow-everything"] }), {
+    name: "TypeError",
+    message: /Cannot grant permission '--allow-everything'/,
+  });
+});
+
+targetTest(
+  "a 100 MB input and result pass without the master holding them more than once",
+  async (target, storage) => {
+    const size = 100 * 1024 * 1024;
+    const input = new Uint8Array(size).fill(1);
+    const client = new Client(await target.client(storage));
+    const before = Deno.memoryUsage().rss;
+    let peak = before;
+    const sampler = setInterval(() => (peak = Math.max(peak, Deno.memoryUsage().rss)), 5);
+    let length = 0;
+    try {
+      for await (
+        const value of client.map<Uint8Array, Uint8Array>(fixture("bytes.ts"), {
+          ...quiet,
+          inputs: [input],
+        })
+      ) {
+        peak = Math.max(peak, Deno.memoryUsage().rss);
+        length = value.length;
+        assert.equal(value[size - 1], size % 251);
+      }
+    } finally {
+      clearInterval(sampler);
+    }
+    assert.equal(length, size);
+    const growth = peak - before;
+    // Holding the result once costs `size`; the input is already counted in `before`.
+    assert.ok(growth < 1.6 * size, `the master grew by ${(growth / 2 ** 20).toFixed(0)} MiB`);
+  },
+);

@@ -1,0 +1,62 @@
+/**
+ * Running the `kubeface` command as a user would, and comparing text with
+ * stored snapshots.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { dirname, join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+
+const ROOT = fromFileUrl(new URL("../../", import.meta.url));
+
+/** What a command printed and how it exited. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Options of {@linkcode kubeface}. */
+export interface CliOptions {
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** Run `deno run -A cli.ts ARGS` and capture its output. */
+export async function kubeface(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", join(ROOT, "cli.ts"), ...args],
+    cwd: options.cwd ?? ROOT,
+    env: { NO_COLOR: "1", ...options.env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+  return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
+}
+
+/**
+ * Compare text with `tests/snapshots/NAME`; with `UPDATE_SNAPSHOTS=1`,
+ * write it there instead.
+ */
+export async function assertSnapshot(name: string, actual: string): Promise<void> {
+  const path = join(ROOT, "tests", "snapshots", name);
+  if (Deno.env.get("UPDATE_SNAPSHOTS") === "1") {
+    await Deno.mkdir(dirname(path), { recursive: true });
+    await Deno.writeTextFile(path, actual);
+    return;
+  }
+  let expected: string;
+  try {
+    expected = await Deno.readTextFile(path);
+  } catch {
+    throw new Error(`no snapshot ${path}; run the test with UPDATE_SNAPSHOTS=1 to write it`);
+  }
+  assert.equal(
+    actual,
+    expected,
+    `output differs from snapshot ${name} (UPDATE_SNAPSHOTS=1 updates it)`,
+  );
+}

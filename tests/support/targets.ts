@@ -1,0 +1,171 @@
+// deno-lint-ignore-file no-console
+/**
+ * The storages and backends a suite runs against. One suite, defined once,
+ * runs on every target: storage `local` (a temporary directory) and `gcs`
+ * (the fake-gcs-server emulator, or a real bucket when
+ * `KUBEFACE_TEST_STORAGE=gs://…`), backend `local`, `container` and
+ * `kubernetes`.
+ *
+ * Which ones run: `KUBEFACE_TEST_STORAGES` and `KUBEFACE_TEST_BACKENDS`
+ * (comma-separated; default: every one whose service is there). With
+ * `CI=true`, a service that is missing fails the suite loudly instead of
+ * being skipped.
+ *
+ * @module
+ */
+
+import type { ClientOptions } from "../../mod.ts";
+import { type Emulator, emulatorCacheDir, startEmulator } from "../infra/gcs_emulator.ts";
+
+/** A storage kind tests run against. */
+export type StorageKind = "local" | "gcs";
+/** A backend kind tests run against. */
+export type BackendKind = "local" | "container" | "kubernetes";
+
+/** A fresh, empty storage root for one test. */
+export interface TestStorage extends AsyncDisposable {
+  /** Root URL to give kubeface. */
+  url: string;
+}
+
+/** One storage × backend combination. */
+export interface Target {
+  /** E.g. `local+gcs`: backend, then storage. */
+  name: string;
+  storage: StorageKind;
+  backend: BackendKind;
+  /** Whether its services are here; otherwise why not. */
+  unavailable?: string;
+  /** A new empty storage root. */
+  newStorage(): Promise<TestStorage>;
+  /** Client options for this target and a storage root. */
+  client(storage: string): Promise<ClientOptions>;
+}
+
+const inCi = () => Deno.env.get("CI") === "true";
+
+function listEnv(name: string): string[] | undefined {
+  const value = Deno.env.get(name);
+  return value ? value.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+}
+
+let emulator: Promise<Emulator> | undefined;
+
+/** The emulator of this test process, started on first use and stopped at exit. */
+export function sharedEmulator(): Promise<Emulator> {
+  emulator ??= startEmulator().then((e) => {
+    Deno.env.set("STORAGE_EMULATOR_HOST", e.url);
+    globalThis.addEventListener("unload", () => void e[Symbol.asyncDispose]());
+    return e;
+  });
+  return emulator;
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function gcsUnavailable(): string | undefined {
+  if (Deno.env.get("KUBEFACE_TEST_STORAGE")?.startsWith("gs://")) return undefined;
+  if (!exists(`${emulatorCacheDir()}/fake-gcs-server`)) {
+    return "the GCS emulator is not built; run `deno task test` (it builds it) or `deno run -A tests/infra/gcs_emulator.ts`";
+  }
+  return undefined;
+}
+
+let bucketCounter = 0;
+
+async function newGcsStorage(): Promise<TestStorage> {
+  const real = Deno.env.get("KUBEFACE_TEST_STORAGE");
+  if (real?.startsWith("gs://")) {
+    const url = `${real.replace(/\/?$/, "/")}test-${crypto.randomUUID().slice(0, 8)}/`;
+    return {
+      url,
+      async [Symbol.asyncDispose]() {
+        const { openStorage } = await import("../../mod.ts");
+        await using storage = await openStorage(url);
+        for await (const { key } of storage.list("")) await storage.delete(key);
+      },
+    };
+  }
+  const e = await sharedEmulator();
+  const bucket = `kf-test-${Deno.pid}-${++bucketCounter}`;
+  await e.createBucket(bucket);
+  return { url: `gs://${bucket}/runs/`, async [Symbol.asyncDispose]() {} };
+}
+
+async function newLocalStorage(): Promise<TestStorage> {
+  const dir = await Deno.makeTempDir({ prefix: "kubeface-test-" });
+  return {
+    url: dir,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/** Every target selected by the environment. */
+export function targets(): Target[] {
+  const storages = (listEnv("KUBEFACE_TEST_STORAGES") ?? ["local", "gcs"]) as StorageKind[];
+  const backends = (listEnv("KUBEFACE_TEST_BACKENDS") ?? ["local"]) as BackendKind[];
+  const out: Target[] = [];
+  for (const backend of backends) {
+    for (const storage of storages) {
+      const unavailable = storage === "gcs" ? gcsUnavailable() : undefined;
+      out.push({
+        name: `${backend}+${storage}`,
+        storage,
+        backend,
+        unavailable,
+        newStorage: storage === "gcs" ? newGcsStorage : newLocalStorage,
+        client: (url) => Promise.resolve({ storage: url, backend }),
+      });
+    }
+  }
+  return out;
+}
+
+/** Options of {@linkcode targetTest}. */
+export interface TargetTestOptions {
+  /** Run only on these backends. */
+  backends?: BackendKind[];
+  /** Run only on these storages. */
+  storages?: StorageKind[];
+}
+
+/**
+ * Define one test per target. The test body gets the target and a fresh
+ * storage URL. A target whose service is missing fails in CI and is skipped
+ * (with a printed reason) elsewhere.
+ */
+export function targetTest(
+  name: string,
+  fn: (target: Target, storage: string) => Promise<void>,
+  options: TargetTestOptions = {},
+): void {
+  for (const target of targets()) {
+    if (options.backends && !options.backends.includes(target.backend)) continue;
+    if (options.storages && !options.storages.includes(target.storage)) continue;
+    const title = `${name} [${target.name}]`;
+    if (target.unavailable && !inCi()) {
+      console.log(`skipping "${title}": ${target.unavailable}`);
+      Deno.test({ name: title, ignore: true, fn() {} });
+      continue;
+    }
+    Deno.test({
+      name: title,
+      sanitizeResources: false,
+      sanitizeOps: false,
+      async fn() {
+        if (target.unavailable) throw new Error(`CI=true but ${target.unavailable}`);
+        await using storage = await target.newStorage();
+        await fn(target, storage.url);
+      },
+    });
+  }
+}
