@@ -5,17 +5,22 @@
  * (see `lib/worker/exit_codes.ts`). Backends start it; users do not.
  *
  * ```sh
- * deno run --no-check worker.ts --storage URL --job KEY --task N --attempt ID --scratch DIR
+ * deno run --no-check --unstable-worker-options worker.ts --storage URL --job KEY \
+ *   --task N --attempt ID --scratch DIR [--permissions JSON]
  * ```
  *
  * Every flag can also come from the environment: `KUBEFACE_STORAGE`,
- * `KUBEFACE_JOB`, `KUBEFACE_TASK`, `KUBEFACE_ATTEMPT`, `KUBEFACE_SCRATCH`.
+ * `KUBEFACE_JOB`, `KUBEFACE_TASK`, `KUBEFACE_ATTEMPT`, `KUBEFACE_SCRATCH`,
+ * `KUBEFACE_PERMISSIONS`. `--permissions` is the JSON of what the task may
+ * do (e.g. `{"net":true,"read":["/data"]}`); the task runs in a thread with
+ * just that and its scratch directory, whatever the process itself may do.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { errorMessage } from "./lib/errors.ts";
+import type { PermissionSet } from "./lib/permissions.ts";
 import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
 import { runWorker } from "./lib/worker/run.ts";
 import { openStorage } from "./lib/storage/storage.ts";
@@ -39,6 +44,7 @@ async function main(): Promise<number> {
         task: { type: "string", default: env("KUBEFACE_TASK") },
         attempt: { type: "string", default: env("KUBEFACE_ATTEMPT") },
         scratch: { type: "string", default: env("KUBEFACE_SCRATCH") },
+        permissions: { type: "string", default: env("KUBEFACE_PERMISSIONS") ?? "{}" },
       },
     }));
   } catch (error) {
@@ -46,6 +52,13 @@ async function main(): Promise<number> {
     return EXIT_USAGE;
   }
   const { storage: url, job, task, attempt, scratch } = values;
+  let permissions: PermissionSet;
+  try {
+    permissions = JSON.parse(values.permissions ?? "{}");
+  } catch {
+    console.error(`kubeface worker: --permissions must be JSON, not '${values.permissions}'`);
+    return EXIT_USAGE;
+  }
   if (!url || !job || task === undefined || !attempt || !scratch || !/^\d+$/.test(task)) {
     console.error(
       "kubeface worker: usage: worker.ts --storage URL --job KEY --task N --attempt ID --scratch DIR",
@@ -54,7 +67,7 @@ async function main(): Promise<number> {
   }
   try {
     await using storage = await openStorage(url);
-    return await runWorker({ storage, job, task: Number(task), attempt, scratch });
+    return await runWorker({ storage, job, task: Number(task), attempt, scratch, permissions });
   } catch (error) {
     console.error(
       `kubeface worker: task ${task} of job '${job}' could not run: ${

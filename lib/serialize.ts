@@ -179,17 +179,25 @@ export async function readHeader<H extends RecordHeader>(
   }
 }
 
+/** Read a whole record: its header and its payload, not decoded. */
+export async function readRawRecord<H extends RecordHeader>(
+  stream: ReadableStream<Uint8Array>,
+  what: string,
+): Promise<{ header: H; payload: Uint8Array }> {
+  const reader = new ExactReader(stream);
+  try {
+    const header = await readHeaderFrom<H>(reader, what);
+    return { header, payload: await reader.read(header.size, what) };
+  } finally {
+    await reader.cancel();
+  }
+}
+
 /** Read a whole record: its header and its decoded value. */
 export async function readRecord<H extends RecordHeader>(
   stream: ReadableStream<Uint8Array>,
   what: string,
 ): Promise<{ header: H; value: unknown }> {
-  const reader = new ExactReader(stream);
-  try {
-    const header = await readHeaderFrom<H>(reader, what);
-    const payload = await reader.read(header.size, what);
-    return { header, value: decodeValue(header.encoding, payload) };
-  } finally {
-    await reader.cancel();
-  }
+  const { header, payload } = await readRawRecord<H>(stream, what);
+  return { header, value: decodeValue(header.encoding, payload) };
 }

@@ -14,7 +14,14 @@
  */
 
 import { createHash } from "node:crypto";
-import { encodeRecord, encodeValue, readRecord, recordStream } from "./serialize.ts";
+import {
+  decodeValue,
+  encodeRecord,
+  encodeValue,
+  type Encoding,
+  readRawRecord,
+  recordStream,
+} from "./serialize.ts";
 import { openStorage, type Storage } from "./storage/storage.ts";
 
 const KIND = "kubeface.shared";
@@ -41,7 +48,7 @@ export class Shared<T> {
   get(): Promise<T> {
     let value = loaded.get(this.sha256);
     if (!value) {
-      value = loadShared(this.storage, this.sha256);
+      value = loader(this.storage, this.sha256);
       value.catch(() => loaded.delete(this.sha256));
       loaded.set(this.sha256, value);
     }
@@ -52,22 +59,41 @@ export class Shared<T> {
 const loaded = new Map<string, Promise<unknown>>();
 const storages = new Map<string, Promise<Storage>>();
 
+/** Loads a shared value: from storage by default; a task thread asks its worker instead. */
+export type SharedLoader = (storage: string, sha256: string) => Promise<unknown>;
+
+let loader: SharedLoader = (storage, sha256) => loadShared(storage, sha256);
+
+/** Replace how shared values are loaded in this process (or thread). */
+export function setSharedLoader(load: SharedLoader): void {
+  loader = load;
+}
+
 /** Key of a shared value. */
 export function sharedKey(sha256: string): string {
   return `shared/${sha256}`;
 }
 
-async function loadShared(root: string, sha256: string): Promise<unknown> {
+/** Read a shared value's record from storage, not decoded. */
+export async function readShared(
+  root: string,
+  sha256: string,
+): Promise<{ encoding: Encoding; payload: Uint8Array }> {
   let storage = storages.get(root);
   if (!storage) {
     storage = openStorage(root);
     storages.set(root, storage);
   }
-  const { value } = await readRecord(
+  const { header, payload } = await readRawRecord(
     await (await storage).get(sharedKey(sha256)),
     `shared value ${sha256}`,
   );
-  return value;
+  return { encoding: header.encoding, payload };
+}
+
+async function loadShared(root: string, sha256: string): Promise<unknown> {
+  const { encoding, payload } = await readShared(root, sha256);
+  return decodeValue(encoding, payload);
 }
 
 /**

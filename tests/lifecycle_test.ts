@@ -296,7 +296,7 @@ Deno.test("killing the master (SIGKILL) mid-job and rerunning completes it witho
         k.endsWith(".ok")
       );
       return ok.length >= 2 ? true : undefined;
-    });
+    }, 90_000);
     master.kill("SIGKILL");
     await master.status;
     const finishedBefore = new Set(

@@ -11,12 +11,8 @@
 import { fileURLToPath } from "node:url";
 import { errorMessage } from "../errors.ts";
 import { JobLayout } from "../job/layout.ts";
-import {
-  mergePermissions,
-  parsePermissions,
-  permissionFlags,
-  storagePermissions,
-} from "../permissions.ts";
+import { workerArgs } from "../worker/command.ts";
+import { parsePermissions } from "../permissions.ts";
 import { openStorage, type Storage } from "../storage/storage.ts";
 import type {
   AttemptSpec,
@@ -160,24 +156,19 @@ class LocalSession implements BackendSession {
   #start(spec: AttemptSpec): void {
     const scratch = Deno.makeTempDirSync({ prefix: "kubeface-worker-" });
     const { worker, config } = workerFiles();
-    const permissions = mergePermissions(
-      parsePermissions(this.job.permissions),
-      storagePermissions(this.job.storageUrl, scratch),
-    );
     let child: Deno.ChildProcess;
     try {
       child = new Deno.Command(this.options.deno, {
-        args: [
-          "run",
-          "--no-check",
-          "--no-prompt",
-          "--quiet",
-          `--config=${config}`,
-          ...permissionFlags(permissions),
+        args: workerArgs({
           worker,
-          ...["--storage", this.job.storageUrl, "--job", this.job.key],
-          ...["--task", String(spec.task), "--attempt", spec.attempt, "--scratch", scratch],
-        ],
+          config,
+          storageUrl: this.job.storageUrl,
+          job: this.job.key,
+          task: spec.task,
+          attempt: spec.attempt,
+          scratch,
+          permissions: this.job.permissions,
+        }),
         env: { ...this.job.env },
         stdin: "null",
         stdout: "piped",

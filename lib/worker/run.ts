@@ -7,24 +7,19 @@
  */
 
 import { join } from "node:path";
-import { pathToFileURL as toFileUrl } from "node:url";
+import { fileURLToPath as fromFileUrl, pathToFileURL as toFileUrl } from "node:url";
 import { sha256Hex } from "../bundle.ts";
-import type { ErrorRecord, InputHeader, Manifest, ResultHeader } from "../job/manifest.ts";
+import type { InputHeader, Manifest, ResultHeader } from "../job/manifest.ts";
 import { JobLayout } from "../job/layout.ts";
-import {
-  type EncodedValue,
-  encodeRecord,
-  encodeValue,
-  readRecord,
-  recordStream,
-} from "../serialize.ts";
-import { reviveShared } from "../shared.ts";
+import { mergePermissions, PERMISSION_NAMES, type PermissionSet } from "../permissions.ts";
+import { encodeRecord, readRawRecord, recordStream } from "../serialize.ts";
+import { readShared } from "../shared.ts";
 import { readBytes, readJson, type Storage } from "../storage/storage.ts";
-import { checkTaskModule } from "../task_module.ts";
 import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
+import type { DoneMessage, RunMessage, SharedReply, ThreadMessage } from "./protocol.ts";
 
 /** One attempt to run. */
-export interface WorkerOptions {
+export interface WorkerRunOptions {
   /** Storage holding the job. */
   storage: Storage;
   /** Job key. */
@@ -35,6 +30,77 @@ export interface WorkerOptions {
   attempt: string;
   /** A private writable directory; the verified bundle is written there. */
   scratch: string;
+  /** What the task may do; the worker itself may do more (reach storage). */
+  permissions: PermissionSet;
+}
+
+const THREAD = new URL("./task_thread.ts", import.meta.url);
+/** Where the thread's own modules are read from, when they are local files. */
+const CODE = THREAD.protocol === "file:" ? [fromFileUrl(new URL("../", THREAD))] : [];
+
+/** Deno's permission object for a thread, from a permission set. */
+function threadPermissions(set: PermissionSet): Deno.PermissionOptionsObject {
+  const out: Record<string, boolean | string[]> = {};
+  for (const name of PERMISSION_NAMES) out[name] = set[name] ?? false;
+  return out as Deno.PermissionOptionsObject;
+}
+
+/**
+ * Run the task in a thread with only `permissions`, answering its requests
+ * for shared values, until it reports that the task ended.
+ */
+function runInThread(message: RunMessage, permissions: PermissionSet): Promise<DoneMessage> {
+  const thread = new Worker(THREAD, {
+    type: "module",
+    deno: { permissions: threadPermissions(permissions) },
+  });
+  return new Promise<DoneMessage>((resolve, reject) => {
+    thread.onmessage = (event: MessageEvent<ThreadMessage>) => {
+      const data = event.data;
+      if (data.type === "done") {
+        thread.terminate();
+        resolve(data);
+        return;
+      }
+      readShared(data.storage, data.sha256).then(
+        ({ encoding, payload }) =>
+          thread.postMessage(
+            { type: "shared", id: data.id, encoding, payload } satisfies SharedReply,
+            [
+              payload.buffer as ArrayBuffer,
+            ],
+          ),
+        (error) =>
+          thread.postMessage(
+            {
+              type: "shared",
+              id: data.id,
+              error: { name: "Error", message: String(error?.message ?? error), stack: "" },
+            } satisfies SharedReply,
+          ),
+      );
+    };
+    thread.onerror = (event) => {
+      event.preventDefault();
+      thread.terminate();
+      const now = Date.now();
+      resolve({
+        type: "done",
+        startedAt: now,
+        endedAt: now,
+        error: {
+          name: "Error",
+          message: event.message,
+          stack: `${event.message}\n    at ${event.filename}:${event.lineno}:${event.colno}`,
+        },
+      });
+    };
+    thread.onmessageerror = () => {
+      thread.terminate();
+      reject(new WorkerSetupError("Cannot read the task thread's message"));
+    };
+    thread.postMessage(message, [message.payload.buffer as ArrayBuffer]);
+  });
 }
 
 /** Why a worker could not run a task; not the task's fault. */
@@ -53,7 +119,7 @@ export class WorkerSetupError extends Error {
  * @throws {WorkerSetupError} The job's objects are missing or corrupt.
  * @throws {StorageError} Storage failed.
  */
-export async function runWorker(options: WorkerOptions): Promise<number> {
+export async function runWorker(options: WorkerRunOptions): Promise<number> {
   const { storage, job, task, attempt, scratch } = options;
   const layout = new JobLayout(job);
   const manifest = await readJson<Manifest>(storage, layout.manifest);
@@ -72,34 +138,25 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
   }
   const bundlePath = join(scratch, `bundle-${sha256.slice(0, 16)}.js`);
   await Deno.writeFile(bundlePath, code);
-  const exports = await import(toFileUrl(bundlePath).href) as Record<string, unknown>;
-  const { task: fn } = checkTaskModule(exports, manifest.module, false);
 
-  const { header, value: stored } = await readRecord<InputHeader>(
+  const { header, payload } = await readRawRecord<InputHeader>(
     await storage.get(layout.input(task)),
     `input of task ${task}`,
   );
-  const input = reviveShared(stored);
-
-  const started = new Date();
-  let value: EncodedValue | undefined;
-  let error: ErrorRecord | undefined;
-  let item = 0;
-  try {
-    if (header.batch) {
-      const results: unknown[] = [];
-      for (const one of input as unknown[]) {
-        results.push(await fn(one));
-        item++;
-      }
-      value = encodeValue(results, `the results of task ${task}`);
-    } else {
-      value = encodeValue(await fn(input), `the result of task ${task}`);
-    }
-  } catch (thrown) {
-    error = errorRecord(thrown, header.batch ? item : undefined);
-  }
-  const ended = new Date();
+  const done = await runInThread(
+    {
+      type: "run",
+      bundle: toFileUrl(bundlePath).href,
+      module: manifest.module,
+      task,
+      batch: header.batch,
+      encoding: header.encoding,
+      payload,
+    },
+    mergePermissions(options.permissions, { read: [scratch, ...CODE], write: [scratch] }),
+  );
+  const value = done.result && { encoding: done.result.encoding, bytes: done.result.bytes };
+  const error = done.error;
 
   const result: Omit<ResultHeader, "encoding" | "size"> = {
     kind: "result",
@@ -108,9 +165,9 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     task,
     attempt,
     host: hostName(),
-    startedAt: started.toISOString(),
-    endedAt: ended.toISOString(),
-    durationMs: ended.getTime() - started.getTime(),
+    startedAt: new Date(done.startedAt).toISOString(),
+    endedAt: new Date(done.endedAt).toISOString(),
+    durationMs: done.endedAt - done.startedAt,
     rssBytes: Deno.memoryUsage().rss,
     deno: Deno.version.deno,
     ...(error ? { error } : {}),
@@ -120,25 +177,6 @@ export async function runWorker(options: WorkerOptions): Promise<number> {
     recordStream(encodeRecord(result, value)),
   );
   return error ? EXIT_TASK_ERROR : EXIT_OK;
-}
-
-/** Turn anything thrown into a record with name, message and stack. */
-export function errorRecord(thrown: unknown, item?: number): ErrorRecord {
-  const record: ErrorRecord = thrown instanceof Error
-    ? {
-      name: thrown.name,
-      message: thrown.message,
-      stack: trimStack(thrown.stack ?? `${thrown.name}: ${thrown.message}`),
-    }
-    : { name: "Error", message: `non-error thrown: ${String(thrown)}`, stack: "" };
-  return item === undefined ? record : { ...record, item };
-}
-
-/** Cut a stack where it enters kubeface's worker, leaving the user's frames. */
-function trimStack(stack: string): string {
-  const lines = stack.split("\n");
-  const cut = lines.findIndex((line) => line.includes(import.meta.url));
-  return (cut > 0 ? lines.slice(0, cut) : lines).join("\n");
 }
 
 function hostName(): string {

@@ -1,0 +1,50 @@
+/**
+ * Messages between a worker process and the thread that runs the user's
+ * task with only the permissions the user granted.
+ *
+ * @module
+ */
+
+import type { ErrorRecord } from "../job/manifest.ts";
+import type { Encoding } from "../serialize.ts";
+
+/** Worker → thread: run the task on a serialized input. */
+export interface RunMessage {
+  type: "run";
+  /** `file:` URL of the verified bundle. */
+  bundle: string;
+  /** URL of the task module on the master, for messages. */
+  module: string;
+  task: number;
+  /** Whether the input is an array of inputs, one result each. */
+  batch: boolean;
+  encoding: Encoding;
+  payload: Uint8Array;
+}
+
+/** Thread → worker: load a shared value. */
+export interface SharedRequest {
+  type: "shared";
+  id: number;
+  storage: string;
+  sha256: string;
+}
+
+/** Worker → thread: a shared value, or why it could not be loaded. */
+export type SharedReply =
+  | { type: "shared"; id: number; encoding: Encoding; payload: Uint8Array }
+  | { type: "shared"; id: number; error: ErrorRecord };
+
+/** Thread → worker: the task ended. */
+export interface DoneMessage {
+  type: "done";
+  startedAt: number;
+  endedAt: number;
+  /** The serialized result, when the task returned. */
+  result?: { encoding: Encoding; bytes: Uint8Array };
+  /** The error, when the task threw (or its result could not be serialized). */
+  error?: ErrorRecord;
+}
+
+/** Every message a thread sends. */
+export type ThreadMessage = SharedRequest | DoneMessage;

@@ -1,0 +1,110 @@
+/**
+ * The thread that runs a user's task. It starts with only the permissions
+ * the user granted (plus its scratch directory), so the task cannot reach
+ * the storage credentials of the worker around it. It imports the bundle,
+ * decodes the input, runs the task and sends the serialized result back;
+ * payloads move as transferred buffers, never copied.
+ *
+ * @module
+ */
+
+import type { ErrorRecord } from "../job/manifest.ts";
+import { reviveShared, setSharedLoader } from "../shared.ts";
+import { decodeValue, encodeValue } from "../serialize.ts";
+import { checkTaskModule } from "../task_module.ts";
+import type { DoneMessage, RunMessage, SharedReply, ThreadMessage } from "./protocol.ts";
+
+const scope = self as unknown as {
+  postMessage(message: ThreadMessage, transfer?: Transferable[]): void;
+  onmessage: ((event: MessageEvent<RunMessage | SharedReply>) => void) | null;
+};
+
+/** Turn anything thrown into a record with name, message and stack. */
+export function errorRecord(thrown: unknown, item?: number): ErrorRecord {
+  const record: ErrorRecord = thrown instanceof Error
+    ? {
+      name: thrown.name,
+      message: thrown.message,
+      stack: trimStack(thrown.stack ?? `${thrown.name}: ${thrown.message}`),
+    }
+    : { name: "Error", message: `non-error thrown: ${String(thrown)}`, stack: "" };
+  return item === undefined ? record : { ...record, item };
+}
+
+/** Cut a stack where it enters kubeface's thread, leaving the user's frames. */
+function trimStack(stack: string): string {
+  const lines = stack.split("\n");
+  const cut = lines.findIndex((line) => line.includes(import.meta.url));
+  return (cut > 0 ? lines.slice(0, cut) : lines).join("\n");
+}
+
+const pending = new Map<number, (reply: SharedReply) => void>();
+let nextId = 0;
+setSharedLoader((storage, sha256) => {
+  const id = nextId++;
+  const reply = new Promise<SharedReply>((resolve) => pending.set(id, resolve));
+  scope.postMessage({ type: "shared", id, storage, sha256 });
+  return reply.then((r) => {
+    if ("error" in r) throw Object.assign(new Error(r.error.message), { name: r.error.name });
+    return decodeValue(r.encoding, r.payload);
+  });
+});
+
+/** The buffer to transfer with a payload: only one the payload owns whole (not a pool slice). */
+function ownBuffer(bytes: Uint8Array | undefined): ArrayBuffer[] {
+  return bytes && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? [bytes.buffer as ArrayBuffer]
+    : [];
+}
+
+async function run(message: RunMessage): Promise<DoneMessage> {
+  const exports = await import(message.bundle) as Record<string, unknown>;
+  const { task } = checkTaskModule(exports, message.module, false);
+  const input = reviveShared(decodeValue(message.encoding, message.payload));
+  const startedAt = Date.now();
+  let item = 0;
+  try {
+    let value: unknown;
+    if (message.batch) {
+      const results: unknown[] = [];
+      for (const one of input as unknown[]) {
+        results.push(await task(one));
+        item++;
+      }
+      value = results;
+    } else {
+      value = await task(input);
+    }
+    const what = message.batch
+      ? `the results of task ${message.task}`
+      : `the result of task ${message.task}`;
+    const { encoding, bytes } = encodeValue(value, what);
+    return { type: "done", startedAt, endedAt: Date.now(), result: { encoding, bytes } };
+  } catch (thrown) {
+    return {
+      type: "done",
+      startedAt,
+      endedAt: Date.now(),
+      error: errorRecord(thrown, message.batch ? item : undefined),
+    };
+  }
+}
+
+scope.onmessage = (event) => {
+  const message = event.data;
+  if (message.type === "shared") {
+    pending.get(message.id)?.(message);
+    pending.delete(message.id);
+    return;
+  }
+  run(message).then(
+    (done) => scope.postMessage(done, ownBuffer(done.result?.bytes)),
+    (error) =>
+      scope.postMessage({
+        type: "done",
+        startedAt: Date.now(),
+        endedAt: Date.now(),
+        error: errorRecord(error),
+      }),
+  );
+};
