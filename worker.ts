@@ -1,12 +1,16 @@
 // deno-lint-ignore-file no-console
 /**
- * The worker entry point: runs one attempt of one task of a job and exits
- * with a code that tells a task error apart from an infrastructure failure
- * (see `lib/worker/exit_codes.ts`). Backends start it; users do not.
+ * The worker entry point: runs attempts of a job's tasks and exits with a
+ * code that tells a task error apart from an infrastructure failure (see
+ * `lib/worker/exit_codes.ts`). Backends start it; users do not.
  *
  * ```sh
+ * # one attempt
  * deno run --no-check --unstable-worker-options worker.ts --storage URL --job KEY \
- *   --task N --attempt ID --scratch DIR [--permissions JSON]
+ *   --scratch DIR --task N --attempt ID [--permissions JSON]
+ * # many attempts, one JSON line {"task": N, "attempt": ID} each on stdin (the warm pool)
+ * deno run --no-check --unstable-worker-options worker.ts --storage URL --job KEY \
+ *   --scratch DIR --serve [--permissions JSON]
  * ```
  *
  * Every flag can also come from the environment: `KUBEFACE_STORAGE`,
@@ -21,15 +25,46 @@
 import { parseArgs } from "node:util";
 import { errorMessage } from "./lib/errors.ts";
 import type { PermissionSet } from "./lib/permissions.ts";
-import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
-import { runWorker } from "./lib/worker/run.ts";
 import { openStorage } from "./lib/storage/storage.ts";
+import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
+import { type AttemptRequest, CONTROL_PREFIX } from "./lib/worker/protocol.ts";
+import { JobWorker } from "./lib/worker/run.ts";
+
+const USAGE =
+  "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --serve) [--permissions JSON]";
 
 function env(name: string): string | undefined {
   try {
     return Deno.env.get(name);
   } catch {
     return undefined; // no --allow-env: flags only
+  }
+}
+
+/** Run one attempt; infrastructure failures become their exit code. */
+async function attempt(worker: JobWorker, task: number, id: string, job: string): Promise<number> {
+  try {
+    return await worker.run(task, id);
+  } catch (error) {
+    console.error(
+      `kubeface worker: task ${task} of job '${job}' could not run: ${
+        error instanceof Error ? error.stack ?? error.message : String(error)
+      }`,
+    );
+    return EXIT_INFRASTRUCTURE;
+  }
+}
+
+/** Attempt requests, one JSON object per line of standard input. */
+async function* requests(): AsyncIterable<AttemptRequest> {
+  let buffer = "";
+  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
+    buffer += chunk;
+    for (let end = buffer.indexOf("\n"); end >= 0; end = buffer.indexOf("\n")) {
+      const line = buffer.slice(0, end).trim();
+      buffer = buffer.slice(end + 1);
+      if (line) yield JSON.parse(line) as AttemptRequest;
+    }
   }
 }
 
@@ -45,13 +80,19 @@ async function main(): Promise<number> {
         attempt: { type: "string", default: env("KUBEFACE_ATTEMPT") },
         scratch: { type: "string", default: env("KUBEFACE_SCRATCH") },
         permissions: { type: "string", default: env("KUBEFACE_PERMISSIONS") ?? "{}" },
+        serve: { type: "boolean" },
       },
     }));
   } catch (error) {
-    console.error(`kubeface worker: ${errorMessage(error)}`);
+    console.error(`kubeface worker: ${errorMessage(error)}; ${USAGE}`);
     return EXIT_USAGE;
   }
-  const { storage: url, job, task, attempt, scratch } = values;
+  const { storage: url, job, task, attempt: id, scratch, serve } = values;
+  const single = task !== undefined && /^\d+$/.test(task) && id;
+  if (!url || !job || !scratch || (!serve && !single)) {
+    console.error(`kubeface worker: ${USAGE}`);
+    return EXIT_USAGE;
+  }
   let permissions: PermissionSet;
   try {
     permissions = JSON.parse(values.permissions ?? "{}");
@@ -59,22 +100,26 @@ async function main(): Promise<number> {
     console.error(`kubeface worker: --permissions must be JSON, not '${values.permissions}'`);
     return EXIT_USAGE;
   }
-  if (!url || !job || task === undefined || !attempt || !scratch || !/^\d+$/.test(task)) {
-    console.error(
-      "kubeface worker: usage: worker.ts --storage URL --job KEY --task N --attempt ID --scratch DIR",
-    );
-    return EXIT_USAGE;
-  }
+  let storage;
   try {
-    await using storage = await openStorage(url);
-    return await runWorker({ storage, job, task: Number(task), attempt, scratch, permissions });
+    storage = await openStorage(url);
   } catch (error) {
-    console.error(
-      `kubeface worker: task ${task} of job '${job}' could not run: ${
-        error instanceof Error ? error.stack ?? error.message : String(error)
-      }`,
-    );
+    console.error(`kubeface worker: cannot open storage '${url}': ${errorMessage(error)}`);
     return EXIT_INFRASTRUCTURE;
+  }
+  const worker = new JobWorker({ storage, job, scratch, permissions });
+  try {
+    if (!serve) return await attempt(worker, Number(task), id!, job);
+    const encoder = new TextEncoder();
+    for await (const request of requests()) {
+      const code = await attempt(worker, request.task, request.attempt, job);
+      const line = `${CONTROL_PREFIX}${JSON.stringify({ attempt: request.attempt, code })}\n`;
+      await Deno.stdout.write(encoder.encode(line));
+    }
+    return 0;
+  } finally {
+    worker.close();
+    await storage[Symbol.asyncDispose]();
   }
 }
 

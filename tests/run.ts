@@ -22,7 +22,7 @@ import { ensureEmulatorBinary } from "./infra/gcs_emulator.ts";
 
 const env: Record<string, string> = {};
 const storages = ["local"];
-const backends = ["local"];
+const backends = ["local", "warm"];
 
 async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
   const started = Date.now();

@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { errorMessage } from "../errors.ts";
 import { JobLayout } from "../job/layout.ts";
 import { workerArgs } from "../worker/command.ts";
+import { WarmSession } from "./warm.ts";
 import { parsePermissions } from "../permissions.ts";
 import { openStorage, type Storage } from "../storage/storage.ts";
 import type {
@@ -37,6 +38,16 @@ export interface LocalBackendOptions {
    * @default {2000}
    */
   killGraceMs?: number;
+  /**
+   * Keep `parallelism` worker processes alive and run one attempt after
+   * another in each, instead of a fresh process per attempt. Much less
+   * overhead per task; the tasks of a job then share a process, its scratch
+   * directory and the task module's state. Process-per-attempt is what
+   * rehearses a pod.
+   *
+   * @default {false}
+   */
+  warm?: boolean;
 }
 
 const ROOT = new URL("../../", import.meta.url);
@@ -56,12 +67,16 @@ export class LocalBackend implements Backend {
 
   /** Create the backend; see {@linkcode LocalBackendOptions} for the defaults. */
   constructor(options: LocalBackendOptions = {}) {
-    this.#options = { deno: Deno.execPath(), killGraceMs: 2000, ...options };
+    this.#options = { deno: Deno.execPath(), killGraceMs: 2000, warm: false, ...options };
   }
 
   async open(job: JobContext, onEvent: (event: BackendEvent) => void): Promise<BackendSession> {
     parsePermissions(job.permissions); // fail before anything starts
-    return new LocalSession(job, onEvent, this.#options, await openStorage(job.storageUrl));
+    const storage = await openStorage(job.storageUrl);
+    if (this.#options.warm) {
+      return new WarmSession(job, onEvent, { ...this.#options, ...workerFiles() }, storage);
+    }
+    return new LocalSession(job, onEvent, this.#options, storage);
   }
 
   cleanup(_jobKey: string): Promise<string[]> {
@@ -164,8 +179,7 @@ class LocalSession implements BackendSession {
           config,
           storageUrl: this.job.storageUrl,
           job: this.job.key,
-          task: spec.task,
-          attempt: spec.attempt,
+          run: { task: spec.task, attempt: spec.attempt },
           scratch,
           permissions: this.job.permissions,
         }),

@@ -5,12 +5,15 @@
  */
 
 import { type Backend, BACKEND_NAMES, type BackendName } from "./backend.ts";
+import type { ContainerBackendOptions } from "./container.ts";
 import type { LocalBackendOptions } from "./local.ts";
 
 /** Options of every backend, each under its own name. */
 export interface BackendOptions {
   /** Options of the local backend. */
   local?: LocalBackendOptions;
+  /** Options of the container backend. */
+  container?: ContainerBackendOptions;
 }
 
 /**
@@ -26,6 +29,10 @@ export async function createBackend(
     case "local": {
       const { LocalBackend } = await import("./local.ts");
       return new LocalBackend(options.local);
+    }
+    case "container": {
+      const { ContainerBackend } = await import("./container.ts");
+      return new ContainerBackend(options.container);
     }
     default:
       throw new TypeError(

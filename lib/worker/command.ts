@@ -23,8 +23,8 @@ export interface WorkerCommandOptions {
   /** Storage root URL as the process will see it. */
   storageUrl: string;
   job: string;
-  task: number;
-  attempt: string;
+  /** The attempt to run; without one the worker serves attempts from its input. */
+  run?: { task: number; attempt: string };
   /** The worker's private writable directory, as the process will see it. */
   scratch: string;
   /** Deno permission flags the user granted the task. */
@@ -55,8 +55,10 @@ export function workerArgs(options: WorkerCommandOptions): string[] {
     ...(options.config ? [`--config=${options.config}`] : []),
     ...permissionFlags(process),
     options.worker,
-    ...["--storage", options.storageUrl, "--job", options.job, "--task", String(options.task)],
-    ...["--attempt", options.attempt, "--scratch", options.scratch],
+    ...["--storage", options.storageUrl, "--job", options.job, "--scratch", options.scratch],
+    ...(options.run
+      ? ["--task", String(options.run.task), "--attempt", options.run.attempt]
+      : ["--serve"]),
     ...["--permissions", JSON.stringify(granted)],
   ];
 }

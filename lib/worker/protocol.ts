@@ -48,3 +48,23 @@ export interface DoneMessage {
 
 /** Every message a thread sends. */
 export type ThreadMessage = SharedRequest | DoneMessage;
+
+/**
+ * A serving worker (`worker.ts --serve`, the warm pool) reads one
+ * {@linkcode AttemptRequest} per line on standard input, and writes one line
+ * starting with this prefix on standard output when the attempt ended.
+ * Everything else on its output is the tasks' own output.
+ */
+export const CONTROL_PREFIX = "\u0000kubeface:";
+
+/** Pool → serving worker: run this attempt. */
+export interface AttemptRequest {
+  task: number;
+  attempt: string;
+}
+
+/** Serving worker → pool, after {@linkcode CONTROL_PREFIX}: the attempt ended with this exit code. */
+export interface AttemptEnded {
+  attempt: string;
+  code: number;
+}

@@ -3,7 +3,8 @@
  * The storages and backends a suite runs against. One suite, defined once,
  * runs on every target: storage `local` (a temporary directory) and `gcs`
  * (the fake-gcs-server emulator, or a real bucket when
- * `KUBEFACE_TEST_STORAGE=gs://…`), backend `local`, `container` and
+ * `KUBEFACE_TEST_STORAGE=gs://…`), backend `local` (a process per attempt),
+ * `warm` (the local backend's pool of warm workers), `container` and
  * `kubernetes`.
  *
  * Which ones run: `KUBEFACE_TEST_STORAGES` and `KUBEFACE_TEST_BACKENDS`
@@ -19,8 +20,8 @@ import { type Emulator, emulatorCacheDir, startEmulator } from "../infra/gcs_emu
 
 /** A storage kind tests run against. */
 export type StorageKind = "local" | "gcs";
-/** A backend kind tests run against. */
-export type BackendKind = "local" | "container" | "kubernetes";
+/** A backend kind tests run against; `warm` is the local backend's warm pool. */
+export type BackendKind = "local" | "warm" | "container" | "kubernetes";
 
 /** A fresh, empty storage root for one test. */
 export interface TestStorage extends AsyncDisposable {
@@ -112,7 +113,7 @@ async function newLocalStorage(): Promise<TestStorage> {
 /** Every target selected by the environment. */
 export function targets(): Target[] {
   const storages = (listEnv("KUBEFACE_TEST_STORAGES") ?? ["local", "gcs"]) as StorageKind[];
-  const backends = (listEnv("KUBEFACE_TEST_BACKENDS") ?? ["local"]) as BackendKind[];
+  const backends = (listEnv("KUBEFACE_TEST_BACKENDS") ?? ["local", "warm"]) as BackendKind[];
   const out: Target[] = [];
   for (const backend of backends) {
     for (const storage of storages) {
@@ -123,7 +124,12 @@ export function targets(): Target[] {
         backend,
         unavailable,
         newStorage: storage === "gcs" ? newGcsStorage : newLocalStorage,
-        client: (url) => Promise.resolve({ storage: url, backend }),
+        client: (url) =>
+          Promise.resolve(
+            backend === "warm"
+              ? { storage: url, backend: "local", local: { warm: true } }
+              : { storage: url, backend },
+          ),
       });
     }
   }

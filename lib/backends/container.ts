@@ -1,0 +1,375 @@
+/**
+ * The container backend: every attempt runs on this machine, as with the
+ * local backend, but inside its own container of the worker image
+ * (`deno task image:build`), started with `podman run` or `docker run`. It
+ * tests the image before it goes to a cluster, and isolates tasks from the
+ * host: a task sees the image, its storage and the paths it was granted (see
+ * `container_run.ts`).
+ *
+ * Each container is named `kubeface-<job>-<task>-<attempt>`, labelled
+ * `kubeface.job=<job>`, and removed when it ends (`--rm`). Its output is
+ * stored as `jobs/<key>/logs/<task>/<attempt>.log`. A container killed from
+ * outside (`podman kill NAME`, the OOM killer) is a crash, retried by the
+ * job; `cancel` kills it by name.
+ *
+ * @module
+ */
+
+import { BackendError, errorMessage } from "../errors.ts";
+import { defaultImage } from "../image/tag.ts";
+import { JobLayout } from "../job/layout.ts";
+import { parsePermissions } from "../permissions.ts";
+import { openStorage, type Storage } from "../storage/storage.ts";
+import type {
+  AttemptSpec,
+  Backend,
+  BackendEvent,
+  BackendSession,
+  ExitReason,
+  JobContext,
+} from "./backend.ts";
+import { type ContainerCli, failed, findCli, imageExists, runCli } from "./container_cli.ts";
+import { defaultUlimits, defaultUserArgs } from "./container_host.ts";
+import { JOB_LABEL, runPlan, type RunSettings } from "./container_run.ts";
+import { collectOutput, storeLog } from "./worker_output.ts";
+
+/** Options of the container backend. */
+export interface ContainerBackendOptions {
+  /**
+   * The container command line: `podman`, `docker`, or a path to one.
+   *
+   * @default {"podman" if found, else "docker"}
+   */
+  cli?: string;
+  /**
+   * Flags before every subcommand of the CLI, e.g. `["--runtime", "runc"]`
+   * for podman where its default runtime (crun) cannot run containers.
+   *
+   * @default {[]}
+   */
+  cliArgs?: readonly string[];
+  /**
+   * The worker image.
+   *
+   * @default {"kubeface-worker:<version>-<hash of the worker's sources>", as `deno task image:build` tags it}
+   */
+  image?: string;
+  /**
+   * Extra flags for `run`, e.g. `["--memory=4g", "--cpus=2"]`.
+   *
+   * @default {[]}
+   */
+  runArgs?: readonly string[];
+  /**
+   * `--ulimit` values of every container, e.g. `["nofile=4096:4096"]`.
+   *
+   * @default {none if the CLI's own defaults work (checked once by starting the image), else ["nofile=1024:1024", "nproc=1024:1024"], which podman needs where it may not raise the limits}
+   */
+  ulimits?: readonly string[];
+  /**
+   * `--user` of every container.
+   *
+   * @default {the image's non-root user, mapped so it can write your storage: `--user UID:GID` with docker, `--userns=keep-id` with rootless podman, and the DAC_OVERRIDE capability when you are root}
+   */
+  user?: string;
+  /**
+   * `--network` of every container; `"host"` lets workers reach services on
+   * this machine's loopback, like a storage emulator.
+   *
+   * @default {"host"}
+   */
+  network?: string;
+  /**
+   * Time a cancelled container's CLI process gets to end after `kill`
+   * before it is killed too and the container removed, in milliseconds.
+   *
+   * @default {2000}
+   */
+  killGraceMs?: number;
+}
+
+/** What {@linkcode ContainerBackend} resolves once, before the first job. */
+interface Prepared {
+  cli: ContainerCli;
+  settings: RunSettings;
+}
+
+/** Run attempts in containers of the worker image on this machine. */
+export class ContainerBackend implements Backend {
+  readonly name = "container";
+  readonly #options: ContainerBackendOptions;
+  #prepared: Promise<Prepared> | undefined;
+
+  /**
+   * Create the backend; nothing runs until a job opens it. See
+   * {@linkcode ContainerBackendOptions} for the defaults.
+   *
+   * @throws {RangeError} `killGraceMs` is negative.
+   */
+  constructor(options: ContainerBackendOptions = {}) {
+    if (options.killGraceMs !== undefined && !(options.killGraceMs >= 0)) {
+      throw new RangeError(
+        `Cannot use killGraceMs ${options.killGraceMs}: give milliseconds >= 0`,
+      );
+    }
+    this.#options = options;
+  }
+
+  async open(job: JobContext, onEvent: (event: BackendEvent) => void): Promise<BackendSession> {
+    parsePermissions(job.permissions); // fail before anything starts
+    const prepared = await this.#prepare();
+    runPlan(job, { task: 0, attempt: "check" }, prepared.settings); // mounts must be possible
+    return new ContainerSession(
+      job,
+      onEvent,
+      prepared,
+      this.#options.killGraceMs ?? 2000,
+      await openStorage(job.storageUrl),
+    );
+  }
+
+  async cleanup(jobKey: string): Promise<string[]> {
+    const { cli } = await this.#cli();
+    const listed = await runCli(cli, [
+      ...["ps", "--all", "--filter", `label=${JOB_LABEL}=${jobKey}`, "--format", "{{.Names}}"],
+    ]);
+    if (listed.code !== 0) throw failed(cli, "ps", listed.stderr);
+    const names = listed.stdout.split("\n").map((s) => s.trim()).filter(Boolean);
+    if (names.length === 0) return [];
+    const removed = await runCli(cli, ["rm", "--force", ...names]);
+    if (removed.code !== 0) throw failed(cli, "rm", removed.stderr);
+    return names.map((name) => `removed container ${name}`);
+  }
+
+  async #cli(): Promise<{ cli: ContainerCli }> {
+    const command = await findCli(this.#options.cli);
+    return { cli: { command, globalArgs: this.#options.cliArgs ?? [] } };
+  }
+
+  #prepare(): Promise<Prepared> {
+    this.#prepared ??= this.#resolve().catch((error) => {
+      this.#prepared = undefined; // a later job may try again, e.g. after a build
+      throw error;
+    });
+    return this.#prepared;
+  }
+
+  async #resolve(): Promise<Prepared> {
+    const { cli } = await this.#cli();
+    const options = this.#options;
+    const image = options.image ?? defaultImage();
+    if (!await imageExists(cli, image)) {
+      throw new BackendError(
+        options.image === undefined
+          ? `Cannot run containers: the worker image '${image}' is not in ${cli.command}'s image store; build it with \`deno task image:build\` (it is tagged with a hash of kubeface's sources, so build again after changing them)`
+          : `Cannot run containers: the image '${image}' is not in ${cli.command}'s image store; build or pull it first, or leave --image out to use the one \`deno task image:build\` builds`,
+      );
+    }
+    return {
+      cli,
+      settings: {
+        image,
+        network: options.network ?? "host",
+        userArgs: options.user !== undefined
+          ? ["--user", options.user]
+          : defaultUserArgs(cli.command),
+        ulimits: options.ulimits ?? await defaultUlimits(cli, image),
+        runArgs: options.runArgs ?? [],
+      },
+    };
+  }
+}
+
+interface Running {
+  spec: AttemptSpec;
+  name: string;
+  child: Deno.ChildProcess;
+  cancelled: boolean;
+  ended: boolean;
+  done: Promise<void>;
+}
+
+class ContainerSession implements BackendSession {
+  readonly #queue: AttemptSpec[] = [];
+  readonly #running = new Map<string, Running>();
+  readonly #layout: JobLayout;
+  #closed = false;
+
+  constructor(
+    readonly job: JobContext,
+    readonly onEvent: (event: BackendEvent) => void,
+    readonly prepared: Prepared,
+    readonly killGraceMs: number,
+    readonly storage: Storage,
+  ) {
+    this.#layout = new JobLayout(job.key);
+  }
+
+  submit(attempts: readonly AttemptSpec[]): Promise<void> {
+    if (this.#closed) {
+      return Promise.reject(new Error("Cannot submit: the container session is closed"));
+    }
+    this.#queue.push(...attempts);
+    this.#pump();
+    return Promise.resolve();
+  }
+
+  async cancel(attempts: readonly string[]): Promise<void> {
+    const ids = new Set(attempts);
+    for (let i = this.#queue.length - 1; i >= 0; i--) {
+      const spec = this.#queue[i]!;
+      if (ids.has(spec.attempt)) {
+        this.#queue.splice(i, 1);
+        this.#exited(spec, "cancelled", undefined, "cancelled before it started");
+      }
+    }
+    const waits: Promise<void>[] = [];
+    for (const id of ids) {
+      const running = this.#running.get(id);
+      if (!running) continue;
+      void this.#stop(running);
+      waits.push(running.done);
+    }
+    await Promise.all(waits);
+  }
+
+  async close(_options?: { stopRunning?: boolean }): Promise<void> {
+    this.#closed = true;
+    // A later master would not adopt them: always stop them, as the local backend does.
+    await this.cancel([...this.#queue.map((spec) => spec.attempt), ...this.#running.keys()]);
+    await this.storage[Symbol.asyncDispose]();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close({ stopRunning: true });
+  }
+
+  #pump(): void {
+    while (!this.#closed && this.#running.size < this.job.parallelism && this.#queue.length > 0) {
+      this.#start(this.#queue.shift()!);
+    }
+  }
+
+  /** Kill the container by name until its CLI process ends; after the grace time, force. */
+  async #stop(running: Running): Promise<void> {
+    if (running.cancelled) return;
+    running.cancelled = true;
+    const { cli } = this.prepared;
+    const deadline = Date.now() + this.killGraceMs;
+    const ended = () => running.ended;
+    while (!ended() && Date.now() < deadline) {
+      // Fails while the container is still being created; then try again.
+      await runCli(cli, ["kill", running.name]).catch(() => {});
+      await Promise.race([running.done, new Promise((r) => setTimeout(r, 200))]);
+    }
+    if (!ended()) {
+      try {
+        running.child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await runCli(cli, ["rm", "--force", running.name]).catch(() => {});
+    }
+  }
+
+  #start(spec: AttemptSpec): void {
+    const { cli, settings } = this.prepared;
+    let child: Deno.ChildProcess;
+    let name = "";
+    try {
+      const plan = runPlan(this.job, spec, settings);
+      name = plan.name;
+      child = new Deno.Command(cli.command, {
+        args: [...cli.globalArgs, ...plan.args],
+        env: plan.env,
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      const detail = error instanceof Deno.errors.NotFound
+        ? `cannot start '${cli.command}': it was not found`
+        : `cannot start the container: ${errorMessage(error)}`;
+      this.#exited(spec, "unstartable", undefined, detail);
+      queueMicrotask(() => this.#pump());
+      return;
+    }
+    const running: Running = {
+      spec,
+      name,
+      child,
+      cancelled: false,
+      ended: false,
+      done: Promise.resolve(),
+    };
+    running.done = this.#watch(running);
+    this.#running.set(spec.attempt, running);
+    this.onEvent({
+      type: "started",
+      task: spec.task,
+      attempt: spec.attempt,
+      at: new Date(),
+      host: name,
+    });
+  }
+
+  async #watch(running: Running): Promise<void> {
+    const { spec, child } = running;
+    const logPath = await Deno.makeTempFile({ prefix: "kubeface-container-", suffix: ".log" });
+    const { status, stderrTail } = await collectOutput(child, logPath);
+    running.ended = true;
+    await storeLog(this.storage, this.#layout.log(spec.task, spec.attempt), logPath);
+    this.#running.delete(spec.attempt);
+
+    const [reason, detail] = running.cancelled
+      ? ["cancelled", "stopped by kubeface"] as const
+      : explainExit(status.code, stderrTail, this.prepared.cli.command);
+    this.#exited(spec, reason, status.code, detail);
+    this.#pump();
+  }
+
+  #exited(spec: AttemptSpec, reason: ExitReason, exitCode: number | undefined, detail: string) {
+    this.onEvent({
+      type: "exited",
+      task: spec.task,
+      attempt: spec.attempt,
+      at: new Date(),
+      reason,
+      exitCode,
+      detail,
+    });
+  }
+}
+
+const SIGNALS: Record<number, string> = {
+  1: "SIGHUP",
+  2: "SIGINT",
+  6: "SIGABRT",
+  9: "SIGKILL",
+  11: "SIGSEGV",
+  15: "SIGTERM",
+};
+
+/**
+ * What the exit code of `podman run`/`docker run` means: 125 to 127 are the
+ * CLI's own failures (the container never ran its command), 128 + N is a
+ * container killed by signal N, anything else is the worker's own code.
+ */
+export function explainExit(
+  code: number,
+  stderrTail: string,
+  command: string,
+): [ExitReason, string] {
+  const said = stderrTail ? `: ${stderrTail}` : "";
+  if (code >= 125 && code <= 127) {
+    return ["unstartable", `'${command} run' failed with code ${code}${said}`];
+  }
+  if (code > 128 && code <= 128 + 64) {
+    const signal = SIGNALS[code - 128] ?? `signal ${code - 128}`;
+    return [
+      "killed",
+      `killed by ${signal} (out of memory, or killed from outside)${
+        stderrTail ? `; last output: ${stderrTail}` : ""
+      }`,
+    ];
+  }
+  return ["exited", `exited with code ${code}${said}`];
+}

@@ -1,0 +1,192 @@
+/**
+ * The `run` command line of one attempt's container: what the container is
+ * given and nothing more. It sees the image, a private `/tmp` (its scratch
+ * directory), the job's local storage mounted at the same absolute path (so
+ * the storage URL is unchanged), the paths the user granted with
+ * `--allow-read=PATH` / `--allow-write=PATH` (mounted at the same path,
+ * read-only unless writable), and the environment variables it needs. Its
+ * root file system is read-only.
+ *
+ * @module
+ */
+
+import { isAbsolute, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BackendError } from "../errors.ts";
+import { parsePermissions, permissionFlags, type PermissionSet } from "../permissions.ts";
+import { workerArgs } from "../worker/command.ts";
+import type { AttemptSpec, JobContext } from "./backend.ts";
+
+/** Where the worker's files are inside the image. */
+export const IMAGE_WORKER = "/app/worker.ts";
+/** The project config inside the image. */
+export const IMAGE_CONFIG = "/app/deno.json";
+/** The scratch directory inside a container: a private tmpfs. */
+export const CONTAINER_SCRATCH = "/tmp";
+
+/** Environment variables a worker using GCS needs, passed on when set. */
+export const GCS_ENV = [
+  "STORAGE_EMULATOR_HOST",
+  "GOOGLE_APPLICATION_CREDENTIALS",
+  "GOOGLE_CLOUD_PROJECT",
+  "GCLOUD_PROJECT",
+] as const;
+
+/** Everything that shapes one container besides the attempt. */
+export interface RunSettings {
+  /** Image to run. */
+  image: string;
+  /** Network mode, e.g. `"host"`. */
+  network: string;
+  /** `--user`/`--userns`/`--cap-add` flags that let the container's user write the storage. */
+  userArgs: readonly string[];
+  /** `--ulimit` values. */
+  ulimits: readonly string[];
+  /** Extra flags for `run`. */
+  runArgs: readonly string[];
+}
+
+/** A container's name, label values and command line. */
+export interface RunPlan {
+  name: string;
+  /** Arguments after the CLI's global flags. */
+  args: string[];
+  /** Environment of the CLI process: the values of every `-e NAME`. */
+  env: Record<string, string>;
+}
+
+/** The name of an attempt's container: `kubeface-<job>-<task>-<attempt>`. */
+export function containerName(job: string, spec: AttemptSpec): string {
+  return `kubeface-${job}-${spec.task}-${spec.attempt}`;
+}
+
+/**
+ * The label that names a container's job; containers also carry
+ * `kubeface.task` and `kubeface.attempt`.
+ */
+export const JOB_LABEL = "kubeface.job";
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Granted permissions with every path made absolute, so they mean the same in the container. */
+export function absolutePermissions(flags: readonly string[]): PermissionSet {
+  const set = parsePermissions(flags);
+  for (const name of ["read", "write"] as const) {
+    const value = set[name];
+    if (Array.isArray(value)) set[name] = value.map((path) => resolve(path));
+  }
+  return set;
+}
+
+/**
+ * Bind mounts, by path: the storage root (writable), granted paths that
+ * exist (writable when granted for writing), and a credentials file.
+ *
+ * @throws {BackendError} A granted path is `/`, which cannot be mounted over the image.
+ */
+export function mounts(
+  storageUrl: string,
+  granted: PermissionSet,
+  credentials: string | undefined,
+): Map<string, "rw" | "ro"> {
+  const out = new Map<string, "rw" | "ro">();
+  const add = (path: string, mode: "rw" | "ro") => {
+    const clean = path.length > 1 ? path.replace(/\/+$/, "") : path;
+    if (clean === "/") {
+      throw new BackendError(
+        "Cannot mount '/' into a container: grant narrower paths with --allow-read=PATH or --allow-write=PATH",
+      );
+    }
+    if (out.get(clean) !== "rw") out.set(clean, mode);
+  };
+  if (!storageUrl.startsWith("gs://")) {
+    const root = storageUrl.startsWith("file:") ? fileURLToPath(storageUrl) : resolve(storageUrl);
+    add(root, "rw");
+  }
+  const writable = Array.isArray(granted.write) ? granted.write : [];
+  const readable = Array.isArray(granted.read) ? granted.read : [];
+  for (const path of writable) if (exists(path)) add(path, "rw");
+  for (const path of readable) if (exists(path)) add(path, "ro");
+  if (credentials) add(credentials, "ro");
+  return out;
+}
+
+/** The credentials file a GCS worker needs, if any: the variable, else gcloud's default login. */
+function gcsCredentials(): string | undefined {
+  const given = env("GOOGLE_APPLICATION_CREDENTIALS");
+  if (given) return isAbsolute(given) ? given : resolve(given);
+  const home = env("HOME");
+  const adc = home && join(home, ".config/gcloud/application_default_credentials.json");
+  return adc && exists(adc) ? adc : undefined;
+}
+
+/**
+ * The `run` command line of one attempt.
+ *
+ * @throws {TypeError} A permission flag is malformed.
+ * @throws {BackendError} A granted path cannot be mounted.
+ */
+export function runPlan(job: JobContext, spec: AttemptSpec, settings: RunSettings): RunPlan {
+  const name = containerName(job.key, spec);
+  const granted = absolutePermissions(job.permissions);
+  const gcs = job.storageUrl.startsWith("gs://");
+  const credentials = gcs && !env("STORAGE_EMULATOR_HOST") ? gcsCredentials() : undefined;
+
+  const values: Record<string, string> = { ...job.env };
+  if (gcs) {
+    for (const variable of GCS_ENV) {
+      const value = env(variable);
+      if (value !== undefined) values[variable] = value;
+    }
+    if (credentials) values.GOOGLE_APPLICATION_CREDENTIALS = credentials;
+  }
+
+  const args = [
+    "run",
+    "--rm",
+    "--pull=never",
+    "--name",
+    name,
+    ...["--label", `${JOB_LABEL}=${job.key}`, "--label", `kubeface.task=${spec.task}`],
+    ...["--label", `kubeface.attempt=${spec.attempt}`],
+    `--network=${settings.network}`,
+    "--read-only",
+    "--tmpfs",
+    `${CONTAINER_SCRATCH}:rw,mode=1777`,
+    ...settings.userArgs,
+    ...settings.ulimits.flatMap((limit) => ["--ulimit", limit]),
+  ];
+  for (const [path, mode] of mounts(job.storageUrl, granted, credentials)) {
+    args.push("--volume", `${path}:${path}:${mode}`);
+  }
+  for (const variable of Object.keys(values).sort()) args.push("--env", variable);
+  args.push(...settings.runArgs, settings.image);
+
+  const deno = workerArgs({
+    worker: IMAGE_WORKER,
+    config: IMAGE_CONFIG,
+    storageUrl: job.storageUrl,
+    job: job.key,
+    run: { task: spec.task, attempt: spec.attempt },
+    scratch: CONTAINER_SCRATCH,
+    permissions: permissionFlags(granted),
+  });
+  // The image holds every dependency; never reach for the network to load code.
+  args.push(deno[0]!, "--cached-only", ...deno.slice(1));
+  return { name, args, env: values };
+}

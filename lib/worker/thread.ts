@@ -1,0 +1,106 @@
+/**
+ * The worker's side of the task thread: start it with only the task's
+ * permissions, send it tasks one at a time, answer its requests for shared
+ * values. A thread serves one job; it is replaced if it dies.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { PERMISSION_NAMES, type PermissionSet } from "../permissions.ts";
+import { readShared } from "../shared.ts";
+import type { DoneMessage, RunMessage, SharedReply, ThreadMessage } from "./protocol.ts";
+
+const MODULE = new URL("./task_thread.ts", import.meta.url);
+
+/** Where the thread's own modules are read from, when they are local files. */
+export const THREAD_CODE: string[] = MODULE.protocol === "file:"
+  ? [fileURLToPath(new URL("../", MODULE))]
+  : [];
+
+/** Deno's permission object for a thread, from a permission set. */
+function threadPermissions(set: PermissionSet): Deno.PermissionOptionsObject {
+  const out: Record<string, boolean | string[]> = {};
+  for (const name of PERMISSION_NAMES) out[name] = set[name] ?? false;
+  return out as Deno.PermissionOptionsObject;
+}
+
+/** A thread that runs tasks with only the permissions it was given. */
+export class TaskThread {
+  #worker: Worker | undefined;
+  readonly #permissions: PermissionSet;
+  #current: ((done: DoneMessage) => void) | undefined;
+
+  /** A thread with `permissions`; it starts on the first task. */
+  constructor(permissions: PermissionSet) {
+    this.#permissions = permissions;
+  }
+
+  /** Run one task; resolves when the thread reports that it ended. */
+  run(message: RunMessage): Promise<DoneMessage> {
+    const worker = this.#worker ??= this.#start();
+    return new Promise<DoneMessage>((resolve) => {
+      this.#current = resolve;
+      worker.postMessage(message, [message.payload.buffer as ArrayBuffer]);
+    });
+  }
+
+  /** Stop the thread. */
+  close(): void {
+    this.#worker?.terminate();
+    this.#worker = undefined;
+  }
+
+  #start(): Worker {
+    const worker = new Worker(MODULE, {
+      type: "module",
+      deno: { permissions: threadPermissions(this.#permissions) },
+    });
+    worker.onmessage = (event: MessageEvent<ThreadMessage>) => {
+      const data = event.data;
+      if (data.type === "done") {
+        this.#finish(data);
+        return;
+      }
+      readShared(data.storage, data.sha256).then(
+        ({ encoding, payload }) =>
+          worker.postMessage(
+            { type: "shared", id: data.id, encoding, payload } satisfies SharedReply,
+            [payload.buffer as ArrayBuffer],
+          ),
+        (error) =>
+          worker.postMessage(
+            {
+              type: "shared",
+              id: data.id,
+              error: { name: "Error", message: String(error?.message ?? error), stack: "" },
+            } satisfies SharedReply,
+          ),
+      );
+    };
+    // An error the task left behind (an unhandled rejection, a throw in a
+    // timer) ends the thread: report it as the task's error.
+    worker.onerror = (event) => {
+      event.preventDefault();
+      this.close();
+      const now = Date.now();
+      this.#finish({
+        type: "done",
+        startedAt: now,
+        endedAt: now,
+        error: {
+          name: "Error",
+          message: event.message,
+          stack: `${event.message}\n    at ${event.filename}:${event.lineno}:${event.colno}`,
+        },
+      });
+    };
+    return worker;
+  }
+
+  #finish(done: DoneMessage): void {
+    const resolve = this.#current;
+    this.#current = undefined;
+    resolve?.(done);
+  }
+}
