@@ -31,7 +31,7 @@ import { type AttemptRequest, CONTROL_PREFIX } from "./lib/worker/protocol.ts";
 import { JobWorker } from "./lib/worker/run.ts";
 
 const USAGE =
-  "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --serve) [--permissions JSON]";
+  "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --run NAME | --serve) [--permissions JSON]";
 
 function env(name: string): string | undefined {
   try {
@@ -68,11 +68,16 @@ async function* requests(): AsyncIterable<AttemptRequest> {
   }
 }
 
-async function main(): Promise<number> {
+/**
+ * Run the worker with command-line arguments (flags, falling back on the
+ * environment); returns the exit code. A bundled worker (`worker.js` in a
+ * pod) is started by calling this.
+ */
+export async function main(args: string[]): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
-      args: Deno.args,
+      args,
       options: {
         storage: { type: "string", default: env("KUBEFACE_STORAGE") },
         job: { type: "string", default: env("KUBEFACE_JOB") },
@@ -80,6 +85,7 @@ async function main(): Promise<number> {
         attempt: { type: "string", default: env("KUBEFACE_ATTEMPT") },
         scratch: { type: "string", default: env("KUBEFACE_SCRATCH") },
         permissions: { type: "string", default: env("KUBEFACE_PERMISSIONS") ?? "{}" },
+        run: { type: "string", default: env("KUBEFACE_RUN") },
         serve: { type: "boolean" },
       },
     }));
@@ -87,9 +93,9 @@ async function main(): Promise<number> {
     console.error(`kubeface worker: ${errorMessage(error)}; ${USAGE}`);
     return EXIT_USAGE;
   }
-  const { storage: url, job, task, attempt: id, scratch, serve } = values;
+  const { storage: url, job, task, attempt: id, scratch, serve, run } = values;
   const single = task !== undefined && /^\d+$/.test(task) && id;
-  if (!url || !job || !scratch || (!serve && !single)) {
+  if (!url || !job || !scratch || (!serve && !single && !run)) {
     console.error(`kubeface worker: ${USAGE}`);
     return EXIT_USAGE;
   }
@@ -109,6 +115,16 @@ async function main(): Promise<number> {
   }
   const worker = new JobWorker({ storage, job, scratch, permissions });
   try {
+    if (run) {
+      const index = Number(env("JOB_COMPLETION_INDEX"));
+      const spec = await worker.indexed(run, index).catch((error) => {
+        console.error(`kubeface worker: ${errorMessage(error)}`);
+        return undefined;
+      });
+      if (!spec) return EXIT_INFRASTRUCTURE;
+      console.error(`kubeface worker: task ${spec.task}, attempt ${spec.attempt} (index ${index} of ${run})`);
+      return await attempt(worker, spec.task, spec.attempt, job);
+    }
     if (!serve) return await attempt(worker, Number(task), id!, job);
     const encoder = new TextEncoder();
     for await (const request of requests()) {
@@ -124,5 +140,5 @@ async function main(): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main());
+  Deno.exit(await main(Deno.args));
 }

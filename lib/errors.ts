@@ -78,9 +78,12 @@ export class WorkerCrashError extends Error {
     },
     options?: ErrorOptions,
   ) {
-    const what = info.kind === "timeout" ? "timed out" : "crashed";
     super(
-      `Task ${info.task} (input ${info.input}) ${what} ${info.attempts} time(s) without a result: ${info.detail}`,
+      info.kind === "infrastructure"
+        ? `Task ${info.task} (input ${info.input}) could not run: ${info.detail}`
+        : `Task ${info.task} (input ${info.input}) ${
+          info.kind === "timeout" ? "timed out" : "crashed"
+        } ${info.attempts} time(s) without a result: ${info.detail}`,
       options,
     );
     this.name = "WorkerCrashError";

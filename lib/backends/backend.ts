@@ -34,6 +34,8 @@ export interface JobContext {
   timeoutMs: number | undefined;
   /** Number of tasks in the job. */
   tasks: number;
+  /** How often a crashed attempt may be restarted, for backends that restart them themselves. */
+  maxRetries: number;
 }
 
 /** Why an attempt ended, as far as the backend can tell. */
@@ -48,6 +50,8 @@ export type ExitReason =
   | "cancelled"
   /** The backend lost track of it (node gone, pod deleted). */
   | "lost"
+  /** The backend stopped it for running past the time limit. */
+  | "timeout"
   /** It could never start (unschedulable, image missing, spawn failed). */
   | "unstartable";
 
@@ -72,6 +76,13 @@ export type BackendEvent =
     exitCode: number | undefined;
     /** A plain sentence for the user: signal, stderr tail, scheduler message. */
     detail: string;
+    /**
+     * How many times the attempt crashed, for a backend that restarts
+     * crashed attempts itself (Kubernetes' `backoffLimitPerIndex`).
+     *
+     * @default {1 when it did not succeed}
+     */
+    crashes?: number;
   }
   | {
     /** A condition worth showing while the attempt waits, e.g. "unschedulable: Insufficient memory". */

@@ -19,9 +19,18 @@ import {
 } from "../jobs.ts";
 import { defaultStorage } from "../options.ts";
 import { openStorage, type Storage } from "../storage/storage.ts";
+import { serveStatus, type StatusServer } from "../status/serve.ts";
 import type { JobStatus } from "../status/status.ts";
 import { BACKEND_FLAG_GROUPS } from "./backend_flags.ts";
-import { duration, type FlagSpec, type FlagValues, helpText, parseFlags, str } from "./flags.ts";
+import {
+  duration,
+  type FlagSpec,
+  type FlagValues,
+  helpText,
+  int,
+  parseFlags,
+  str,
+} from "./flags.ts";
 import { type Io, UsageError } from "./io.ts";
 import { formatDuration } from "./progress.ts";
 
@@ -92,14 +101,28 @@ export async function jobsCommand(args: string[], io: Io): Promise<number> {
   return 0;
 }
 
+const STATUS_FLAGS: FlagSpec[] = [
+  { name: "json", type: "boolean", help: "print the status page as JSON" },
+  {
+    name: "serve",
+    type: "boolean",
+    help: "serve the HTML status page on 127.0.0.1, live, until Ctrl-C",
+  },
+  {
+    name: "port",
+    type: "string",
+    value: "N",
+    help: "port for --serve; 0 picks a free one",
+    default: "0",
+  },
+  STORAGE_FLAG,
+];
+
 /** Help of `kubeface status`. */
 export const STATUS_HELP = helpText(
-  "kubeface status KEY [--json] [--storage URL]",
-  "Print one job's status: counts, times, failed and running tasks.",
-  [["Options", [
-    { name: "json", type: "boolean", help: "print the status page as JSON" },
-    STORAGE_FLAG,
-  ]]],
+  "kubeface status KEY [--json | --serve [--port N]] [--storage URL]",
+  "Print one job's status: counts, times, failed and running tasks. With --serve,\nshow its HTML status page (timeline, run times, failures) in a browser instead.",
+  [["Options", STATUS_FLAGS]],
 );
 
 /** Render a status for people. */
@@ -143,16 +166,19 @@ export function describeStatus(status: JobStatus, now = Date.now()): string {
 
 /** `kubeface status`. */
 export async function statusCommand(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseFlags(args, [
-    { name: "json", type: "boolean", help: "" },
-    STORAGE_FLAG,
-  ], 1);
+  const { values, positionals } = parseFlags(args, STATUS_FLAGS, 1);
   if (values.help) {
     await io.out(STATUS_HELP);
     return 0;
   }
   const [key] = positionals;
   if (!key) throw new UsageError("give the key of the job");
+  const port = int(values, "port");
+  if (port !== undefined && !values.serve) throw new UsageError("--port needs --serve");
+  if (values.serve && values.json) throw new UsageError("give either --json or --serve, not both");
+  if (port !== undefined && port > 65535) {
+    throw new UsageError(`--port must be from 1 to 65535, or 0 for a free port, not ${port}`);
+  }
   await using storage = await storageOf(values);
   let status: JobStatus;
   try {
@@ -166,8 +192,33 @@ export async function statusCommand(args: string[], io: Io): Promise<number> {
     }
     throw error;
   }
+  if (values.serve) return await serve(storage, key, port ?? 0, io);
   await io.out(values.json ? JSON.stringify(status, null, 2) + "\n" : describeStatus(status));
   return 0;
+}
+
+/** Serve a job's status page until Ctrl-C. */
+async function serve(storage: Storage, key: string, port: number, io: Io): Promise<number> {
+  const stop = new AbortController();
+  const removeHandler = io.onInterrupt(() => stop.abort());
+  try {
+    let server: StatusServer;
+    try {
+      server = await serveStatus(storage, key, { port, signal: stop.signal });
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AddrInUse)) throw error;
+      io.err(
+        `kubeface: cannot serve on 127.0.0.1:${port}: the port is in use; pass another --port, or --port 0 for a free one\n`,
+      );
+      return 1;
+    }
+    await io.out(`Serving the status page of job ${key} at ${server.url}\n`);
+    io.err("kubeface: the page refreshes itself while the job runs; press Ctrl-C to stop\n");
+    await server.finished;
+    return 0;
+  } finally {
+    removeHandler();
+  }
 }
 
 /** Help of `kubeface logs`. */

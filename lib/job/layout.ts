@@ -10,6 +10,7 @@
  * jobs/<key>/inputs/<task>          one record per task
  * jobs/<key>/results/<task>/<attempt>.ok|.error
  * jobs/<key>/logs/<task>/<attempt>.log
+ * jobs/<key>/runs/<name>.json       index → task and attempt, for batch backends
  * jobs/<key>/status.json, status.html
  * ```
  *
@@ -71,6 +72,10 @@ export class JobLayout {
   /** Result object of one attempt. */
   result(task: number, attempt: string, kind: ResultKind): string {
     return `${this.taskResults(task)}${attempt}.${kind}`;
+  }
+  /** Index map of a backend run: which task and attempt each index of a batch runs. */
+  run(name: string): string {
+    return `${this.prefix}runs/${name}.json`;
   }
   /** Log object of one attempt. */
   log(task: number, attempt: string): string {

@@ -129,6 +129,7 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
       env: options.env,
       timeoutMs: options.timeoutMs || undefined,
       tasks: manifest.tasks,
+      maxRetries: options.maxRetries,
     }, runner.onEvent);
     await runner.start(session);
     yield* orderedResults<I, O>(runner, storage, layout, manifest, params.withInputs);

@@ -214,23 +214,23 @@ export class JobRunner {
       }
     }
     const own = results.get(`${attempt.id}.ok`) ?? results.get(`${attempt.id}.error`);
+    const winner = own?.kind === "ok"
+      ? attempt.id
+      : [...results.entries()].find(([, r]) => r.kind === "ok")?.[0].replace(/\.ok$/, "");
     attempt.outcome = own?.kind === "ok"
       ? "ok"
       : own?.kind === "error"
       ? "task-error"
-      : attempt.timedOut
+      : attempt.timedOut || event.reason === "timeout"
       ? "timeout"
-      : event.reason === "cancelled"
-      ? "cancelled"
+      : event.reason === "cancelled" || (winner && event.exitCode === 0)
+      ? "cancelled" // stopped, or stood down because another attempt had won
       : "crash";
     if (attempt.outcome === "ok" && attempt.startedAt !== undefined) {
       this.#runtimes.push((attempt.endedAt ?? Date.now()) - attempt.startedAt);
     }
     if (task.phase === "done" || task.phase === "failed") return this.#notify();
 
-    const winner = attempt.outcome === "ok"
-      ? attempt.id
-      : [...results.entries()].find(([, r]) => r.kind === "ok")?.[0].replace(/\.ok$/, "");
     if (winner) {
       task.phase = "done";
       task.winner = winner;
@@ -267,16 +267,18 @@ export class JobRunner {
       return this.#fail(task, taskError);
     }
 
-    task.crashes++;
-    if (stillRunning) return this.#notify();
-    if (task.crashes <= options.maxRetries) return this.#retryLater(task);
+    // A backend that restarts crashed attempts itself (Kubernetes) says how often it did.
+    task.crashes += event.crashes ?? 1;
+    const unstartable = event.reason === "unstartable";
+    if (stillRunning && !unstartable) return this.#notify();
+    if (task.crashes <= options.maxRetries && !unstartable) return this.#retryLater(task);
     this.#fail(
       task,
       new WorkerCrashError({
         task: task.index,
         input: task.index * this.#ctx.manifest.itemsPerTask,
         attempt: attempt.id,
-        kind: attempt.outcome === "timeout" ? "timeout" : "crash",
+        kind: attempt.outcome === "timeout" ? "timeout" : unstartable ? "infrastructure" : "crash",
         attempts: task.crashes,
         detail: attempt.outcome === "timeout"
           ? `it ran longer than the time limit of ${options.timeoutMs} ms`

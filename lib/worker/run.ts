@@ -16,7 +16,13 @@ import { mergePermissions, type PermissionSet } from "../permissions.ts";
 import { encodeRecord, readRawRecord, recordStream } from "../serialize.ts";
 import { readBytes, readJson, type Storage } from "../storage/storage.ts";
 import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
+import type { AttemptSpec } from "../backends/backend.ts";
 import { TaskThread, THREAD_CODE } from "./thread.ts";
+
+/** Contents of `jobs/<key>/runs/<name>.json`: what each index of a batch runs. */
+export interface RunMap {
+  attempts: AttemptSpec[];
+}
 
 /** What a worker process is started for: one job, in one storage. */
 export interface JobWorkerOptions {
@@ -63,7 +69,8 @@ export class JobWorker {
 
   /**
    * Run one attempt and store its result. Returns the exit code: `EXIT_OK`,
-   * or `EXIT_TASK_ERROR` when the task threw.
+   * or `EXIT_TASK_ERROR` when the task threw. A task that already has a
+   * result (another attempt won) is not run again: `EXIT_OK` at once.
    *
    * @throws {WorkerSetupError} The job's objects are missing or corrupt.
    * @throws {StorageError} Storage failed.
@@ -81,6 +88,7 @@ export class JobWorker {
         `Cannot run task ${task} of job '${job}': the job has tasks 0 to ${manifest.tasks - 1}`,
       );
     }
+    if (await this.#done(task)) return EXIT_OK; // another attempt already succeeded
     const { header, payload } = await readRawRecord<InputHeader>(
       await storage.get(layout.input(task)),
       `input of task ${task}`,
@@ -114,6 +122,31 @@ export class JobWorker {
       recordStream(encodeRecord(result, done.result)),
     );
     return error ? EXIT_TASK_ERROR : EXIT_OK;
+  }
+
+  /**
+   * The task and attempt that index `index` of a batch run stands for, from
+   * the run's index map (`jobs/<key>/runs/<name>.json`).
+   *
+   * @throws {WorkerSetupError} The map is missing or has no such index.
+   */
+  async indexed(run: string, index: number): Promise<AttemptSpec> {
+    const map = await readJson<RunMap>(this.#options.storage, this.#layout.run(run));
+    const spec = Number.isInteger(index) ? map.attempts[index] : undefined;
+    if (!spec) {
+      throw new WorkerSetupError(
+        `Cannot find index ${index} in run '${run}' of job '${this.#options.job}': it has ${map.attempts.length} indexes (is JOB_COMPLETION_INDEX set?)`,
+      );
+    }
+    return spec;
+  }
+
+  /** Whether some attempt of the task already stored a result. */
+  async #done(task: number): Promise<boolean> {
+    for await (const { key } of this.#options.storage.list(this.#layout.taskResults(task))) {
+      if (key.endsWith(".ok")) return true;
+    }
+    return false;
   }
 
   /** Stop the task thread. */

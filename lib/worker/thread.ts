@@ -11,11 +11,16 @@ import { PERMISSION_NAMES, type PermissionSet } from "../permissions.ts";
 import { readShared } from "../shared.ts";
 import type { DoneMessage, RunMessage, SharedReply, ThreadMessage } from "./protocol.ts";
 
-const MODULE = new URL("./task_thread.ts", import.meta.url);
+/**
+ * The thread's module: `task_thread.ts` next to this file in a checkout, or
+ * `task_thread.js` next to the bundled worker (`worker.js`) in a pod.
+ */
+const BUNDLED = import.meta.url.endsWith(".js");
+const MODULE = new URL(BUNDLED ? "./task_thread.js" : "./task_thread.ts", import.meta.url);
 
 /** Where the thread's own modules are read from, when they are local files. */
 export const THREAD_CODE: string[] = MODULE.protocol === "file:"
-  ? [fileURLToPath(new URL("../", MODULE))]
+  ? [fileURLToPath(new URL(BUNDLED ? "./" : "../", MODULE))]
   : [];
 
 /** Deno's permission object for a thread, from a permission set. */
