@@ -343,3 +343,22 @@ targetTest(
     assert.ok(growth < 1.6 * size, `the master grew by ${(growth / 2 ** 20).toFixed(0)} MiB`);
   },
 );
+
+targetTest(
+  "a task that calls Deno.exit() fails as a task error, and its worker goes on",
+  async (target, storage) => {
+    const run = new Client(await target.client(storage)).map<number, number>(fixture("exits.ts"), {
+      ...quiet,
+      failFast: false,
+    });
+    const error = await failure(run);
+    assert.ok(error instanceof TaskError, `expected a TaskError, got ${error}`);
+    assert.equal(error.task, 1);
+    assert.match(
+      error.remoteMessage,
+      /the task called Deno\.exit\(7\); a task must return a result or throw/,
+    );
+    const ok = (await resultHeaders(storage, run.job)).filter((h) => h.status === "ok");
+    assert.deepEqual(ok.map((h) => h.task).sort(), [0, 2]);
+  },
+);

@@ -13,6 +13,7 @@ import { errorMessage } from "../errors.ts";
 import { JobLayout } from "../job/layout.ts";
 import { workerArgs } from "../worker/command.ts";
 import { WarmSession } from "./warm.ts";
+import { collectOutput, storeLog } from "./worker_output.ts";
 import { parsePermissions } from "../permissions.ts";
 import { openStorage, type Storage } from "../storage/storage.ts";
 import type {
@@ -91,9 +92,6 @@ interface Running {
   killTimer?: ReturnType<typeof setTimeout>;
   done: Promise<void>;
 }
-
-/** Bytes of stderr kept to explain a crash. */
-const TAIL_BYTES = 2000;
 
 class LocalSession implements BackendSession {
   readonly #queue: AttemptSpec[] = [];
@@ -183,7 +181,7 @@ class LocalSession implements BackendSession {
           scratch,
           permissions: this.job.permissions,
         }),
-        env: { ...this.job.env },
+        env: { NO_COLOR: "1", ...this.job.env },
         stdin: "null",
         stdout: "piped",
         stderr: "piped",
@@ -209,39 +207,12 @@ class LocalSession implements BackendSession {
   async #watch(running: Running, scratch: string): Promise<void> {
     const { spec, child } = running;
     const logPath = `${scratch}.log`;
-    const log = await Deno.open(logPath, { write: true, create: true, truncate: true });
-    let tail = new Uint8Array(0);
-    const copy = async (stream: ReadableStream<Uint8Array>, keepTail: boolean) => {
-      for await (const chunk of stream) {
-        await log.write(chunk);
-        if (keepTail) {
-          const joined = new Uint8Array(tail.length + chunk.length);
-          joined.set(tail);
-          joined.set(chunk, tail.length);
-          tail = joined.slice(-TAIL_BYTES);
-        }
-      }
-    };
-    const [status] = await Promise.all([
-      child.status,
-      copy(child.stdout, false),
-      copy(child.stderr, true),
-    ]);
-    log.close();
+    const { status, stderrTail: stderr } = await collectOutput(child, logPath);
     clearTimeout(running.killTimer);
-    try {
-      const file = await Deno.open(logPath, { read: true });
-      await this.storage.put(this.#layout.log(spec.task, spec.attempt), file.readable, {
-        contentType: "text/plain",
-      });
-    } catch {
-      // Logs are a convenience; a failed upload must not fail the attempt.
-    }
-    await Deno.remove(logPath).catch(() => {});
+    await storeLog(this.storage, this.#layout.log(spec.task, spec.attempt), logPath);
     await Deno.remove(scratch, { recursive: true }).catch(() => {});
     this.#running.delete(spec.attempt);
 
-    const stderr = new TextDecoder().decode(tail).trim();
     if (running.cancelled) {
       this.#exited(spec, "cancelled", status.code, "stopped by kubeface");
     } else if (status.signal) {

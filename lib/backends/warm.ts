@@ -153,7 +153,7 @@ export class WarmSession implements BackendSession {
         scratch,
         permissions: this.job.permissions,
       }),
-      env: { ...this.job.env },
+      env: { NO_COLOR: "1", ...this.job.env },
       stdin: "piped",
       stdout: "piped",
       stderr: "piped",

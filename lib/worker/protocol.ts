@@ -44,6 +44,8 @@ export interface DoneMessage {
   result?: { encoding: Encoding; bytes: Uint8Array };
   /** The error, when the task threw (or its result could not be serialized). */
   error?: ErrorRecord;
+  /** The thread ended itself (the task called `Deno.exit`); start a new one. */
+  closed?: boolean;
 }
 
 /** Every message a thread sends. */

@@ -38,6 +38,29 @@ function trimStack(stack: string): string {
   return (cut > 0 ? lines.slice(0, cut) : lines).join("\n");
 }
 
+// A task that calls Deno.exit() would end only this thread and leave its
+// worker waiting: report it as the task's error instead.
+Object.defineProperty(Deno, "exit", {
+  configurable: true,
+  writable: true,
+  value(code = 0): never {
+    const now = Date.now();
+    scope.postMessage({
+      type: "done",
+      startedAt: now,
+      endedAt: now,
+      closed: true,
+      error: {
+        name: "Error",
+        message: `the task called Deno.exit(${code}); a task must return a result or throw`,
+        stack: trimStack(new Error().stack ?? ""),
+      },
+    });
+    self.close();
+    throw new Error("unreachable: the thread is closed");
+  },
+});
+
 const pending = new Map<number, (reply: SharedReply) => void>();
 let nextId = 0;
 setSharedLoader((storage, sha256) => {

@@ -64,6 +64,7 @@ export class TaskThread {
     worker.onmessage = (event: MessageEvent<ThreadMessage>) => {
       const data = event.data;
       if (data.type === "done") {
+        if (data.closed) this.close();
         this.#finish(data);
         return;
       }
