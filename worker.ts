@@ -113,7 +113,15 @@ export async function main(args: string[]): Promise<number> {
     console.error(`kubeface worker: cannot open storage '${url}': ${errorMessage(error)}`);
     return EXIT_INFRASTRUCTURE;
   }
-  const worker = new JobWorker({ storage, job, scratch, permissions });
+  // A private directory inside the given one: pods of a test node share /tmp.
+  let own: string;
+  try {
+    own = await Deno.makeTempDir({ dir: scratch, prefix: "worker-" });
+  } catch (error) {
+    console.error(`kubeface worker: cannot write to the scratch directory '${scratch}': ${errorMessage(error)}`);
+    return EXIT_INFRASTRUCTURE;
+  }
+  const worker = new JobWorker({ storage, job, scratch: own, permissions });
   try {
     if (run) {
       const index = Number(env("JOB_COMPLETION_INDEX"));
@@ -136,6 +144,7 @@ export async function main(args: string[]): Promise<number> {
   } finally {
     worker.close();
     await storage[Symbol.asyncDispose]();
+    await Deno.remove(own, { recursive: true }).catch(() => {});
   }
 }
 

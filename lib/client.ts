@@ -127,6 +127,7 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
 export class Client {
   /** The options this client was made with. */
   readonly options: Readonly<ClientOptions>;
+  #backend: Promise<Backend> | undefined;
 
   /** Create a client; nothing is opened until a job runs. */
   constructor(options: ClientOptions = {}) {
@@ -138,10 +139,17 @@ export class Client {
     return this.options.storage ?? defaultStorage();
   }
 
-  /** Backend this client uses. */
-  async backend(): Promise<Backend> {
+  /**
+   * Backend this client uses, created on first use.
+   *
+   * @throws {TypeError} The backend name or one of its options is malformed.
+   */
+  backend(): Promise<Backend> {
     const backend = this.options.backend ?? envOr("KUBEFACE_BACKEND", "local");
-    return typeof backend === "string" ? await createBackend(backend, this.options) : backend;
+    this.#backend ??= typeof backend === "string"
+      ? createBackend(backend, this.options)
+      : Promise.resolve(backend);
+    return this.#backend;
   }
 
   /**

@@ -66,7 +66,7 @@ Deno.test("kubeface map reads the storage and backend from the environment", asy
     const bad = await kubeface(["map", "-m", fixture("half.ts"), "-q"], {
       env: { KUBEFACE_STORAGE: dir, KUBEFACE_BACKEND: "nowhere" },
     });
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 2);
     assert.match(
       bad.stderr,
       /Cannot use backend 'nowhere': choose one of local, container, kubernetes/,

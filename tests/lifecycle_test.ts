@@ -162,7 +162,9 @@ targetTest(
         {
           ...perms,
           parallelism: 4,
-          speculationPercent: 50,
+          // Only once the other three are done (1 of 4 running): a slow start of
+          // another task (a container on a busy machine) is no straggler then.
+          speculationPercent: 25,
           speculationRuntimePercentile: 50,
           speculationMaxReruns: 1,
         },
@@ -199,7 +201,9 @@ targetTest(
       /Task 0 \(input 0\) timed out 2 time\(s\) without a result: it ran longer than the time limit of 500 ms/,
     );
     const task0 = (await status(storage, run.job)).tasks[0]!;
-    assert.deepEqual(task0.attempts.map((a) => a.outcome), ["timeout", "timeout"]);
+    // Kubernetes restarts the pod of the same attempt itself (backoffLimitPerIndex).
+    const attempts = target.backend === "kubernetes" ? ["timeout"] : ["timeout", "timeout"];
+    assert.deepEqual(task0.attempts.map((a) => a.outcome), attempts);
   },
 );
 

@@ -11,6 +11,13 @@
  *
  * - GCS: fake-gcs-server, built with `go install` at a pinned version
  *   (tests start their own instances on free ports).
+ * - Kubernetes: etcd, kube-apiserver, kube-controller-manager and
+ *   kube-scheduler built from the Go module proxy, and a node agent
+ *   (`tests/infra/cluster/`), unless `KUBEFACE_TEST_KUBECONFIG` names a
+ *   running one.
+ * - Containers: the worker image of these sources, built with podman or
+ *   docker (`deno task image:build`; skipped when it exists). Without
+ *   either, the container backend is left out, or with `CI=true` it fails.
  *
  * Set `KUBEFACE_TEST_STORAGES` / `KUBEFACE_TEST_BACKENDS` to narrow the
  * matrix.
@@ -18,7 +25,10 @@
  * @module
  */
 
+import { down, KUBECONFIG_ENV, up } from "./infra/cluster/cluster.ts";
 import { ensureEmulatorBinary } from "./infra/gcs_emulator.ts";
+import { buildImage } from "../lib/image/build.ts";
+import { errorMessage } from "../lib/errors.ts";
 
 const env: Record<string, string> = {};
 const storages = ["local"];
@@ -34,6 +44,37 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
 
 await step("building the GCS emulator", ensureEmulatorBinary);
 storages.push("gcs");
+
+try {
+  const built = await step("building the worker image", () => buildImage());
+  console.log(`test setup: container backend with ${built.image}`);
+  backends.push("container");
+} catch (error) {
+  if (Deno.env.get("CI") === "true") throw error;
+  console.log(`test setup: no container backend: ${errorMessage(error)}`);
+}
+
+// The Kubernetes control plane: one for the whole run (built on first use, ~6 min cold).
+let cluster: Awaited<ReturnType<typeof up>> | undefined;
+if (Deno.env.get(KUBECONFIG_ENV)) {
+  backends.push("kubernetes");
+} else {
+  try {
+    cluster = await step(
+      "starting the Kubernetes test cluster",
+      () =>
+        up({
+          dir: Deno.makeTempDirSync({ prefix: "kubeface-test-cluster-" }),
+          onProgress: (line) => console.log(`  ${line}`),
+        }),
+    );
+    env[KUBECONFIG_ENV] = cluster.adminKubeconfig;
+    backends.push("kubernetes");
+  } catch (error) {
+    if (Deno.env.get("CI") === "true") throw error;
+    console.log(`test setup: no Kubernetes backend: ${errorMessage(error)}`);
+  }
+}
 
 env.KUBEFACE_TEST_STORAGES ??= Deno.env.get("KUBEFACE_TEST_STORAGES") ?? storages.join(",");
 env.KUBEFACE_TEST_BACKENDS ??= Deno.env.get("KUBEFACE_TEST_BACKENDS") ?? backends.join(",");
@@ -51,6 +92,7 @@ const status = await new Deno.Command(Deno.execPath(), {
     "--allow-env",
     "--allow-net",
     "--allow-sys",
+    "--v8-flags=--expose-gc", // memory tests measure live memory
     "--parallel",
     ...args,
     "--doc",
@@ -60,4 +102,5 @@ const status = await new Deno.Command(Deno.execPath(), {
   env,
   stdin: "null",
 }).spawn().status;
+if (cluster && !cluster.reused) await down({ dir: cluster.dir });
 Deno.exit(status.code);

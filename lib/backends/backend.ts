@@ -95,6 +95,11 @@ export type BackendEvent =
 
 /** A running job on a backend. */
 export interface BackendSession extends AsyncDisposable {
+  /**
+   * The backend stops attempts that run past `JobContext.timeoutMs` itself
+   * (and reports them with reason `timeout`), so the job loop does not.
+   */
+  readonly enforcesTimeouts?: boolean;
   /** Queue attempts to run; resolves when the backend has accepted them. */
   submit(attempts: readonly AttemptSpec[]): Promise<void>;
   /** Stop attempts (queued or running); each later gets an `exited` event with reason `cancelled`. */

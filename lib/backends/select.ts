@@ -6,6 +6,7 @@
 
 import { type Backend, BACKEND_NAMES, type BackendName } from "./backend.ts";
 import type { ContainerBackendOptions } from "./container.ts";
+import type { KubernetesBackendOptions } from "./kubernetes/options.ts";
 import type { LocalBackendOptions } from "./local.ts";
 
 /** Options of every backend, each under its own name. */
@@ -14,6 +15,8 @@ export interface BackendOptions {
   local?: LocalBackendOptions;
   /** Options of the container backend. */
   container?: ContainerBackendOptions;
+  /** Options of the Kubernetes backend. */
+  kubernetes?: KubernetesBackendOptions;
 }
 
 /**
@@ -33,6 +36,10 @@ export async function createBackend(
     case "container": {
       const { ContainerBackend } = await import("./container.ts");
       return new ContainerBackend(options.container);
+    }
+    case "kubernetes": {
+      const { KubernetesBackend } = await import("./kubernetes/kubernetes.ts");
+      return new KubernetesBackend(options.kubernetes);
     }
     default:
       throw new TypeError(

@@ -5,7 +5,13 @@
  */
 
 import type { ClientOptions } from "../client.ts";
-import { type FlagSpec, type FlagValues, str } from "./flags.ts";
+import {
+  KUBERNETES_DEFAULTS,
+  type KubernetesBackendOptions,
+  parseToleration,
+} from "../backends/kubernetes/options.ts";
+import { duration, type FlagSpec, type FlagValues, int, keyValues, str } from "./flags.ts";
+import { UsageError } from "./io.ts";
 
 /** The flags of one backend. */
 export interface BackendFlagGroup {
@@ -74,6 +80,174 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
       if (Array.isArray(runArgs) && runArgs.length > 0) {
         options.container = { ...options.container, runArgs };
       }
+    },
+  },
+  {
+    title: "Kubernetes backend",
+    flags: [
+      {
+        name: "kubeconfig",
+        type: "string",
+        value: "FILE",
+        help: "kubeconfig file",
+        default: "$KUBECONFIG or ~/.kube/config",
+      },
+      {
+        name: "context",
+        type: "string",
+        value: "NAME",
+        help: "kubeconfig context",
+        default: "the current one",
+      },
+      {
+        name: "namespace",
+        type: "string",
+        value: "NS",
+        help: "namespace of the Jobs",
+        default: "the context's, else default",
+      },
+      {
+        name: "deno-image",
+        type: "string",
+        value: "IMAGE",
+        help: "stock Deno image the pods bootstrap the worker in",
+        default: KUBERNETES_DEFAULTS.image,
+      },
+      {
+        name: "worker-image",
+        type: "string",
+        value: "IMAGE",
+        help: "a kubeface worker image (lib/image/Dockerfile) instead",
+      },
+      {
+        name: "image-pull-policy",
+        type: "string",
+        value: "POLICY",
+        help: "Always, IfNotPresent or Never",
+        default: KUBERNETES_DEFAULTS.imagePullPolicy,
+      },
+      {
+        name: "service-account",
+        type: "string",
+        value: "NAME",
+        help: "service account of the pods",
+      },
+      {
+        name: "mount-service-account-token",
+        type: "boolean",
+        help: "mount its token into the pods",
+      },
+      { name: "cpu", type: "string", value: "QTY", help: "CPU request per task, e.g. 500m or 2" },
+      {
+        name: "memory",
+        type: "string",
+        value: "QTY",
+        help: "memory request (and limit) per task, e.g. 4Gi",
+      },
+      { name: "cpu-limit", type: "string", value: "QTY", help: "CPU limit per task" },
+      {
+        name: "memory-limit",
+        type: "string",
+        value: "QTY",
+        help: "memory limit per task",
+        default: "the request",
+      },
+      { name: "gpus", type: "string", value: "N", help: "nvidia.com/gpu per task" },
+      {
+        name: "node-selector",
+        type: "string",
+        multiple: true,
+        value: "KEY=VALUE",
+        help: "node label the pods need (repeatable)",
+      },
+      {
+        name: "toleration",
+        type: "string",
+        multiple: true,
+        value: "KEY[=VALUE][:EFFECT]",
+        help: "taint the pods tolerate (repeatable)",
+      },
+      {
+        name: "label",
+        type: "string",
+        multiple: true,
+        value: "KEY=VALUE",
+        help: "extra label of Jobs and pods (repeatable)",
+      },
+      {
+        name: "annotation",
+        type: "string",
+        multiple: true,
+        value: "KEY=VALUE",
+        help: "extra annotation of Jobs and pods (repeatable)",
+      },
+      {
+        name: "active-deadline",
+        type: "string",
+        value: "DURATION",
+        help: "time a task's pod may run",
+        default: "--timeout",
+      },
+      {
+        name: "ttl-after-finished",
+        type: "string",
+        value: "DURATION",
+        help: "how long a finished Kubernetes Job is kept",
+        default: `${KUBERNETES_DEFAULTS.ttlSecondsAfterFinished}s`,
+      },
+      {
+        name: "unstartable-timeout",
+        type: "string",
+        value: "DURATION",
+        help: "how long a task may stay unschedulable or without its image",
+        default: `${KUBERNETES_DEFAULTS.unstartableTimeoutMs / 60_000}m`,
+      },
+    ],
+    apply(values, options) {
+      const list = (name: string) => (values[name] as string[] | undefined) ?? [];
+      const seconds = (name: string) => {
+        const ms = duration(values, name);
+        return ms === undefined ? undefined : Math.ceil(ms / 1000);
+      };
+      const workerImage = str(values, "worker-image");
+      const gpus = int(values, "gpus");
+      let tolerations;
+      try {
+        tolerations = list("toleration").map(parseToleration);
+      } catch (error) {
+        throw new UsageError((error as Error).message);
+      }
+      const k: KubernetesBackendOptions = {
+        kubeconfig: str(values, "kubeconfig"),
+        context: str(values, "context"),
+        namespace: str(values, "namespace"),
+        image: workerImage ?? str(values, "deno-image"),
+        workerImage: workerImage ? true : undefined,
+        imagePullPolicy: str(
+          values,
+          "image-pull-policy",
+        ) as KubernetesBackendOptions["imagePullPolicy"],
+        serviceAccount: str(values, "service-account"),
+        mountServiceAccountToken: values["mount-service-account-token"] === true || undefined,
+        cpu: str(values, "cpu"),
+        memory: str(values, "memory"),
+        cpuLimit: str(values, "cpu-limit"),
+        memoryLimit: str(values, "memory-limit"),
+        gpus,
+        nodeSelector: list("node-selector").length
+          ? keyValues(list("node-selector"), "node-selector")
+          : undefined,
+        tolerations: tolerations.length ? tolerations : undefined,
+        labels: list("label").length ? keyValues(list("label"), "label") : undefined,
+        annotations: list("annotation").length
+          ? keyValues(list("annotation"), "annotation")
+          : undefined,
+        activeDeadlineSeconds: seconds("active-deadline"),
+        ttlSecondsAfterFinished: seconds("ttl-after-finished"),
+        unstartableTimeoutMs: duration(values, "unstartable-timeout"),
+      };
+      const set = Object.fromEntries(Object.entries(k).filter(([, v]) => v !== undefined));
+      if (Object.keys(set).length > 0) options.kubernetes = { ...options.kubernetes, ...set };
     },
   },
 ];

@@ -243,7 +243,9 @@ async function execute(
   const options = jobOptions(values, permissions);
   let run;
   try {
-    run = new Client(options.client).map(module, {
+    const client = new Client(options.client);
+    await client.backend(); // check the backend's options before anything runs
+    run = client.map(module, {
       ...options.map,
       onProgress: progress.update,
       onStart: (info) => {

@@ -346,7 +346,7 @@ export class JobRunner {
     const running = [...this.#attempts.values()].filter((a) =>
       a.startedAt !== undefined && a.endedAt === undefined
     );
-    if (timeoutMs > 0) {
+    if (timeoutMs > 0 && !this.#session.enforcesTimeouts) {
       const late = running.filter((a) => !a.timedOut && now - a.startedAt! > timeoutMs);
       for (const a of late) a.timedOut = true;
       if (late.length > 0) {

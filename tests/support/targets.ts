@@ -17,6 +17,13 @@
 
 import type { ClientOptions } from "../../mod.ts";
 import { type Emulator, emulatorCacheDir, startEmulator } from "../infra/gcs_emulator.ts";
+import {
+  KUBECONFIG_ENV,
+  kubectl,
+  type TestCluster,
+  testCluster,
+} from "../infra/cluster/cluster.ts";
+import { containerUnavailable } from "./container.ts";
 
 /** A storage kind tests run against. */
 export type StorageKind = "local" | "gcs";
@@ -110,6 +117,77 @@ async function newLocalStorage(): Promise<TestStorage> {
   };
 }
 
+function kubernetesUnavailable(): string | undefined {
+  return Deno.env.get(KUBECONFIG_ENV)
+    ? undefined
+    : `${KUBECONFIG_ENV} is not set; run \`deno task test\` (it starts the test cluster) or \`deno task cluster:up\``;
+}
+
+let namespace: Promise<{ cluster: TestCluster; namespace: string }> | undefined;
+
+/**
+ * The namespace this test process runs Kubernetes jobs in: created once,
+ * with the Role of docs/rbac.yaml bound to the cluster's non-admin user, so
+ * the master runs with exactly the permissions the docs ask for.
+ */
+export function testNamespace(): Promise<{ cluster: TestCluster; namespace: string }> {
+  namespace ??= (async () => {
+    const cluster = (await testCluster())!;
+    const name = `kf-test-${Deno.pid}-${crypto.randomUUID().slice(0, 6)}`;
+    const rbac = new URL("../../docs/rbac.yaml", import.meta.url).pathname;
+    for (
+      const args of [
+        ["create", "namespace", name],
+        ["apply", "-n", name, "-f", rbac],
+        [
+          "create",
+          "rolebinding",
+          "kubeface-master",
+          "-n",
+          name,
+          "--role=kubeface-master",
+          `--user=${cluster.userName}`,
+        ],
+      ]
+    ) {
+      const r = await kubectl(cluster, args);
+      if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr}`);
+    }
+    globalThis.addEventListener("unload", () => {
+      new Deno.Command(cluster.kubectl, {
+        args: [
+          `--kubeconfig=${cluster.adminKubeconfig}`,
+          "delete",
+          "namespace",
+          name,
+          "--wait=false",
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).outputSync();
+    });
+    return { cluster, namespace: name };
+  })();
+  return namespace;
+}
+
+async function clientFor(backend: BackendKind, url: string): Promise<ClientOptions> {
+  switch (backend) {
+    case "warm":
+      return { storage: url, backend: "local", local: { warm: true } };
+    case "kubernetes": {
+      const { cluster, namespace } = await testNamespace();
+      return {
+        storage: url,
+        backend,
+        kubernetes: { kubeconfig: cluster.userKubeconfig, namespace, unstartableTimeoutMs: 60_000 },
+      };
+    }
+    default:
+      return { storage: url, backend };
+  }
+}
+
 /** Every target selected by the environment. */
 export function targets(): Target[] {
   const storages = (listEnv("KUBEFACE_TEST_STORAGES") ?? ["local", "gcs"]) as StorageKind[];
@@ -117,19 +195,18 @@ export function targets(): Target[] {
   const out: Target[] = [];
   for (const backend of backends) {
     for (const storage of storages) {
-      const unavailable = storage === "gcs" ? gcsUnavailable() : undefined;
+      // Pods reach storage as a real cluster's would: through GCS, not a local path.
+      if (backend === "kubernetes" && storage !== "gcs") continue;
+      const unavailable = (backend === "container" ? containerUnavailable() : undefined) ??
+        (backend === "kubernetes" ? kubernetesUnavailable() : undefined) ??
+        (storage === "gcs" ? gcsUnavailable() : undefined);
       out.push({
         name: `${backend}+${storage}`,
         storage,
         backend,
         unavailable,
         newStorage: storage === "gcs" ? newGcsStorage : newLocalStorage,
-        client: (url) =>
-          Promise.resolve(
-            backend === "warm"
-              ? { storage: url, backend: "local", local: { warm: true } }
-              : { storage: url, backend },
-          ),
+        client: (url) => clientFor(backend, url),
       });
     }
   }

@@ -1,0 +1,215 @@
+/**
+ * Options of the Kubernetes backend, their defaults, and the checks they
+ * pass before anything is created.
+ *
+ * @module
+ */
+
+import { checkLabels, checkQuantity, isDnsLabel } from "./names.ts";
+
+/** A toleration, as in a pod spec. */
+export interface Toleration {
+  key?: string;
+  /** @default {"Equal" when a value is given, else "Exists"} */
+  operator?: "Equal" | "Exists";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  tolerationSeconds?: number;
+}
+
+/** Options of the Kubernetes backend. */
+export interface KubernetesBackendOptions {
+  /**
+   * Path of the kubeconfig file.
+   *
+   * @default {$KUBECONFIG, else ~/.kube/config, else the in-cluster service account}
+   */
+  kubeconfig?: string;
+  /**
+   * Context of the kubeconfig to use.
+   *
+   * @default {the kubeconfig's current context}
+   */
+  context?: string;
+  /**
+   * Namespace of the Jobs.
+   *
+   * @default {the context's namespace, else "default"}
+   */
+  namespace?: string;
+  /**
+   * Image of the worker pods. The stock Deno image runs a short bootstrap that
+   * downloads kubeface's bundled worker from storage; an image built from
+   * `lib/image/Dockerfile` (see `workerImage`) runs `/app/worker.ts` directly.
+   *
+   * @default {`denoland/deno:<the master's Deno version>`}
+   */
+  image?: string;
+  /**
+   * The image is a kubeface worker image (built from `lib/image/Dockerfile`,
+   * with the worker and its dependencies cached at `/app`).
+   *
+   * @default {false}
+   */
+  workerImage?: boolean;
+  /**
+   * When the kubelet pulls the image.
+   *
+   * @default {"IfNotPresent"}
+   */
+  imagePullPolicy?: "Always" | "IfNotPresent" | "Never";
+  /**
+   * Service account of the pods. Its token is mounted only with
+   * `mountServiceAccountToken`.
+   *
+   * @default {the namespace's default service account}
+   */
+  serviceAccount?: string;
+  /**
+   * Mount the service account token into the pods.
+   *
+   * @default {false}
+   */
+  mountServiceAccountToken?: boolean;
+  /** CPU request per task, e.g. `"500m"` or `"2"`. */
+  cpu?: string;
+  /** Memory request per task, e.g. `"2Gi"`. */
+  memory?: string;
+  /** CPU limit per task. */
+  cpuLimit?: string;
+  /**
+   * Memory limit per task; a task that passes it is OOMKilled.
+   *
+   * @default {the memory request}
+   */
+  memoryLimit?: string;
+  /** `nvidia.com/gpu` per task. */
+  gpus?: number;
+  /** Node labels the pods must match. */
+  nodeSelector?: Readonly<Record<string, string>>;
+  /** Taints the pods tolerate. */
+  tolerations?: readonly Toleration[];
+  /** Extra labels of the Jobs and pods. */
+  labels?: Readonly<Record<string, string>>;
+  /** Extra annotations of the Jobs and pods. */
+  annotations?: Readonly<Record<string, string>>;
+  /**
+   * Seconds a task's pod may run before Kubernetes stops it.
+   *
+   * @default {the job's timeout, if any}
+   */
+  activeDeadlineSeconds?: number;
+  /**
+   * Seconds a finished Kubernetes Job is kept before it deletes itself.
+   *
+   * @default {3600}
+   */
+  ttlSecondsAfterFinished?: number;
+  /**
+   * How long a task may wait unschedulable, or for its image, before it
+   * fails with the reason instead of hanging, in milliseconds.
+   *
+   * @default {600000}
+   */
+  unstartableTimeoutMs?: number;
+  /**
+   * User id the containers run as (not root).
+   *
+   * @default {1993, the `deno` user of the stock image}
+   */
+  runAsUser?: number;
+}
+
+/** Defaults of the options that have fixed ones. */
+export const KUBERNETES_DEFAULTS = {
+  image: `denoland/deno:${Deno.version.deno}`,
+  workerImage: false,
+  imagePullPolicy: "IfNotPresent",
+  mountServiceAccountToken: false,
+  ttlSecondsAfterFinished: 3600,
+  unstartableTimeoutMs: 600_000,
+  runAsUser: 1993,
+} as const satisfies Partial<KubernetesBackendOptions>;
+
+/**
+ * Check every option, before anything is created.
+ *
+ * @throws {TypeError} An option is malformed; the message names it and the fix.
+ * @throws {RangeError} A number is out of range.
+ */
+export function checkKubernetesOptions(o: KubernetesBackendOptions): void {
+  if (o.namespace !== undefined && !isDnsLabel(o.namespace)) {
+    throw new TypeError(
+      `Cannot use namespace '${o.namespace}': use 1 to 63 lowercase letters, digits or '-', starting and ending with a letter or digit`,
+    );
+  }
+  if (o.image !== undefined && (o.image.trim() === "" || /\s/.test(o.image))) {
+    throw new TypeError(
+      `Cannot use image '${o.image}': give an image reference like denoland/deno:2.9.6`,
+    );
+  }
+  if (o.imagePullPolicy && !["Always", "IfNotPresent", "Never"].includes(o.imagePullPolicy)) {
+    throw new TypeError(
+      `Cannot use image pull policy '${o.imagePullPolicy}': use Always, IfNotPresent or Never`,
+    );
+  }
+  if (
+    o.serviceAccount !== undefined && !/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(o.serviceAccount)
+  ) {
+    throw new TypeError(`Cannot use service account '${o.serviceAccount}': it is not a valid name`);
+  }
+  if (o.cpu) checkQuantity(o.cpu, "CPU request");
+  if (o.cpuLimit) checkQuantity(o.cpuLimit, "CPU limit");
+  if (o.memory) checkQuantity(o.memory, "memory request");
+  if (o.memoryLimit) checkQuantity(o.memoryLimit, "memory limit");
+  for (
+    const [name, value] of [
+      ["gpus", o.gpus],
+      ["activeDeadlineSeconds", o.activeDeadlineSeconds],
+      ["ttlSecondsAfterFinished", o.ttlSecondsAfterFinished],
+      ["unstartableTimeoutMs", o.unstartableTimeoutMs],
+      ["runAsUser", o.runAsUser],
+    ] as const
+  ) {
+    if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
+      throw new RangeError(`Cannot use ${name} ${value}: it must be a whole number, 0 or more`);
+    }
+  }
+  if (o.runAsUser === 0) {
+    throw new RangeError("Cannot use runAsUser 0: worker pods run as a non-root user");
+  }
+  checkLabels(o.labels ?? {}, "label");
+  checkLabels(o.annotations ?? {}, "annotation");
+  checkLabels(o.nodeSelector ?? {}, "node selector");
+  for (const t of o.tolerations ?? []) {
+    if (t.effect && !["NoSchedule", "PreferNoSchedule", "NoExecute"].includes(t.effect)) {
+      throw new TypeError(
+        `Cannot use toleration effect '${t.effect}': use NoSchedule, PreferNoSchedule or NoExecute`,
+      );
+    }
+    if (t.operator === "Exists" && t.value) {
+      throw new TypeError(`Cannot use toleration '${t.key}': operator Exists takes no value`);
+    }
+  }
+}
+
+/**
+ * Parse a toleration written like a taint: `key=value:Effect`,
+ * `key:Effect`, `key=value` or `key` (any effect).
+ *
+ * @throws {TypeError} The text does not have that form.
+ */
+export function parseToleration(text: string): Toleration {
+  const match = /^([^=:\s]+)(?:=([^:\s]*))?(?::(\w+))?$/.exec(text);
+  if (!match) {
+    throw new TypeError(
+      `Cannot use toleration '${text}': write it as key=value:Effect, key:Effect, key=value or key`,
+    );
+  }
+  const [, key, value, effect] = match;
+  const toleration: Toleration = value === undefined
+    ? { key, operator: "Exists" }
+    : { key, operator: "Equal", value };
+  if (effect) toleration.effect = effect as Toleration["effect"];
+  return toleration;
+}

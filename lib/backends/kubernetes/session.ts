@@ -1,0 +1,480 @@
+/**
+ * One job's session on Kubernetes: each `submit` creates one Indexed Job
+ * (one API call, however many attempts), whose pods and status are watched
+ * the informer way (list, then watch by label; list again after a 410;
+ * watches the server ends, see `watch.ts`) and
+ * turned into backend events. Pods that crash are restarted by Kubernetes
+ * (`backoffLimitPerIndex`); the session reports an attempt's end once its
+ * index succeeded or failed for good.
+ *
+ * @module
+ */
+
+import {
+  BatchV1Api,
+  CoreV1Api,
+  type Informer,
+  type KubeConfig,
+  ListWatch,
+  type V1Job,
+  type V1Pod,
+} from "@kubernetes/client-node";
+import { JobLayout } from "../../job/layout.ts";
+import type { Storage } from "../../storage/storage.ts";
+import { writeJson } from "../../storage/storage.ts";
+import { EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";
+import type { RunMap } from "../../worker/run.ts";
+import type {
+  AttemptSpec,
+  BackendEvent,
+  BackendSession,
+  ExitReason,
+  JobContext,
+} from "../backend.ts";
+import { apiError } from "./api_errors.ts";
+import { explainPod, parseIndexes, type PodState } from "./explain.ts";
+import { jobSpec } from "./job_spec.ts";
+import { batchName, JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
+import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions } from "./options.ts";
+import type { Runtime } from "./runtime.ts";
+import { ServerTimeoutWatch } from "./watch.ts";
+
+const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
+
+/** One attempt: one index of one Kubernetes Job. */
+interface Slot {
+  spec: AttemptSpec;
+  batch: string;
+  index: number;
+  ended: boolean;
+  /** Pod whose start was reported. */
+  runningPod?: string;
+  /** Failed pods already counted, by uid. */
+  failedPods: Set<string>;
+  /** Failures Kubernetes counts against the index. */
+  failures: number;
+  lastFailure?: PodState;
+  /** Since when the pod cannot start, and why. */
+  blockedSince?: number;
+  lastDetail?: string;
+}
+
+/** What a session needs. */
+export interface SessionContext {
+  job: JobContext;
+  options: KubernetesBackendOptions;
+  kubeConfig: KubeConfig;
+  namespace: string;
+  storage: Storage;
+  runtime: Runtime;
+  onEvent: (event: BackendEvent) => void;
+}
+
+/** A job's session on Kubernetes. */
+export class KubernetesSession implements BackendSession {
+  /** Kubernetes stops pods that run past the time limit itself. */
+  readonly enforcesTimeouts = true;
+  readonly #ctx: SessionContext;
+  readonly #batch: BatchV1Api;
+  readonly #core: CoreV1Api;
+  readonly #layout: JobLayout;
+  readonly #selector: string;
+  readonly #slots = new Map<string, Slot>();
+  readonly #batches = new Map<string, Slot[]>();
+  readonly #informers: Informer<V1Pod | V1Job>[] = [];
+  #timer: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
+  #validated = false;
+
+  /** Use {@linkcode KubernetesSession.open}. */
+  private constructor(ctx: SessionContext) {
+    this.#ctx = ctx;
+    this.#batch = ctx.kubeConfig.makeApiClient(BatchV1Api);
+    this.#core = ctx.kubeConfig.makeApiClient(CoreV1Api);
+    this.#layout = new JobLayout(ctx.job.key);
+    this.#selector = `${JOB_LABEL}=${jobLabel(ctx.job.key)}`;
+  }
+
+  /**
+   * Open a session: attach to the job's Kubernetes Jobs that still run
+   * (their unfinished attempts are reported as waiting), then watch.
+   *
+   * @throws {BackendError} The cluster is unreachable or the user may not list Jobs.
+   */
+  static async open(ctx: SessionContext): Promise<KubernetesSession> {
+    const session = new KubernetesSession(ctx);
+    await session.#attach();
+    await session.#watch();
+    session.#timer = setInterval(() => session.#checkBlocked(), 1000);
+    return session;
+  }
+
+  #where() {
+    const kc = this.#ctx.kubeConfig;
+    return {
+      server: kc.getCurrentCluster()?.server ?? "(no server)",
+      namespace: this.#ctx.namespace,
+      user: kc.getCurrentUser()?.name,
+    };
+  }
+
+  async #attach(): Promise<void> {
+    let jobs: V1Job[];
+    try {
+      jobs = (await this.#batch.listNamespacedJob({
+        namespace: this.#ctx.namespace,
+        labelSelector: this.#selector,
+      })).items;
+    } catch (error) {
+      throw apiError(error, "list Jobs", this.#where());
+    }
+    for (const job of jobs) {
+      const name = job.metadata?.name;
+      const finished = job.status?.conditions?.some((c) =>
+        (c.type === "Complete" || c.type === "Failed") && c.status === "True"
+      );
+      if (!name || finished || job.metadata?.deletionTimestamp) continue;
+      let map: RunMap;
+      try {
+        map = JSON.parse(
+          new TextDecoder().decode(
+            await new Response(await this.#ctx.storage.get(this.#layout.run(name))).bytes(),
+          ),
+        ) as RunMap;
+      } catch {
+        continue; // not this storage's job, or its map is gone
+      }
+      const done = new Set([
+        ...parseIndexes(job.status?.completedIndexes),
+        ...parseIndexes(job.status?.failedIndexes),
+      ]);
+      const slots = this.#register(name, map.attempts);
+      for (const slot of slots) {
+        if (done.has(slot.index)) {
+          slot.ended = true;
+          continue;
+        }
+        this.#emit(slot, {
+          type: "waiting",
+          detail: `attached to the running Kubernetes Job ${name}`,
+        });
+      }
+    }
+  }
+
+  #register(batch: string, attempts: readonly AttemptSpec[]): Slot[] {
+    const slots = attempts.map((spec, index): Slot => ({
+      spec,
+      batch,
+      index,
+      ended: false,
+      failedPods: new Set(),
+      failures: 0,
+    }));
+    this.#batches.set(batch, slots);
+    for (const slot of slots) this.#slots.set(slot.spec.attempt, slot);
+    return slots;
+  }
+
+  async #watch(): Promise<void> {
+    const ns = this.#ctx.namespace;
+    const kc = this.#ctx.kubeConfig;
+    const pods = new ListWatch<V1Pod>(
+      `/api/v1/namespaces/${ns}/pods`,
+      new ServerTimeoutWatch(kc),
+      () => this.#core.listNamespacedPod({ namespace: ns, labelSelector: this.#selector }),
+      false,
+      this.#selector,
+    );
+    pods.on("add", (pod) => this.#onPod(pod, false));
+    pods.on("update", (pod) => this.#onPod(pod, false));
+    pods.on("delete", (pod) => this.#onPod(pod, true));
+    const jobs = new ListWatch<V1Job>(
+      `/apis/batch/v1/namespaces/${ns}/jobs`,
+      new ServerTimeoutWatch(kc),
+      () => this.#batch.listNamespacedJob({ namespace: ns, labelSelector: this.#selector }),
+      false,
+      this.#selector,
+    );
+    jobs.on("add", (job) => this.#onJob(job, false));
+    jobs.on("update", (job) => this.#onJob(job, false));
+    jobs.on("delete", (job) => this.#onJob(job, true));
+    for (const informer of [pods, jobs] as Informer<V1Pod | V1Job>[]) {
+      let delay = 500;
+      // The informer lists again after a 410 Gone; on any other error it
+      // stops, so restart it explicitly, backing off up to 30 s.
+      informer.on("error", () => {
+        if (this.#closed) return;
+        setTimeout(() => {
+          if (!this.#closed) informer.start().catch(() => {});
+        }, delay);
+        delay = Math.min(delay * 2, 30_000);
+      });
+      informer.on("connect", () => (delay = 500));
+      this.#informers.push(informer);
+      try {
+        await informer.start();
+      } catch (error) {
+        throw apiError(error, "watch pods and Jobs", this.#where());
+      }
+    }
+  }
+
+  #slotOf(labels: Record<string, string> | undefined, index: number): Slot | undefined {
+    const batch = labels?.[RUN_LABEL];
+    return batch === undefined ? undefined : this.#batches.get(batch)?.[index];
+  }
+
+  #onPod(pod: V1Pod, deleted: boolean): void {
+    const labels = pod.metadata?.labels;
+    const index = Number(labels?.[INDEX_LABEL] ?? pod.metadata?.annotations?.[INDEX_LABEL]);
+    const slot = this.#slotOf(labels, index);
+    if (!slot || slot.ended || this.#closed) return;
+    const name = pod.metadata?.name ?? "?";
+    const uid = pod.metadata?.uid ?? name;
+    const state = explainPod(pod);
+    switch (state.phase) {
+      case "pending":
+        if (deleted) return;
+        if (state.blocker) slot.blockedSince ??= Date.now();
+        else slot.blockedSince = undefined;
+        if (state.blocker === "config") {
+          return this.#end(slot, "unstartable", undefined, state.detail);
+        }
+        if (state.detail !== slot.lastDetail) {
+          this.#emit(slot, { type: "waiting", detail: state.detail });
+        }
+        slot.lastDetail = state.detail;
+        return;
+      case "running":
+        slot.blockedSince = undefined;
+        if (deleted) {
+          this.#emit(slot, {
+            type: "waiting",
+            detail: `pod ${name} was deleted; Kubernetes replaces it`,
+          });
+        } else if (slot.runningPod !== uid) {
+          slot.runningPod = uid;
+          this.#ctx.onEvent({
+            type: "started",
+            task: slot.spec.task,
+            attempt: slot.spec.attempt,
+            at: new Date(),
+            host: name,
+          });
+        }
+        return;
+      case "succeeded":
+        return this.#end(slot, "exited", 0, `pod ${name} ${state.detail}`);
+      case "failed": {
+        if (slot.failedPods.has(uid)) return;
+        slot.failedPods.add(uid);
+        if (state.exitCode === EXIT_TASK_ERROR) {
+          return this.#end(slot, "exited", EXIT_TASK_ERROR, `pod ${name} ${state.detail}`);
+        }
+        if (state.disrupted) {
+          this.#emit(slot, {
+            type: "waiting",
+            detail: `pod ${name} ${state.detail}; Kubernetes starts it again (not counted)`,
+          });
+          return;
+        }
+        slot.failures++;
+        slot.lastFailure = state;
+        if (slot.failures > this.#ctx.job.maxRetries) return this.#endFailed(slot, name);
+        this.#emit(slot, {
+          type: "waiting",
+          detail:
+            `pod ${name} ${state.detail}; Kubernetes starts it again (failure ${slot.failures} of ${
+              this.#ctx.job.maxRetries + 1
+            } allowed)`,
+        });
+      }
+    }
+  }
+
+  #onJob(job: V1Job, deleted: boolean): void {
+    const name = job.metadata?.name;
+    const slots = name ? this.#batches.get(name) : undefined;
+    if (!slots || this.#closed) return;
+    const completed = parseIndexes(job.status?.completedIndexes);
+    const failed = parseIndexes(job.status?.failedIndexes);
+    const failure = job.status?.conditions?.find((c) => c.type === "Failed" && c.status === "True");
+    for (const slot of slots) {
+      if (slot.ended) continue;
+      if (completed.has(slot.index)) this.#end(slot, "exited", 0, "its index completed");
+      else if (failed.has(slot.index)) this.#endFailed(slot, "of the index");
+      else if (failure) {
+        this.#end(
+          slot,
+          "lost",
+          undefined,
+          `the Kubernetes Job ${name} failed: ${failure.message ?? failure.reason}`,
+        );
+      } else if (deleted) {
+        this.#end(slot, "lost", undefined, `the Kubernetes Job ${name} was deleted`);
+      }
+    }
+  }
+
+  #endFailed(slot: Slot, pod: string): void {
+    const last = slot.lastFailure;
+    const reason: ExitReason = last?.oom
+      ? "oom"
+      : last?.deadline
+      ? "timeout"
+      : last?.exitCode !== undefined && last.exitCode >= 128
+      ? "killed"
+      : last?.exitCode !== undefined
+      ? "exited"
+      : "lost";
+    this.#end(
+      slot,
+      reason,
+      last?.exitCode,
+      `pod ${pod} ${last?.detail ?? "failed"}`,
+      Math.max(1, slot.failures),
+    );
+  }
+
+  #end(
+    slot: Slot,
+    reason: ExitReason,
+    exitCode: number | undefined,
+    detail: string,
+    crashes?: number,
+  ) {
+    if (slot.ended) return;
+    slot.ended = true;
+    this.#ctx.onEvent({
+      type: "exited",
+      task: slot.spec.task,
+      attempt: slot.spec.attempt,
+      at: new Date(),
+      reason,
+      exitCode,
+      detail,
+      ...(crashes !== undefined ? { crashes } : {}),
+    });
+  }
+
+  #emit(slot: Slot, event: { type: "waiting"; detail: string }): void {
+    this.#ctx.onEvent({
+      ...event,
+      task: slot.spec.task,
+      attempt: slot.spec.attempt,
+      at: new Date(),
+    });
+  }
+
+  /** Fail attempts that could not start for longer than allowed. */
+  #checkBlocked(): void {
+    const limit = this.#ctx.options.unstartableTimeoutMs ??
+      KUBERNETES_DEFAULTS.unstartableTimeoutMs;
+    const now = Date.now();
+    for (const slot of this.#slots.values()) {
+      if (slot.ended || slot.blockedSince === undefined || now - slot.blockedSince < limit) {
+        continue;
+      }
+      this.#end(
+        slot,
+        "unstartable",
+        undefined,
+        `${slot.lastDetail ?? "cannot start"} (for ${
+          Math.round((now - slot.blockedSince) / 1000)
+        } s)`,
+      );
+    }
+  }
+
+  async submit(attempts: readonly AttemptSpec[]): Promise<void> {
+    if (attempts.length === 0) return;
+    const name = batchName(this.#ctx.job.key);
+    const body = jobSpec({
+      job: this.#ctx.job,
+      options: this.#ctx.options,
+      namespace: this.#ctx.namespace,
+      name,
+      completions: attempts.length,
+      runtime: this.#ctx.runtime,
+    });
+    const namespace = this.#ctx.namespace;
+    if (!this.#validated) {
+      // Let the API server check the Job (and our permission) before anything is written.
+      try {
+        await this.#batch.createNamespacedJob({ namespace, body, dryRun: "All" });
+      } catch (error) {
+        throw apiError(error, "create Jobs", this.#where());
+      }
+      this.#validated = true;
+    }
+    await writeJson(
+      this.#ctx.storage,
+      this.#layout.run(name),
+      { attempts: [...attempts] } satisfies RunMap,
+    );
+    this.#register(name, attempts);
+    try {
+      await this.#batch.createNamespacedJob({ namespace, body });
+    } catch (error) {
+      this.#batches.delete(name);
+      for (const spec of attempts) this.#slots.delete(spec.attempt);
+      throw apiError(error, "create Jobs", this.#where());
+    }
+  }
+
+  async cancel(attempts: readonly string[]): Promise<void> {
+    const byBatch = new Map<string, Slot[]>();
+    for (const id of attempts) {
+      const slot = this.#slots.get(id);
+      if (!slot || slot.ended) continue;
+      this.#end(slot, "cancelled", undefined, "stopped by kubeface");
+      byBatch.set(slot.batch, [...(byBatch.get(slot.batch) ?? []), slot]);
+    }
+    for (const [batch, slots] of byBatch) {
+      if (this.#batches.get(batch)!.every((s) => s.ended)) await this.#deleteJob(batch);
+      else {
+        // Kubernetes cannot stop one index; the replacement pod sees the
+        // task's result and ends at once.
+        for (const slot of slots) {
+          await this.#core.deleteCollectionNamespacedPod({
+            namespace: this.#ctx.namespace,
+            labelSelector: `${RUN_LABEL}=${batch},${INDEX_LABEL}=${slot.index}`,
+          }).catch(() => {});
+        }
+      }
+    }
+  }
+
+  async #deleteJob(name: string): Promise<void> {
+    try {
+      await this.#batch.deleteNamespacedJob({
+        name,
+        namespace: this.#ctx.namespace,
+        propagationPolicy: "Background",
+      });
+    } catch {
+      // Already gone (its TTL, or a user).
+    }
+  }
+
+  async close(options: { stopRunning?: boolean } = {}): Promise<void> {
+    if (this.#closed) return;
+    if (options.stopRunning ?? true) {
+      for (const [batch, slots] of this.#batches) {
+        if (slots.some((s) => !s.ended)) {
+          for (const slot of slots) this.#end(slot, "cancelled", undefined, "stopped by kubeface");
+          await this.#deleteJob(batch);
+        }
+      }
+    }
+    this.#closed = true;
+    clearInterval(this.#timer);
+    for (const informer of this.#informers) await informer.stop().catch(() => {});
+    await this.#ctx.storage[Symbol.asyncDispose]();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

@@ -1,0 +1,46 @@
+/**
+ * A client-node `Watch` whose watches are ended by the apiserver, not by the client.
+ *
+ * client-node 2.0.1 aborts a watch that has been quiet for `requestTimeoutMs` (30 s) and
+ * expects the aborted body to end the watch. Under Deno the abort never reaches the body
+ * streams, so `done` is never called and a `ListWatch` silently stops receiving events after
+ * 30 quiet seconds. Asking the server to close each watch (`timeoutSeconds`) ends it cleanly,
+ * and `ListWatch` resumes from the last resourceVersion; the client-side timer is pushed out of
+ * the way.
+ *
+ * @module
+ */
+
+import { type KubeConfig, Watch } from "@kubernetes/client-node";
+
+/** A `Watch` that adds `timeoutSeconds` (jittered) and bookmarks to every watch request. */
+export class ServerTimeoutWatch extends Watch {
+  readonly #timeoutSeconds: number;
+
+  /**
+   * @param config The client configuration.
+   * @param timeoutSeconds Server-side duration of one watch request (jittered up to +50 %).
+   */
+  constructor(config: KubeConfig, timeoutSeconds = 60) {
+    super(config);
+    this.#timeoutSeconds = timeoutSeconds;
+    // Longer than any server-side timeout, so the broken client-side abort never fires.
+    (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 30 * 60_000;
+  }
+
+  /** Start a watch; see `Watch.watch`. */
+  override watch(
+    path: string,
+    queryParams: Record<string, string | number | boolean | undefined>,
+    callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
+    done: (err: unknown) => void,
+  ): Promise<AbortController> {
+    const timeoutSeconds = Math.round(this.#timeoutSeconds * (1 + Math.random() / 2));
+    return super.watch(
+      path,
+      { ...queryParams, timeoutSeconds, allowWatchBookmarks: true },
+      callback,
+      done,
+    );
+  }
+}

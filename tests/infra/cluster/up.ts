@@ -1,0 +1,287 @@
+// deno-lint-ignore-file no-console
+/**
+ * `deno task cluster:up [--dir DIR]`: build what is missing, start etcd, kube-apiserver,
+ * kube-controller-manager, kube-scheduler and the node agent on loopback, wait until the node
+ * is Ready, write `DIR/admin.kubeconfig` and `DIR/user.kubeconfig`, and print
+ * `KUBECONFIG=DIR/admin.kubeconfig` as the last line. Everything keeps running after this
+ * script exits; `cluster:down` stops it.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { ensureBinaries } from "./build.ts";
+import { createPki } from "./certs.ts";
+import { down } from "./down.ts";
+import {
+  apiserverArgs,
+  type ClusterPorts,
+  controllerManagerArgs,
+  etcdArgs,
+  type FlagContext,
+  schedulerArgs,
+} from "./flags.ts";
+import { type Identity, kubeconfigYaml, makeIdentities, tokenAuthFile } from "./kubeconfig.ts";
+import { freePorts } from "./ports.ts";
+import { isAlive, spawnDetached } from "./processes.ts";
+import { type ClusterState, type ProcessRecord, readState, writeState } from "./state.ts";
+import { defaultRunDir, ETCD_VERSION, KUBERNETES_VERSION } from "./versions.ts";
+import { waitUntil } from "./wait.ts";
+
+/** Options of {@link up}. */
+export interface UpOptions {
+  /** State directory (pids, logs, certificates, kubeconfigs, etcd data). @default defaultRunDir() */
+  dir?: string;
+  /** Port of kube-apiserver. @default a free port */
+  apiserverPort?: number;
+  /** Name of the node the agent registers. @default "kubeface-node-1" */
+  nodeName?: string;
+  /** Receives progress lines. @default () => {} */
+  onProgress?: (line: string) => void;
+}
+
+/** A running cluster, as {@link up} returns it. */
+export interface RunningCluster extends ClusterState {
+  /** The state directory. */
+  dir: string;
+  /** Whether the cluster was already running (so this call started nothing). */
+  reused: boolean;
+}
+
+const AGENT = new URL("./node_agent.ts", import.meta.url).pathname;
+const DENO_CONFIG = new URL("../../../deno.json", import.meta.url).pathname;
+
+/**
+ * Start a cluster in `dir`, or return the one already running there.
+ *
+ * @param options State directory, apiserver port, node name and progress callback.
+ * @returns Paths, ports and pids of the running cluster.
+ * @throws {Error} When a build fails or a component does not become ready; whatever was
+ *   started is stopped again and the message carries the component's log tail.
+ */
+export async function up(options: UpOptions = {}): Promise<RunningCluster> {
+  const {
+    dir = defaultRunDir(),
+    apiserverPort,
+    nodeName = "kubeface-node-1",
+    onProgress = () => {},
+  } = options;
+  const existing = await readState(dir);
+  if (existing) {
+    if (await isHealthy(dir, existing)) {
+      onProgress(`A cluster is already running in ${dir}`);
+      return { ...existing, dir, reused: true };
+    }
+    onProgress(`Removing the stale cluster state in ${dir}`);
+    await down({ dir });
+  }
+  const started = performance.now();
+  const binaries = await ensureBinaries({ onProgress });
+  const startedAfterBuild = performance.now();
+  for (const sub of ["", "/logs", "/pids", "/pki", "/kubeconfigs", "/node"]) {
+    await Deno.mkdir(`${dir}${sub}`, { recursive: true });
+  }
+  const [etcdClient, etcdPeer, controllerManager, scheduler, kubelet, free] = freePorts(6);
+  const ports: ClusterPorts = {
+    etcdClient: etcdClient!,
+    etcdPeer: etcdPeer!,
+    apiserver: apiserverPort ?? free!,
+    controllerManager: controllerManager!,
+    scheduler: scheduler!,
+    kubelet: kubelet!,
+  };
+  const server = `https://127.0.0.1:${ports.apiserver}`;
+  const pki = await createPki(`${dir}/pki`, { nodeName });
+  const caPem = await Deno.readTextFile(pki.caCert);
+  const identities = makeIdentities(nodeName);
+  const kubeconfigOf = (file: string) =>
+    file === "admin" || file === "user"
+      ? `${dir}/${file}.kubeconfig`
+      : `${dir}/kubeconfigs/${file}.kubeconfig`;
+  for (const identity of identities) {
+    await Deno.writeTextFile(kubeconfigOf(identity.file), kubeconfigYaml(server, caPem, identity), {
+      mode: 0o600,
+    });
+  }
+  const tokenFile = `${dir}/pki/tokens.csv`;
+  await Deno.writeTextFile(tokenFile, tokenAuthFile(identities), { mode: 0o600 });
+  const context: FlagContext = {
+    dir,
+    ports,
+    pki,
+    tokenFile,
+    controllerManagerKubeconfig: kubeconfigOf("controller-manager"),
+    schedulerKubeconfig: kubeconfigOf("scheduler"),
+  };
+  const state: ClusterState = {
+    version: KUBERNETES_VERSION,
+    etcdVersion: ETCD_VERSION,
+    server,
+    ports,
+    nodeName,
+    processes: [],
+    adminKubeconfig: kubeconfigOf("admin"),
+    userKubeconfig: kubeconfigOf("user"),
+    kubectl: binaries.kubectl,
+  };
+  const adminToken = tokenOf(identities, "admin");
+  const client = Deno.createHttpClient({ caCerts: [caPem] });
+  const start = async (name: string, program: string, args: string[]): Promise<ProcessRecord> => {
+    onProgress(`Starting ${name}`);
+    const pid = await spawnDetached(program, {
+      args,
+      logFile: `${dir}/logs/${name}.log`,
+      pidFile: `${dir}/pids/${name}.pid`,
+    });
+    const record = { name, pid, commandContains: program.slice(program.lastIndexOf("/") + 1) };
+    state.processes.push(record);
+    await writeState(dir, state);
+    return record;
+  };
+  const ready = (
+    record: ProcessRecord,
+    what: string,
+    check: () => Promise<boolean>,
+    timeoutMs = 120_000,
+  ) =>
+    waitUntil(`${record.name} (${what})`, check, {
+      timeoutMs,
+      pid: record.pid,
+      logFile: `${dir}/logs/${record.name}.log`,
+    });
+  try {
+    const etcd = await start("etcd", binaries.etcd, etcdArgs(context));
+    await ready(etcd, "/health", async () => {
+      const response = await fetch(`http://127.0.0.1:${ports.etcdClient}/health`);
+      return response.ok && (await response.json()).health === "true";
+    });
+    const apiserver = await start("kube-apiserver", binaries.kubeApiserver, apiserverArgs(context));
+    await ready(apiserver, "/readyz", () => ok(client, `${server}/readyz`, adminToken));
+    const kcm = await start(
+      "kube-controller-manager",
+      binaries.kubeControllerManager,
+      controllerManagerArgs(context),
+    );
+    const kubeScheduler = await start(
+      "kube-scheduler",
+      binaries.kubeScheduler,
+      schedulerArgs(context),
+    );
+    await ready(
+      kcm,
+      "/healthz",
+      () => ok(client, `https://127.0.0.1:${ports.controllerManager}/healthz`),
+    );
+    await ready(
+      kubeScheduler,
+      "/healthz",
+      () => ok(client, `https://127.0.0.1:${ports.scheduler}/healthz`),
+    );
+    const agent = await start("node-agent", Deno.execPath(), [
+      "run",
+      "--allow-all",
+      `--config=${DENO_CONFIG}`,
+      AGENT,
+      `--kubeconfig=${kubeconfigOf("node")}`,
+      `--node-name=${nodeName}`,
+      `--port=${ports.kubelet}`,
+      `--cert=${pki.kubeletCert}`,
+      `--key=${pki.kubeletKey}`,
+      `--client-ca=${pki.caCert}`,
+      `--state-dir=${dir}/node`,
+    ]);
+    agent.commandContains = "node_agent.ts";
+    await writeState(dir, state);
+    await ready(
+      agent,
+      `node ${nodeName} Ready and schedulable`,
+      () => nodeSchedulable(client, server, adminToken, nodeName),
+    );
+    const total = (performance.now() - started) / 1000;
+    const warm = (performance.now() - startedAfterBuild) / 1000;
+    onProgress(
+      `Cluster ${KUBERNETES_VERSION} is up in ${total.toFixed(1)} s (start ${warm.toFixed(1)} s)`,
+    );
+    return { ...state, dir, reused: false };
+  } catch (error) {
+    onProgress(`Startup failed; stopping what was started (logs are in ${dir}/logs)`);
+    await down({ dir, keepState: true });
+    throw error;
+  } finally {
+    client.close();
+  }
+}
+
+/** Whether every recorded process is alive and the apiserver is ready. */
+async function isHealthy(dir: string, state: ClusterState): Promise<boolean> {
+  if (!state.processes.every(({ pid }) => isAlive(pid))) return false;
+  let client: Deno.HttpClient | undefined;
+  try {
+    client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(`${dir}/pki/ca.crt`)] });
+    const kubeconfig = await Deno.readTextFile(state.adminKubeconfig);
+    const token = kubeconfig.match(/token: (\S+)/)?.[1] ?? "";
+    return await ok(client, `${state.server}/readyz`, token);
+  } catch {
+    return false;
+  } finally {
+    client?.close();
+  }
+}
+
+async function ok(client: Deno.HttpClient, url: string, token?: string): Promise<boolean> {
+  const headers: Record<string, string> = token ? { Authorization: `Bearer ${token}` } : {};
+  const response = await fetch(url, { client, headers });
+  await response.body?.cancel();
+  return response.ok;
+}
+
+/** The node reports Ready=True and the node-lifecycle controller has lifted its not-ready taint. */
+async function nodeSchedulable(
+  client: Deno.HttpClient,
+  server: string,
+  token: string,
+  nodeName: string,
+): Promise<boolean> {
+  const response = await fetch(`${server}/api/v1/nodes/${nodeName}`, {
+    client,
+    headers: { Authorization: `Bearer ${token}` },
+  });
+  if (!response.ok) {
+    await response.body?.cancel();
+    return false;
+  }
+  const node = await response.json() as {
+    spec?: { taints?: { key: string }[] };
+    status?: { conditions?: { type: string; status: string }[] };
+  };
+  const ready = node.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True");
+  const tainted = (node.spec?.taints ?? []).some((t) => t.key.startsWith("node.kubernetes.io/"));
+  return Boolean(ready) && !tainted;
+}
+
+function tokenOf(identities: Identity[], file: string): string {
+  const identity = identities.find((candidate) => candidate.file === file);
+  if (!identity) throw new Error(`Cannot find the identity "${file}"`);
+  return identity.token;
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: {
+      dir: { type: "string" },
+      "apiserver-port": { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log("Usage: deno task cluster:up [--dir DIR] [--apiserver-port PORT]");
+    Deno.exit(0);
+  }
+  const port = values["apiserver-port"];
+  const cluster = await up({
+    dir: values.dir,
+    apiserverPort: port === undefined ? undefined : Number(port),
+    onProgress: (line) => console.error(line),
+  });
+  console.log(`KUBECONFIG=${cluster.adminKubeconfig}`);
+}
