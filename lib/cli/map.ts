@@ -242,8 +242,8 @@ async function execute(
   const progress = new ProgressLine(io, quiet);
   const options = jobOptions(values, permissions);
   let run;
+  const client = new Client(options.client);
   try {
-    const client = new Client(options.client);
     await client.backend(); // check the backend's options before anything runs
     run = client.map(module, {
       ...options.map,
@@ -276,10 +276,22 @@ async function execute(
     else await io.out(text);
   });
   let interrupts = 0;
-  const removeHandler = io.onInterrupt(() => {
+  const clusterKeepsRunning = (await client.backend()).name === "kubernetes";
+  const removeHandler = io.onInterrupt(async () => {
     if (++interrupts > 1) Deno.exit(130);
-    if (!quiet) io.err("\nkubeface: stopping (press Ctrl-C again to quit at once)…\n");
-    void run.cancel({ stopRunning: true });
+    let stopRunning = true;
+    if (clusterKeepsRunning) {
+      // The cluster can finish the job without us: ask before throwing work away.
+      stopRunning = (await io.confirm("\nDelete the job's Kubernetes Jobs and stop their pods?")) ??
+        false;
+      if (!stopRunning) {
+        io.err(
+          `kubeface: leaving the Kubernetes Jobs of ${run.job} running; rerun with --job ${run.job} to attach, or delete them with kubeface cleanup ${run.job}\n`,
+        );
+      }
+    }
+    if (!quiet) io.err("kubeface: stopping (press Ctrl-C again to quit at once)…\n");
+    void run.cancel({ stopRunning });
   });
   const started = Date.now();
   let count = 0;

@@ -18,6 +18,7 @@
 import type { ClientOptions } from "../../mod.ts";
 import { type Emulator, emulatorCacheDir, startEmulator } from "../infra/gcs_emulator.ts";
 import {
+  clusterTest,
   KUBECONFIG_ENV,
   kubectl,
   type TestCluster,
@@ -251,4 +252,34 @@ export function targetTest(
       },
     });
   }
+}
+
+/** What a Kubernetes test gets: the cluster, its namespace, a fresh bucket and client options. */
+export interface KubernetesTestContext {
+  cluster: TestCluster;
+  namespace: string;
+  storage: string;
+  client: ClientOptions;
+}
+
+/**
+ * Define a test of the Kubernetes backend (named `cluster: …`): it runs the
+ * master as the non-admin user under docs/rbac.yaml, with GCS (the emulator)
+ * as storage. Skipped without the test cluster, failing in CI.
+ */
+export function kubernetesTest(
+  name: string,
+  fn: (ctx: KubernetesTestContext) => Promise<void>,
+): void {
+  clusterTest(name, async () => {
+    if (gcsUnavailable()) throw new Error(`the GCS emulator is needed: ${gcsUnavailable()}`);
+    const { cluster, namespace } = await testNamespace();
+    await using storage = await newGcsStorage();
+    await fn({
+      cluster,
+      namespace,
+      storage: storage.url,
+      client: await clientFor("kubernetes", storage.url),
+    });
+  });
 }

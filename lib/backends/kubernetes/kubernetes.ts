@@ -40,6 +40,7 @@ export class KubernetesBackend implements Backend {
   /** The loaded kubeconfig, with the chosen context. */
   kubeConfig(): KubeConfig {
     if (this.#kubeConfig) return this.#kubeConfig;
+    if (this.#options.kubeConfig) return (this.#kubeConfig = this.#options.kubeConfig);
     const kc = new KubeConfig();
     try {
       if (this.#options.kubeconfig) kc.loadFromFile(this.#options.kubeconfig);

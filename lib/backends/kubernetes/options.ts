@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { KubeConfig } from "@kubernetes/client-node";
 import { checkLabels, checkQuantity, isDnsLabel } from "./names.ts";
 
 /** A toleration, as in a pod spec. */
@@ -19,6 +20,11 @@ export interface Toleration {
 
 /** Options of the Kubernetes backend. */
 export interface KubernetesBackendOptions {
+  /**
+   * An already loaded configuration, used instead of reading `kubeconfig`
+   * and `context` (e.g. one built in code, or wrapped to observe calls).
+   */
+  kubeConfig?: KubeConfig;
   /**
    * Path of the kubeconfig file.
    *

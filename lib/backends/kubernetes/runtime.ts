@@ -149,5 +149,7 @@ for (const [name, spec] of [["worker.js", 0], ["task_thread.js", 1]]) {
   await Deno.writeFile(dir + "/" + name, bytes);
 }
 const { main } = await import("file://" + dir + "/worker.js");
-Deno.exit(await main([]));
+const code = await main([]);
+await Deno.remove(dir, { recursive: true }).catch(() => {});
+Deno.exit(code);
 `.trim();

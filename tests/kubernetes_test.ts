@@ -1,0 +1,444 @@
+/**
+ * The Kubernetes backend against the real test control plane (see
+ * tests/infra/cluster/), with the master running as a non-admin user under
+ * exactly the Role of docs/rbac.yaml, and GCS (the emulator) as storage.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { BatchV1Api, CoreV1Api, KubeConfig, type V1Job, type V1Pod } from "@kubernetes/client-node";
+import { jobSpec } from "../lib/backends/kubernetes/job_spec.ts";
+import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
+import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
+import { parseToleration } from "../lib/backends/kubernetes/options.ts";
+import { BackendError, Client, TaskError, WorkerCrashError } from "../mod.ts";
+import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
+import { kubeface } from "./support/cli.ts";
+import { collect, failure, fixture, waitFor } from "./support/jobs.ts";
+import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
+
+const calm = { speculationPercent: 0, retryDelayMs: 10 };
+
+async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "kubeface-k8s-" });
+  return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
+}
+
+/** Jobs of a kubeface job, as the admin sees them. */
+async function jobsOf(ctx: KubernetesTestContext, key: string): Promise<V1Job[]> {
+  const batch = ctx.cluster.kubeConfig.makeApiClient(BatchV1Api);
+  return (await batch.listNamespacedJob({
+    namespace: ctx.namespace,
+    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
+  })).items;
+}
+
+/** Pods of a kubeface job, as the admin sees them. */
+async function podsOf(ctx: KubernetesTestContext, key: string): Promise<V1Pod[]> {
+  const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
+  return (await core.listNamespacedPod({
+    namespace: ctx.namespace,
+    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
+  })).items;
+}
+
+/** A kubeconfig whose API clients count the calls they make. */
+class CountingKubeConfig extends KubeConfig {
+  calls: string[] = [];
+  override makeApiClient<T>(apiClientType: new (config: never) => T): T {
+    const client = super.makeApiClient(apiClientType as never) as T & object;
+    return new Proxy(client, {
+      get: (target, property, receiver) => {
+        const value = Reflect.get(target, property, receiver);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          this.calls.push(String(property));
+          return value.apply(target, args);
+        };
+      },
+    });
+  }
+}
+
+/** The master's command line flags for the test namespace, as the non-admin user. */
+function clusterFlags(ctx: KubernetesTestContext): string[] {
+  return [
+    "--backend",
+    "kubernetes",
+    "--storage",
+    ctx.storage,
+    "--kubeconfig",
+    ctx.cluster.userKubeconfig,
+    "--namespace",
+    ctx.namespace,
+  ];
+}
+
+kubernetesTest(
+  "a 10,000-task job is submitted as one Kubernetes Job with a handful of API calls",
+  async (ctx) => {
+    const kubeConfig = new CountingKubeConfig();
+    kubeConfig.loadFromFile(ctx.cluster.userKubeconfig);
+    // Storage is beside the point here, and 10,000 uploads to the emulator take minutes:
+    // use a local directory, which the test node's pods (local processes) can read too.
+    await using dir = await tempDir();
+    const client = new Client({
+      ...ctx.client,
+      storage: dir.path,
+      kubernetes: { ...ctx.client.kubernetes, kubeConfig },
+    });
+    const run = client.map(fixture("echo.ts"), {
+      ...calm,
+      parallelism: 2,
+      inputs: Array.from({ length: 10_000 }, (_, i) => i),
+      uploadConcurrency: 32,
+    });
+    const consuming = collect(run).catch((error) => error);
+    const [job] = await pollUntil("the Kubernetes Job", async () => {
+      const jobs = await jobsOf(ctx, run.job);
+      return jobs.length > 0 ? jobs : undefined;
+    }, { timeoutMs: 300_000 });
+    const calls = [...kubeConfig.calls];
+    await run.cancel();
+    await consuming;
+    assert.equal(job!.spec?.completions, 10_000);
+    assert.equal(job!.spec?.parallelism, 2);
+    assert.equal(job!.spec?.completionMode, "Indexed");
+    assert.deepEqual(
+      calls.filter((c) => c.startsWith("create")),
+      ["createNamespacedJob", "createNamespacedJob"],
+      "one server-side dry run, then the Job",
+    );
+    assert.ok(calls.length <= 6, `${calls.length} API calls: ${calls.join(", ")}`);
+    await pollUntil(
+      "the cancelled Job to go",
+      async () => (await jobsOf(ctx, run.job)).length === 0 ? true : undefined,
+    );
+  },
+);
+
+kubernetesTest("a pod deleted mid-run is replaced and the job completes", async (ctx) => {
+  const run = new Client(ctx.client).map<number, number>(fixture("slow_squares.ts"), {
+    ...calm,
+    parallelism: 3,
+  });
+  const results = collect(run);
+  const victim = await pollUntil(
+    "a running pod",
+    async () => (await podsOf(ctx, run.job)).find((p) => p.status?.phase === "Running"),
+  );
+  const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
+  await core.deleteNamespacedPod({ name: victim.metadata!.name!, namespace: ctx.namespace });
+  assert.deepEqual(await results, Array.from({ length: 12 }, (_, i) => i * i));
+  const index = victim.metadata!.labels!["batch.kubernetes.io/job-completion-index"];
+  const sameIndex = (await podsOf(ctx, run.job)).filter((p) =>
+    p.metadata?.labels?.["batch.kubernetes.io/job-completion-index"] === index
+  );
+  const replacements = sameIndex.filter((p) => p.metadata?.uid !== victim.metadata?.uid);
+  assert.ok(
+    replacements.some((p) => p.status?.phase === "Succeeded"),
+    `index ${index} has no replacement pod that succeeded`,
+  );
+});
+
+kubernetesTest(
+  "a task that throws fails its index without a retry and the error reaches the master",
+  async (ctx) => {
+    const run = new Client(ctx.client).map(fixture("throws.ts"), {
+      ...calm,
+      maxRetries: 2,
+      failFast: false,
+    });
+    const error = await failure(run);
+    assert.ok(error instanceof TaskError, `expected a TaskError, got ${error}`);
+    assert.equal(error.task, 3);
+    assert.equal(error.remoteMessage, "cannot handle 3");
+    const [job] = await jobsOf(ctx, run.job);
+    const pods = (await podsOf(ctx, run.job)).filter((p) =>
+      p.metadata?.labels?.["batch.kubernetes.io/job-completion-index"] === "3"
+    );
+    assert.equal(pods.length, 1, "the pod failure policy failed the index at once");
+    await pollUntil("index 3 to be failed", async () => {
+      const [now] = await jobsOf(ctx, run.job);
+      return now?.status?.failedIndexes === "3" ? true : undefined;
+    }).catch(() => assert.fail(`failedIndexes is ${job?.status?.failedIndexes}`));
+  },
+);
+
+kubernetesTest(
+  "a task asking for more memory than any node has fails with the scheduler's reason",
+  async (ctx) => {
+    const client = new Client({
+      ...ctx.client,
+      kubernetes: { ...ctx.client.kubernetes, memory: "100Ti", unstartableTimeoutMs: 3000 },
+    });
+    const run = client.map(fixture("half.ts"), { ...calm, parallelism: 2 });
+    const error = await failure(run);
+    assert.ok(error instanceof WorkerCrashError, `expected a WorkerCrashError, got ${error}`);
+    assert.equal(error.kind, "infrastructure");
+    assert.match(
+      error.message,
+      /could not run: unschedulable: 0\/1 nodes are available: .*Insufficient memory/,
+    );
+    await pollUntil(
+      "the Kubernetes Job to be deleted",
+      async () => (await jobsOf(ctx, run.job)).length === 0 ? true : undefined,
+    );
+  },
+);
+
+kubernetesTest(
+  "a master killed mid-job and run again attaches to the same Kubernetes Job",
+  async (ctx) => {
+    const key = `attach-${crypto.randomUUID().slice(0, 6)}`;
+    const args = [
+      "map",
+      "-m",
+      fixture("slow_squares.ts"),
+      ...clusterFlags(ctx),
+      "--job",
+      key,
+      "-q",
+      "--parallelism",
+      "2",
+      "--speculation-percent",
+      "0",
+    ];
+    const master = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", new URL("../cli.ts", import.meta.url).pathname, ...args],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    await pollUntil(
+      "a running pod",
+      async () => (await podsOf(ctx, key)).find((p) => p.status?.phase === "Running"),
+      { timeoutMs: 120_000 },
+    );
+    master.kill("SIGKILL");
+    await master.status;
+    const rerun = await kubeface(args);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    const lines = rerun.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
+    assert.deepEqual(lines, Array.from({ length: 12 }, (_, i) => ({ input: i, result: i * i })));
+    assert.equal((await jobsOf(ctx, key)).length, 1, "no second Kubernetes Job");
+  },
+);
+
+kubernetesTest("the Job made from every option passes the API server's validation", async (ctx) => {
+  const body = jobSpec({
+    job: {
+      key: "all-options",
+      storageUrl: "gs://bucket/runs/",
+      permissions: ["--allow-net"],
+      parallelism: 4,
+      env: { A: "1" },
+      timeoutMs: 90_000,
+      tasks: 10,
+      maxRetries: 2,
+    },
+    options: {
+      image: "denoland/deno:2.9.6",
+      imagePullPolicy: "Always",
+      serviceAccount: "default",
+      mountServiceAccountToken: true,
+      cpu: "250m",
+      memory: "256Mi",
+      cpuLimit: "1",
+      memoryLimit: "1Gi",
+      gpus: 1,
+      nodeSelector: { "kubernetes.io/os": "linux" },
+      tolerations: [parseToleration("dedicated=batch:NoSchedule"), parseToleration("spot")],
+      labels: { team: "genomics" },
+      annotations: { "example.com/note": "anything goes here" },
+      ttlSecondsAfterFinished: 600,
+    },
+    namespace: ctx.namespace,
+    name: "kf-all-options",
+    completions: 10,
+    runtime: {
+      worker: { key: "runtime/a.js", sha256: "a" },
+      thread: { key: "runtime/b.js", sha256: "b" },
+    },
+  });
+  const batch = ctx.cluster.userKubeConfig.makeApiClient(BatchV1Api);
+  const created = await batch.createNamespacedJob({
+    namespace: ctx.namespace,
+    body,
+    dryRun: "All",
+  });
+  assert.equal(
+    created.spec?.template.spec?.containers[0]?.resources?.limits?.["nvidia.com/gpu"],
+    "1",
+  );
+  assert.equal(created.spec?.backoffLimitPerIndex, 2);
+  assert.equal(created.spec?.template.spec?.activeDeadlineSeconds, 90);
+  assert.equal(created.spec?.template.spec?.securityContext?.runAsNonRoot, true);
+});
+
+Deno.test("malformed Kubernetes options are rejected before anything is created", () => {
+  assert.throws(() => new KubernetesBackend({ memory: "lots" }), {
+    name: "TypeError",
+    message:
+      "Cannot use memory request 'lots': it is not a Kubernetes quantity; write e.g. 500m or 2 (CPU), 512Mi or 4Gi (memory)",
+  });
+  assert.throws(() => new KubernetesBackend({ labels: { "bad key!": "x" } }), {
+    name: "TypeError",
+    message: /Cannot use label key 'bad key!'/,
+  });
+  assert.throws(() => new KubernetesBackend({ namespace: "Has_Caps" }), {
+    name: "TypeError",
+    message: /Cannot use namespace 'Has_Caps'/,
+  });
+  assert.throws(() => parseToleration("a:b:c"), {
+    name: "TypeError",
+    message: /Cannot use toleration 'a:b:c'/,
+  });
+  assert.throws(
+    () =>
+      new KubernetesBackend({ tolerations: [{ key: "k", effect: "Sometimes" as "NoSchedule" }] }),
+    {
+      name: "TypeError",
+      message: /Cannot use toleration effect 'Sometimes'/,
+    },
+  );
+  assert.throws(() => new KubernetesBackend({ runAsUser: 0 }), { name: "RangeError" });
+});
+
+kubernetesTest(
+  "without permission to create Jobs the master fails saying which Role to grant",
+  async (ctx) => {
+    const ns = `${ctx.namespace}-ro`;
+    for (
+      const args of [
+        ["create", "namespace", ns],
+        [
+          "create",
+          "role",
+          "read-only",
+          "-n",
+          ns,
+          "--verb=get,list,watch",
+          "--resource=jobs.batch,pods",
+        ],
+        [
+          "create",
+          "rolebinding",
+          "read-only",
+          "-n",
+          ns,
+          "--role=read-only",
+          `--user=${ctx.cluster.userName}`,
+        ],
+      ]
+    ) {
+      const r = await kubectl(ctx.cluster, args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    try {
+      const client = new Client({
+        ...ctx.client,
+        kubernetes: { ...ctx.client.kubernetes, namespace: ns },
+      });
+      const error = await failure(client.map(fixture("half.ts"), calm));
+      assert.ok(error instanceof BackendError, `expected a BackendError, got ${error}`);
+      assert.match(
+        error.message,
+        new RegExp(
+          `^Cannot create Jobs in namespace '${ns}': user '[^']+' is not allowed \\(.*\\); grant the Role in docs/rbac.yaml: kubectl apply -n ${ns} -f docs/rbac.yaml`,
+        ),
+      );
+    } finally {
+      await kubectl(ctx.cluster, ["delete", "namespace", ns, "--wait=false"]);
+    }
+  },
+);
+
+kubernetesTest(
+  "kubeface logs shows a pod's output and kubeface cleanup deletes the Kubernetes Jobs",
+  async (ctx) => {
+    const key = `logs-${crypto.randomUUID().slice(0, 6)}`;
+    const flags = clusterFlags(ctx);
+    const run = await kubeface([
+      "run",
+      "-e",
+      "(console.log('hello from pod', value), value)",
+      "-i",
+      "[1, 2]",
+      ...flags,
+      "--job",
+      key,
+      "-q",
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const logFlags = flags.filter((f, i) => f !== "--backend" && flags[i - 1] !== "--backend");
+    const logs = await kubeface(["logs", key, "1", ...logFlags]);
+    assert.equal(logs.code, 0, logs.stderr);
+    assert.match(
+      logs.stdout,
+      /==> task 1, attempt [\w-]+ \(pod [\w-]+\) <==\n[\s\S]*hello from pod 2\n/,
+    );
+    assert.equal((await jobsOf(ctx, key)).length, 1);
+    const cleanup = await kubeface(["cleanup", key, "-y", ...logFlags]);
+    assert.equal(cleanup.code, 0, cleanup.stderr);
+    assert.match(cleanup.stderr, /deleted Kubernetes Job .*\/kf-logs-/);
+    await pollUntil(
+      "the Kubernetes Job to go",
+      async () => (await jobsOf(ctx, key)).length === 0 ? true : undefined,
+    );
+  },
+);
+
+kubernetesTest(
+  "Ctrl-C without a terminal leaves the Kubernetes Job running and says how to attach",
+  async (ctx) => {
+    const key = `sigint-${crypto.randomUUID().slice(0, 6)}`;
+    const master = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../cli.ts", import.meta.url).pathname,
+        ...[
+          "map",
+          "-m",
+          fixture("slow_squares.ts"),
+          ...clusterFlags(ctx),
+          "--job",
+          key,
+          "--parallelism",
+          "2",
+        ],
+      ],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    await waitFor(
+      "the Kubernetes Job",
+      async () => (await jobsOf(ctx, key)).length > 0 ? true : undefined,
+      120_000,
+    );
+    master.kill("SIGINT");
+    const out = await master.output();
+    const stderr = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, 130, stderr);
+    assert.match(
+      stderr,
+      new RegExp(
+        `leaving the Kubernetes Jobs of ${key} running; rerun with --job ${key} to attach`,
+      ),
+    );
+    assert.equal((await jobsOf(ctx, key)).length, 1, "the Job still runs");
+    const rerun = await kubeface([
+      "map",
+      "-m",
+      fixture("slow_squares.ts"),
+      ...clusterFlags(ctx),
+      "--job",
+      key,
+      "-q",
+    ]);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.equal(rerun.stdout.trimEnd().split("\n").length, 12);
+  },
+);
