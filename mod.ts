@@ -45,6 +45,8 @@ export type {
 } from "./lib/backends/backend.ts";
 export type { BackendOptions } from "./lib/backends/select.ts";
 export type { LocalBackendOptions } from "./lib/backends/local.ts";
+export type { ContainerBackendOptions } from "./lib/backends/container.ts";
+export type { KubernetesBackendOptions, Toleration } from "./lib/backends/kubernetes/options.ts";
 export { Shared } from "./lib/shared.ts";
 export { openStorage } from "./lib/storage/storage.ts";
 export type { Body, ObjectInfo, PutOptions, Storage } from "./lib/storage/storage.ts";

@@ -29,7 +29,7 @@ const KIND = "kubeface.shared";
 /** A reference to a stored value. Passing it in an input costs a few bytes. */
 export class Shared<T> {
   /** Marks the object as a reference after it crossed storage. */
-  readonly kind: typeof KIND = KIND;
+  readonly kind: "kubeface.shared" = KIND;
   /** Storage root URL holding the value. */
   readonly storage: string;
   /** Hex sha256 of the stored record; also its name, `shared/<sha256>`. */

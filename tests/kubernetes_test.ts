@@ -84,9 +84,8 @@ kubernetesTest(
     // use a local directory, which the test node's pods (local processes) can read too.
     await using dir = await tempDir();
     const client = new Client({
-      ...ctx.client,
       storage: dir.path,
-      kubernetes: { ...ctx.client.kubernetes, kubeConfig },
+      backend: new KubernetesBackend(ctx.client.kubernetes, kubeConfig),
     });
     const run = client.map(fixture("echo.ts"), {
       ...calm,

@@ -135,8 +135,11 @@ export interface Backend {
 
 /** The output of one attempt. */
 export interface WorkerLog {
+  /** Task index. */
   task: number;
+  /** Attempt id (and where it ran). */
   attempt: string;
+  /** What the worker printed. */
   text: string;
 }
 

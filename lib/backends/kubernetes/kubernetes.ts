@@ -27,20 +27,21 @@ export class KubernetesBackend implements Backend {
 
   /**
    * Create the backend; options are checked now, the cluster is reached
-   * when a job opens.
+   * when a job opens. An already loaded `kubeConfig` (built in code, or
+   * wrapped to observe calls) replaces `kubeconfig` and `context`.
    *
    * @throws {TypeError} An option is malformed.
    * @throws {RangeError} A number option is out of range.
    */
-  constructor(options: KubernetesBackendOptions = {}) {
+  constructor(options: KubernetesBackendOptions = {}, kubeConfig?: KubeConfig) {
     checkKubernetesOptions(options);
     this.#options = options;
+    this.#kubeConfig = kubeConfig;
   }
 
   /** The loaded kubeconfig, with the chosen context. */
   kubeConfig(): KubeConfig {
     if (this.#kubeConfig) return this.#kubeConfig;
-    if (this.#options.kubeConfig) return (this.#kubeConfig = this.#options.kubeConfig);
     const kc = new KubeConfig();
     try {
       if (this.#options.kubeconfig) kc.loadFromFile(this.#options.kubeconfig);

@@ -5,26 +5,28 @@
  * @module
  */
 
-import type { KubeConfig } from "@kubernetes/client-node";
 import { checkLabels, checkQuantity, isDnsLabel } from "./names.ts";
 
 /** A toleration, as in a pod spec. */
 export interface Toleration {
+  /** Taint key; none means every taint (with operator `Exists`). */
   key?: string;
-  /** @default {"Equal" when a value is given, else "Exists"} */
+  /**
+   * How the value is matched.
+   *
+   * @default {"Equal" when a value is given, else "Exists"}
+   */
   operator?: "Equal" | "Exists";
+  /** Taint value, with operator `Equal`. */
   value?: string;
+  /** Taint effect tolerated; none means every effect. */
   effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  /** For `NoExecute`: how long the pod stays bound after the taint appears. */
   tolerationSeconds?: number;
 }
 
 /** Options of the Kubernetes backend. */
 export interface KubernetesBackendOptions {
-  /**
-   * An already loaded configuration, used instead of reading `kubeconfig`
-   * and `context` (e.g. one built in code, or wrapped to observe calls).
-   */
-  kubeConfig?: KubeConfig;
   /**
    * Path of the kubeconfig file.
    *
