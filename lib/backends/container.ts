@@ -28,7 +28,14 @@ import type {
   ExitReason,
   JobContext,
 } from "./backend.ts";
-import { type ContainerCli, failed, findCli, imageExists, runCli } from "./container_cli.ts";
+import {
+  type ContainerCli,
+  failed,
+  findCli,
+  forceRemoveArgs,
+  imageExists,
+  runCli,
+} from "./container_cli.ts";
 import { defaultUlimits, defaultUserArgs } from "./container_host.ts";
 import { JOB_LABEL, runPlan, type RunSettings } from "./container_run.ts";
 import { collectOutput, storeLog } from "./worker_output.ts";
@@ -88,6 +95,16 @@ export interface ContainerBackendOptions {
   killGraceMs?: number;
 }
 
+/** The defaults that need no probing of this machine. */
+const CONTAINER_DEFAULTS = {
+  cliArgs: [] as readonly string[],
+  runArgs: [] as readonly string[],
+  network: "host",
+  killGraceMs: 2000,
+};
+
+type Resolved = ContainerBackendOptions & typeof CONTAINER_DEFAULTS;
+
 /** What {@linkcode ContainerBackend} resolves once, before the first job. */
 interface Prepared {
   cli: ContainerCli;
@@ -97,7 +114,7 @@ interface Prepared {
 /** Run attempts in containers of the worker image on this machine. */
 export class ContainerBackend implements Backend {
   readonly name = "container";
-  readonly #options: ContainerBackendOptions;
+  readonly #options: Resolved;
   #prepared: Promise<Prepared> | undefined;
 
   /**
@@ -112,7 +129,7 @@ export class ContainerBackend implements Backend {
         `Cannot use killGraceMs ${options.killGraceMs}: give milliseconds >= 0`,
       );
     }
-    this.#options = options;
+    this.#options = { ...CONTAINER_DEFAULTS, ...options };
   }
 
   async open(job: JobContext, onEvent: (event: BackendEvent) => void): Promise<BackendSession> {
@@ -123,7 +140,7 @@ export class ContainerBackend implements Backend {
       job,
       onEvent,
       prepared,
-      this.#options.killGraceMs ?? 2000,
+      this.#options.killGraceMs,
       await openStorage(job.storageUrl),
     );
   }
@@ -136,14 +153,14 @@ export class ContainerBackend implements Backend {
     if (listed.code !== 0) throw failed(cli, "ps", listed.stderr);
     const names = listed.stdout.split("\n").map((s) => s.trim()).filter(Boolean);
     if (names.length === 0) return [];
-    const removed = await runCli(cli, ["rm", "--force", ...names]);
+    const removed = await runCli(cli, forceRemoveArgs(cli, names));
     if (removed.code !== 0) throw failed(cli, "rm", removed.stderr);
     return names.map((name) => `removed container ${name}`);
   }
 
   async #cli(): Promise<{ cli: ContainerCli }> {
     const command = await findCli(this.#options.cli);
-    return { cli: { command, globalArgs: this.#options.cliArgs ?? [] } };
+    return { cli: { command, globalArgs: this.#options.cliArgs } };
   }
 
   #prepare(): Promise<Prepared> {
@@ -169,12 +186,12 @@ export class ContainerBackend implements Backend {
       cli,
       settings: {
         image,
-        network: options.network ?? "host",
+        network: options.network,
         userArgs: options.user !== undefined
           ? ["--user", options.user]
           : defaultUserArgs(cli.command),
         ulimits: options.ulimits ?? await defaultUlimits(cli, image),
-        runArgs: options.runArgs ?? [],
+        runArgs: options.runArgs,
       },
     };
   }
@@ -266,7 +283,7 @@ class ContainerSession implements BackendSession {
       try {
         running.child.kill("SIGKILL");
       } catch { /* already gone */ }
-      await runCli(cli, ["rm", "--force", running.name]).catch(() => {});
+      await runCli(cli, forceRemoveArgs(cli, [running.name])).catch(() => {});
     }
   }
 

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { basename } from "node:path";
 import { BackendError } from "../errors.ts";
 
 /** The container command lines kubeface knows, in the order they are looked for. */
@@ -109,6 +110,16 @@ export async function imageSize(cli: ContainerCli, image: string): Promise<numbe
   const { code, stdout } = await runCli(cli, ["image", "inspect", "--format", "{{.Size}}", image]);
   const size = Number(stdout.trim());
   return code === 0 && Number.isFinite(size) ? size : undefined;
+}
+
+/**
+ * Arguments that remove containers at once, running or not. Podman would
+ * first wait 10 s for SIGTERM, which a worker (PID 1 in its container,
+ * without a handler) ignores; docker kills at once.
+ */
+export function forceRemoveArgs(cli: ContainerCli, names: readonly string[]): string[] {
+  const podman = basename(cli.command).includes("podman");
+  return ["rm", "--force", ...(podman ? ["--time=0"] : []), ...names];
 }
 
 /** A `BackendError` for a CLI call that failed, with the end of what it printed. */

@@ -32,6 +32,24 @@ export const GCS_ENV = [
   "GCLOUD_PROJECT",
 ] as const;
 
+/** Variables the container CLI reads itself; a job's values for them go on its command line. */
+const CLI_OWN_ENV = new Set([
+  "PATH",
+  "HOME",
+  "TMPDIR",
+  "LD_LIBRARY_PATH",
+  "LD_PRELOAD",
+  "XDG_RUNTIME_DIR",
+  "XDG_CONFIG_HOME",
+  "XDG_DATA_HOME",
+  "DOCKER_HOST",
+  "DOCKER_CONFIG",
+  "DOCKER_CONTEXT",
+  "CONTAINER_HOST",
+  "CONTAINERS_CONF",
+  "CONTAINERS_STORAGE_CONF",
+]);
+
 /** Everything that shapes one container besides the attempt. */
 export interface RunSettings {
   /** Image to run. */
@@ -51,7 +69,7 @@ export interface RunPlan {
   name: string;
   /** Arguments after the CLI's global flags. */
   args: string[];
-  /** Environment of the CLI process: the values of every `-e NAME`. */
+  /** Variables to add to the CLI's environment: the values of every `--env NAME`. */
   env: Record<string, string>;
 }
 
@@ -174,7 +192,17 @@ export function runPlan(job: JobContext, spec: AttemptSpec, settings: RunSetting
   for (const [path, mode] of mounts(job.storageUrl, granted, credentials)) {
     args.push("--volume", `${path}:${path}:${mode}`);
   }
-  for (const variable of Object.keys(values).sort()) args.push("--env", variable);
+  // Values travel in the CLI's environment (`--env NAME`), not on its command
+  // line, except for the variables the CLI itself depends on.
+  const cliEnv: Record<string, string> = {};
+  for (const [variable, value] of Object.entries(values).sort()) {
+    if (CLI_OWN_ENV.has(variable)) {
+      args.push("--env", `${variable}=${value}`);
+    } else {
+      args.push("--env", variable);
+      cliEnv[variable] = value;
+    }
+  }
   args.push(...settings.runArgs, settings.image);
 
   const deno = workerArgs({
@@ -188,5 +216,5 @@ export function runPlan(job: JobContext, spec: AttemptSpec, settings: RunSetting
   });
   // The image holds every dependency; never reach for the network to load code.
   args.push(deno[0]!, "--cached-only", ...deno.slice(1));
-  return { name, args, env: values };
+  return { name, args, env: cliEnv };
 }
