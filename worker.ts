@@ -118,7 +118,9 @@ export async function main(args: string[]): Promise<number> {
   try {
     own = await Deno.makeTempDir({ dir: scratch, prefix: "worker-" });
   } catch (error) {
-    console.error(`kubeface worker: cannot write to the scratch directory '${scratch}': ${errorMessage(error)}`);
+    console.error(
+      `kubeface worker: cannot write to the scratch directory '${scratch}': ${errorMessage(error)}`,
+    );
     return EXIT_INFRASTRUCTURE;
   }
   const worker = new JobWorker({ storage, job, scratch: own, permissions });
@@ -130,7 +132,9 @@ export async function main(args: string[]): Promise<number> {
         return undefined;
       });
       if (!spec) return EXIT_INFRASTRUCTURE;
-      console.error(`kubeface worker: task ${spec.task}, attempt ${spec.attempt} (index ${index} of ${run})`);
+      console.error(
+        `kubeface worker: task ${spec.task}, attempt ${spec.attempt} (index ${index} of ${run})`,
+      );
       return await attempt(worker, spec.task, spec.attempt, job);
     }
     if (!serve) return await attempt(worker, Number(task), id!, job);

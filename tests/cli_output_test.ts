@@ -74,7 +74,7 @@ Deno.test("progress is drawn on a terminal and not elsewhere or when quiet", () 
   const line = new ProgressLine(tty, false, 0);
   line.update(progress);
   line.end();
-  assert.match(tty.errText, /^\r\x1b\[2Ksquares-1: 55\/100 done/);
+  assert.ok(tty.errText.startsWith("\r\x1b[2Ksquares-1: 55/100 done"), JSON.stringify(tty.errText));
   assert.ok(tty.errText.endsWith("\n"));
   for (const [io, quiet] of [[fakeIo(false), false], [fakeIo(true), true]] as const) {
     const silent = new ProgressLine(io, quiet, 0);

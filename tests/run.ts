@@ -5,8 +5,9 @@
  * provide, and stops the services again.
  *
  * ```sh
- * deno task test                      # everything
- * deno task test -- --filter "map()"  # extra arguments go to deno test
+ * deno task test                         # everything
+ * deno task test -- --filter "map()"     # extra arguments go to deno test
+ * deno task test -- tests/map_test.ts    # only these files
  * ```
  *
  * - GCS: fake-gcs-server, built with `go install` at a pinned version
@@ -82,25 +83,94 @@ console.log(
   `test setup: storages ${env.KUBEFACE_TEST_STORAGES}; backends ${env.KUBEFACE_TEST_BACKENDS}`,
 );
 
-const args = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
-const status = await new Deno.Command(Deno.execPath(), {
-  args: [
-    "test",
-    "--allow-run",
-    "--allow-read",
-    "--allow-write",
-    "--allow-env",
-    "--allow-net",
-    "--allow-sys",
-    "--v8-flags=--expose-gc", // memory tests measure live memory
-    "--parallel",
-    ...args,
-    "--doc",
-    "tests/",
-    "mod.ts",
-  ],
-  env,
-  stdin: "null",
-}).spawn().status;
+// One `deno test` process per file, two at a time: files then never share an
+// environment (several set STORAGE_EMULATOR_HOST) and one file's crash stays its own.
+const given = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+const chosen = given.filter((a) => /(_test\.ts|^mod\.ts)$/.test(a));
+const testArgs = given.filter((a) => !chosen.includes(a));
+const files = chosen.length > 0 ? chosen : [
+  ...[...Deno.readDirSync(new URL(".", import.meta.url))]
+    .filter((e) => e.isFile && e.name.endsWith("_test.ts"))
+    .map((e) => `tests/${e.name}`)
+    .sort((a, b) => weight(b) - weight(a) || a.localeCompare(b)),
+  "mod.ts",
+];
+
+/** Start the slowest files first, so the two slots finish close together. */
+function weight(file: string): number {
+  return ["kubernetes", "lifecycle", "map", "container", "faults", "cli", "storage"]
+        .findIndex((name) => file.includes(`/${name}_`)) * -1 + 10;
+}
+
+const PERMISSIONS = [
+  "--allow-run",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+  "--allow-sys",
+];
+
+interface Outcome {
+  file: string;
+  code: number;
+  passed: number;
+  failed: number;
+  seconds: number;
+}
+
+async function runFile(file: string): Promise<Outcome> {
+  const started = Date.now();
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "test",
+      ...PERMISSIONS,
+      "--v8-flags=--expose-gc", // memory tests measure live memory
+      ...(file === "mod.ts" ? ["--doc"] : []),
+      ...testArgs,
+      file,
+    ],
+    env: { ...env, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(output.stdout) + new TextDecoder().decode(output.stderr);
+  const count = (what: string) =>
+    Number([...text.matchAll(new RegExp(`(\\d+) ${what}`, "g"))].at(-1)?.[1] ?? 0);
+  const outcome = {
+    file,
+    code: output.code,
+    passed: count("passed"),
+    failed: count("failed"),
+    seconds: (Date.now() - started) / 1000,
+  };
+  console.log(
+    `\n===== ${file}: exit ${outcome.code} in ${outcome.seconds.toFixed(0)}s =====\n${text}`,
+  );
+  return outcome;
+}
+
+const slots = Number(Deno.env.get("KUBEFACE_TEST_JOBS") ?? 2);
+const queue = [...files];
+const outcomes: Outcome[] = [];
+await Promise.all(Array.from({ length: slots }, async () => {
+  for (let file = queue.shift(); file; file = queue.shift()) outcomes.push(await runFile(file));
+}));
 if (cluster && !cluster.reused) await down({ dir: cluster.dir });
-Deno.exit(status.code);
+
+console.log("\n===== summary =====");
+for (const o of outcomes) {
+  console.log(
+    `${o.code === 0 ? "ok    " : "FAILED"} ${o.file}: ${o.passed} passed, ${o.failed} failed (${
+      o.seconds.toFixed(0)
+    }s)`,
+  );
+}
+const failed = outcomes.filter((o) => o.code !== 0);
+console.log(
+  `${failed.length === 0 ? "ok" : "FAILED"}: ${
+    outcomes.reduce((n, o) => n + o.passed, 0)
+  } passed, ${outcomes.reduce((n, o) => n + o.failed, 0)} failed in ${outcomes.length} files`,
+);
+Deno.exit(failed.length === 0 ? 0 : 1);
