@@ -98,8 +98,9 @@ const files = chosen.length > 0 ? chosen : [
 
 /** Start the slowest files first, so the two slots finish close together. */
 function weight(file: string): number {
-  return ["kubernetes", "lifecycle", "map", "container", "faults", "cli", "storage"]
-        .findIndex((name) => file.includes(`/${name}_`)) * -1 + 10;
+  const slowest = ["lifecycle", "map", "kubernetes", "container", "faults", "storage", "cli"];
+  const rank = slowest.findIndex((name) => file.includes(`/${name}_`));
+  return rank < 0 ? 0 : slowest.length - rank;
 }
 
 const PERMISSIONS = [

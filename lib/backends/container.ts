@@ -28,6 +28,7 @@ import type {
   ExitReason,
   JobContext,
 } from "./backend.ts";
+import { QueueSession, type Started } from "./queue.ts";
 import {
   type ContainerCli,
   failed,
@@ -197,100 +198,25 @@ export class ContainerBackend implements Backend {
   }
 }
 
-interface Running {
-  spec: AttemptSpec;
-  name: string;
-  child: Deno.ChildProcess;
-  cancelled: boolean;
-  ended: boolean;
-  done: Promise<void>;
-}
-
-class ContainerSession implements BackendSession {
-  readonly #queue: AttemptSpec[] = [];
-  readonly #running = new Map<string, Running>();
+/** Run each attempt in its own container. */
+class ContainerSession extends QueueSession {
   readonly #layout: JobLayout;
-  #closed = false;
 
   constructor(
-    readonly job: JobContext,
-    readonly onEvent: (event: BackendEvent) => void,
+    job: JobContext,
+    onEvent: (event: BackendEvent) => void,
     readonly prepared: Prepared,
     readonly killGraceMs: number,
-    readonly storage: Storage,
+    storage: Storage,
   ) {
+    super(job, onEvent, storage);
     this.#layout = new JobLayout(job.key);
   }
 
-  submit(attempts: readonly AttemptSpec[]): Promise<void> {
-    if (this.#closed) {
-      return Promise.reject(new Error("Cannot submit: the container session is closed"));
-    }
-    this.#queue.push(...attempts);
-    this.#pump();
-    return Promise.resolve();
-  }
-
-  async cancel(attempts: readonly string[]): Promise<void> {
-    const ids = new Set(attempts);
-    for (let i = this.#queue.length - 1; i >= 0; i--) {
-      const spec = this.#queue[i]!;
-      if (ids.has(spec.attempt)) {
-        this.#queue.splice(i, 1);
-        this.#exited(spec, "cancelled", undefined, "cancelled before it started");
-      }
-    }
-    const waits: Promise<void>[] = [];
-    for (const id of ids) {
-      const running = this.#running.get(id);
-      if (!running) continue;
-      void this.#stop(running);
-      waits.push(running.done);
-    }
-    await Promise.all(waits);
-  }
-
-  async close(_options?: { stopRunning?: boolean }): Promise<void> {
-    this.#closed = true;
-    // A later master would not adopt them: always stop them, as the local backend does.
-    await this.cancel([...this.#queue.map((spec) => spec.attempt), ...this.#running.keys()]);
-    await this.storage[Symbol.asyncDispose]();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close({ stopRunning: true });
-  }
-
-  #pump(): void {
-    while (!this.#closed && this.#running.size < this.job.parallelism && this.#queue.length > 0) {
-      this.#start(this.#queue.shift()!);
-    }
-  }
-
-  /** Kill the container by name until its CLI process ends; after the grace time, force. */
-  async #stop(running: Running): Promise<void> {
-    if (running.cancelled) return;
-    running.cancelled = true;
-    const { cli } = this.prepared;
-    const deadline = Date.now() + this.killGraceMs;
-    const ended = () => running.ended;
-    while (!ended() && Date.now() < deadline) {
-      // Fails while the container is still being created; then try again.
-      await runCli(cli, ["kill", running.name]).catch(() => {});
-      await Promise.race([running.done, new Promise((r) => setTimeout(r, 200))]);
-    }
-    if (!ended()) {
-      try {
-        running.child.kill("SIGKILL");
-      } catch { /* already gone */ }
-      await runCli(cli, forceRemoveArgs(cli, [running.name])).catch(() => {});
-    }
-  }
-
-  #start(spec: AttemptSpec): void {
+  protected start(spec: AttemptSpec): Started | undefined {
     const { cli, settings } = this.prepared;
     let child: Deno.ChildProcess;
-    let name = "";
+    let name: string;
     try {
       const plan = runPlan(this.job, spec, settings);
       name = plan.name;
@@ -305,54 +231,45 @@ class ContainerSession implements BackendSession {
       const detail = error instanceof Deno.errors.NotFound
         ? `cannot start '${cli.command}': it was not found`
         : `cannot start the container: ${errorMessage(error)}`;
-      this.#exited(spec, "unstartable", undefined, detail);
-      queueMicrotask(() => this.#pump());
-      return;
+      this.report(spec, "unstartable", undefined, detail);
+      return undefined;
     }
-    const running: Running = {
-      spec,
-      name,
-      child,
-      cancelled: false,
-      ended: false,
-      done: Promise.resolve(),
+    let cancelled = false;
+    let ended = false;
+    this.started(spec, name);
+    const done = (async () => {
+      const logPath = await Deno.makeTempFile({ prefix: "kubeface-container-", suffix: ".log" });
+      const { status, stderrTail } = await collectOutput(child, logPath);
+      ended = true;
+      await storeLog(this.storage, this.#layout.log(spec.task, spec.attempt), logPath);
+      const [reason, detail] = cancelled
+        ? ["cancelled", "stopped by kubeface"] as const
+        : explainExit(status.code, stderrTail, cli.command);
+      this.ended(spec, reason, status.code, detail);
+    })();
+    /** Kill the container by name until its CLI process ends; after the grace time, force. */
+    const stop = async () => {
+      const deadline = Date.now() + this.killGraceMs;
+      while (!ended && Date.now() < deadline) {
+        // Fails while the container is still being created; then try again.
+        await runCli(cli, ["kill", name]).catch(() => {});
+        await Promise.race([done, new Promise((r) => setTimeout(r, 200))]);
+      }
+      if (!ended) {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* already gone */ }
+        await runCli(cli, forceRemoveArgs(cli, [name])).catch(() => {});
+      }
     };
-    running.done = this.#watch(running);
-    this.#running.set(spec.attempt, running);
-    this.onEvent({
-      type: "started",
-      task: spec.task,
-      attempt: spec.attempt,
-      at: new Date(),
-      host: name,
-    });
-  }
-
-  async #watch(running: Running): Promise<void> {
-    const { spec, child } = running;
-    const logPath = await Deno.makeTempFile({ prefix: "kubeface-container-", suffix: ".log" });
-    const { status, stderrTail } = await collectOutput(child, logPath);
-    running.ended = true;
-    await storeLog(this.storage, this.#layout.log(spec.task, spec.attempt), logPath);
-    this.#running.delete(spec.attempt);
-
-    const [reason, detail] = running.cancelled
-      ? ["cancelled", "stopped by kubeface"] as const
-      : explainExit(status.code, stderrTail, this.prepared.cli.command);
-    this.#exited(spec, reason, status.code, detail);
-    this.#pump();
-  }
-
-  #exited(spec: AttemptSpec, reason: ExitReason, exitCode: number | undefined, detail: string) {
-    this.onEvent({
-      type: "exited",
-      task: spec.task,
-      attempt: spec.attempt,
-      at: new Date(),
-      reason,
-      exitCode,
-      detail,
-    });
+    return {
+      done,
+      stop: () => {
+        if (cancelled) return;
+        cancelled = true;
+        void stop();
+      },
+    };
   }
 }
 

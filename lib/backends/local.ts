@@ -16,14 +16,8 @@ import { WarmSession } from "./warm.ts";
 import { collectOutput, storeLog } from "./worker_output.ts";
 import { parsePermissions } from "../permissions.ts";
 import { openStorage, type Storage } from "../storage/storage.ts";
-import type {
-  AttemptSpec,
-  Backend,
-  BackendEvent,
-  BackendSession,
-  ExitReason,
-  JobContext,
-} from "./backend.ts";
+import type { AttemptSpec, Backend, BackendEvent, BackendSession, JobContext } from "./backend.ts";
+import { hostName, QueueSession, type Started } from "./queue.ts";
 
 /** Options of the local backend. */
 export interface LocalBackendOptions {
@@ -85,88 +79,21 @@ export class LocalBackend implements Backend {
   }
 }
 
-interface Running {
-  spec: AttemptSpec;
-  child: Deno.ChildProcess;
-  cancelled: boolean;
-  killTimer?: ReturnType<typeof setTimeout>;
-  done: Promise<void>;
-}
-
-class LocalSession implements BackendSession {
-  readonly #queue: AttemptSpec[] = [];
-  readonly #running = new Map<string, Running>();
+/** Run each attempt as its own `deno run worker.ts` process. */
+class LocalSession extends QueueSession {
   readonly #layout: JobLayout;
-  #closed = false;
 
   constructor(
-    readonly job: JobContext,
-    readonly onEvent: (event: BackendEvent) => void,
+    job: JobContext,
+    onEvent: (event: BackendEvent) => void,
     readonly options: Required<LocalBackendOptions>,
-    readonly storage: Storage,
+    storage: Storage,
   ) {
+    super(job, onEvent, storage);
     this.#layout = new JobLayout(job.key);
   }
 
-  submit(attempts: readonly AttemptSpec[]): Promise<void> {
-    if (this.#closed) {
-      return Promise.reject(new Error("Cannot submit: the local session is closed"));
-    }
-    this.#queue.push(...attempts);
-    this.#pump();
-    return Promise.resolve();
-  }
-
-  async cancel(attempts: readonly string[]): Promise<void> {
-    const ids = new Set(attempts);
-    for (let i = this.#queue.length - 1; i >= 0; i--) {
-      const spec = this.#queue[i]!;
-      if (ids.has(spec.attempt)) {
-        this.#queue.splice(i, 1);
-        this.#exited(spec, "cancelled", undefined, "cancelled before it started");
-      }
-    }
-    const waits: Promise<void>[] = [];
-    for (const id of ids) {
-      const running = this.#running.get(id);
-      if (!running) continue;
-      this.#stop(running);
-      waits.push(running.done);
-    }
-    await Promise.all(waits);
-  }
-
-  async close(_options?: { stopRunning?: boolean }): Promise<void> {
-    this.#closed = true;
-    // Local workers cannot outlive the master: always stop them.
-    await this.cancel([...this.#queue.map((spec) => spec.attempt), ...this.#running.keys()]);
-    await this.storage[Symbol.asyncDispose]();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close({ stopRunning: true });
-  }
-
-  #pump(): void {
-    while (!this.#closed && this.#running.size < this.job.parallelism && this.#queue.length > 0) {
-      this.#start(this.#queue.shift()!);
-    }
-  }
-
-  #stop(running: Running): void {
-    if (running.cancelled) return;
-    running.cancelled = true;
-    try {
-      running.child.kill("SIGTERM");
-    } catch { /* already gone */ }
-    running.killTimer = setTimeout(() => {
-      try {
-        running.child.kill("SIGKILL");
-      } catch { /* already gone */ }
-    }, this.options.killGraceMs);
-  }
-
-  #start(spec: AttemptSpec): void {
+  protected start(spec: AttemptSpec): Started | undefined {
     const scratch = Deno.makeTempDirSync({ prefix: "kubeface-worker-" });
     const { worker, config } = workerFiles();
     let child: Deno.ChildProcess;
@@ -188,68 +115,42 @@ class LocalSession implements BackendSession {
       }).spawn();
     } catch (error) {
       Deno.removeSync(scratch, { recursive: true });
-      this.#exited(spec, "unstartable", undefined, `cannot start deno: ${errorMessage(error)}`);
-      queueMicrotask(() => this.#pump());
-      return;
+      this.report(spec, "unstartable", undefined, `cannot start deno: ${errorMessage(error)}`);
+      return undefined;
     }
-    const running: Running = { spec, child, cancelled: false, done: Promise.resolve() };
-    running.done = this.#watch(running, scratch);
-    this.#running.set(spec.attempt, running);
-    this.onEvent({
-      type: "started",
-      task: spec.task,
-      attempt: spec.attempt,
-      at: new Date(),
-      host: host(),
-    });
-  }
-
-  async #watch(running: Running, scratch: string): Promise<void> {
-    const { spec, child } = running;
-    const logPath = `${scratch}.log`;
-    const { status, stderrTail: stderr } = await collectOutput(child, logPath);
-    clearTimeout(running.killTimer);
-    await storeLog(this.storage, this.#layout.log(spec.task, spec.attempt), logPath);
-    await Deno.remove(scratch, { recursive: true }).catch(() => {});
-    this.#running.delete(spec.attempt);
-
-    if (running.cancelled) {
-      this.#exited(spec, "cancelled", status.code, "stopped by kubeface");
-    } else if (status.signal) {
-      this.#exited(
-        spec,
-        "killed",
-        status.code,
-        `killed by ${status.signal}${stderr ? `; last output: ${stderr}` : ""}`,
-      );
-    } else {
-      this.#exited(
-        spec,
-        "exited",
-        status.code,
-        `exited with code ${status.code}${stderr ? `: ${stderr}` : ""}`,
-      );
-    }
-    this.#pump();
-  }
-
-  #exited(spec: AttemptSpec, reason: ExitReason, exitCode: number | undefined, detail: string) {
-    this.onEvent({
-      type: "exited",
-      task: spec.task,
-      attempt: spec.attempt,
-      at: new Date(),
-      reason,
-      exitCode,
-      detail,
-    });
-  }
-}
-
-function host(): string {
-  try {
-    return Deno.hostname();
-  } catch {
-    return "localhost";
+    let cancelled = false;
+    let killTimer: ReturnType<typeof setTimeout> | undefined;
+    const signal = (name: Deno.Signal) => {
+      try {
+        child.kill(name);
+      } catch { /* already gone */ }
+    };
+    this.started(spec, hostName());
+    const done = (async () => {
+      const logPath = `${scratch}.log`;
+      const { status, stderrTail } = await collectOutput(child, logPath);
+      clearTimeout(killTimer);
+      await storeLog(this.storage, this.#layout.log(spec.task, spec.attempt), logPath);
+      await Deno.remove(scratch, { recursive: true }).catch(() => {});
+      const said = stderrTail ? `: ${stderrTail}` : "";
+      if (cancelled) this.ended(spec, "cancelled", status.code, "stopped by kubeface");
+      else if (status.signal) {
+        this.ended(
+          spec,
+          "killed",
+          status.code,
+          `killed by ${status.signal}${stderrTail ? `; last output: ${stderrTail}` : ""}`,
+        );
+      } else this.ended(spec, "exited", status.code, `exited with code ${status.code}${said}`);
+    })();
+    return {
+      done,
+      stop: () => {
+        if (cancelled) return;
+        cancelled = true;
+        signal("SIGTERM");
+        killTimer = setTimeout(() => signal("SIGKILL"), this.options.killGraceMs);
+      },
+    };
   }
 }

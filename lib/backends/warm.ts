@@ -15,22 +15,20 @@ import { JobLayout } from "../job/layout.ts";
 import type { Storage } from "../storage/storage.ts";
 import { workerArgs } from "../worker/command.ts";
 import { type AttemptEnded, CONTROL_PREFIX } from "../worker/protocol.ts";
-import type {
-  AttemptSpec,
-  BackendEvent,
-  BackendSession,
-  ExitReason,
-  JobContext,
-} from "./backend.ts";
+import type { AttemptSpec, BackendEvent, ExitReason, JobContext } from "./backend.ts";
+import { hostName, QueueSession, type Started } from "./queue.ts";
 
 /** Most bytes of one attempt's output kept for its log (the end is kept). */
 const LOG_BYTES = 8 * 1024 * 1024;
 
+/** The attempt a worker runs now. */
 interface Busy {
   spec: AttemptSpec;
   log: string[];
   logBytes: number;
   cancelled: boolean;
+  /** Resolves the attempt's `done` once its end is reported. */
+  settle: () => void;
 }
 
 interface WarmWorker {
@@ -41,7 +39,7 @@ interface WarmWorker {
   /** Last lines of standard error, to explain a crash. */
   tail: string;
   killTimer?: ReturnType<typeof setTimeout>;
-  done: Promise<void>;
+  exited: Promise<void>;
 }
 
 /** What a warm session needs from the local backend. */
@@ -53,133 +51,103 @@ export interface WarmSettings {
 }
 
 /** A job's session on a pool of warm local workers. */
-export class WarmSession implements BackendSession {
-  readonly #queue: AttemptSpec[] = [];
+export class WarmSession extends QueueSession {
   readonly #workers = new Set<WarmWorker>();
   readonly #layout: JobLayout;
-  #closed = false;
 
   /** Start a session; workers start as attempts arrive. */
   constructor(
-    readonly job: JobContext,
-    readonly onEvent: (event: BackendEvent) => void,
+    job: JobContext,
+    onEvent: (event: BackendEvent) => void,
     readonly settings: WarmSettings,
-    readonly storage: Storage,
+    storage: Storage,
   ) {
+    super(job, onEvent, storage);
     this.#layout = new JobLayout(job.key);
   }
 
-  submit(attempts: readonly AttemptSpec[]): Promise<void> {
-    if (this.#closed) return Promise.reject(new Error("Cannot submit: the warm session is closed"));
-    this.#queue.push(...attempts);
-    this.#pump();
-    return Promise.resolve();
-  }
-
-  async cancel(attempts: readonly string[]): Promise<void> {
-    const ids = new Set(attempts);
-    for (let i = this.#queue.length - 1; i >= 0; i--) {
-      const spec = this.#queue[i]!;
-      if (!ids.has(spec.attempt)) continue;
-      this.#queue.splice(i, 1);
-      this.#exited(spec, "cancelled", undefined, "cancelled before it started");
-    }
-    const waits: Promise<void>[] = [];
-    for (const worker of this.#workers) {
-      if (!worker.busy || !ids.has(worker.busy.spec.attempt)) continue;
-      worker.busy.cancelled = true;
-      this.#kill(worker);
-      waits.push(worker.done);
-    }
-    await Promise.all(waits);
-  }
-
-  async close(_options?: { stopRunning?: boolean }): Promise<void> {
-    this.#closed = true;
-    const busy = [...this.#workers].flatMap((w) => (w.busy ? [w.busy.spec.attempt] : []));
-    await this.cancel([...this.#queue.map((s) => s.attempt), ...busy]);
-    for (const worker of this.#workers) {
-      await worker.stdin.close().catch(() => {});
-      worker.killTimer = setTimeout(() => this.#kill(worker), this.settings.killGraceMs);
-    }
-    await Promise.all([...this.#workers].map((w) => w.done));
-    await this.storage[Symbol.asyncDispose]();
-  }
-
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
-  }
-
-  #pump(): void {
-    while (!this.#closed && this.#queue.length > 0) {
-      let idle = [...this.#workers].find((w) => !w.busy);
-      if (!idle && this.#workers.size < this.job.parallelism) {
-        try {
-          idle = this.#spawn();
-        } catch (error) {
-          const spec = this.#queue.shift()!;
-          this.#exited(spec, "unstartable", undefined, `cannot start deno: ${errorMessage(error)}`);
-          continue;
-        }
+  protected start(spec: AttemptSpec): Started | undefined {
+    let worker = [...this.#workers].find((w) => !w.busy);
+    if (!worker) {
+      try {
+        worker = this.#spawn();
+      } catch (error) {
+        this.report(spec, "unstartable", undefined, `cannot start deno: ${errorMessage(error)}`);
+        return undefined;
       }
-      if (!idle) return;
-      this.#assign(idle, this.#queue.shift()!);
     }
-  }
-
-  #assign(worker: WarmWorker, spec: AttemptSpec): void {
-    worker.busy = { spec, log: [], logBytes: 0, cancelled: false };
+    let settle = () => {};
+    const done = new Promise<void>((resolve) => (settle = resolve));
+    const busy: Busy = { spec, log: [], logBytes: 0, cancelled: false, settle };
+    worker.busy = busy;
     const line = JSON.stringify({ task: spec.task, attempt: spec.attempt }) + "\n";
     worker.stdin.write(new TextEncoder().encode(line)).catch(() => {
       // The process is gone; its exit reports the attempt.
     });
-    this.onEvent({
-      type: "started",
-      task: spec.task,
-      attempt: spec.attempt,
-      at: new Date(),
-      host: host(),
-    });
+    this.started(spec, hostName());
+    const busyWorker = worker;
+    return {
+      done,
+      stop: () => {
+        if (busy.cancelled || busyWorker.busy !== busy) return;
+        busy.cancelled = true;
+        this.#kill(busyWorker);
+      },
+    };
+  }
+
+  protected override async shutdown(): Promise<void> {
+    for (const worker of this.#workers) {
+      await worker.stdin.close().catch(() => {});
+      worker.killTimer = setTimeout(() => this.#kill(worker), this.settings.killGraceMs);
+    }
+    await Promise.all([...this.#workers].map((w) => w.exited));
   }
 
   #spawn(): WarmWorker {
     const scratch = Deno.makeTempDirSync({ prefix: "kubeface-warm-" });
-    const child = new Deno.Command(this.settings.deno, {
-      args: workerArgs({
-        worker: this.settings.worker,
-        config: this.settings.config,
-        storageUrl: this.job.storageUrl,
-        job: this.job.key,
-        scratch,
-        permissions: this.job.permissions,
-      }),
-      env: { NO_COLOR: "1", ...this.job.env },
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    let child: Deno.ChildProcess;
+    try {
+      child = new Deno.Command(this.settings.deno, {
+        args: workerArgs({
+          worker: this.settings.worker,
+          config: this.settings.config,
+          storageUrl: this.job.storageUrl,
+          job: this.job.key,
+          scratch,
+          permissions: this.job.permissions,
+        }),
+        env: { NO_COLOR: "1", ...this.job.env },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+    } catch (error) {
+      Deno.removeSync(scratch, { recursive: true });
+      throw error;
+    }
     const worker: WarmWorker = {
       child,
       stdin: child.stdin.getWriter(),
       scratch,
       tail: "",
-      done: Promise.resolve(),
+      exited: Promise.resolve(),
     };
-    worker.done = this.#watch(worker);
+    worker.exited = this.#watch(worker);
     this.#workers.add(worker);
     return worker;
   }
 
+  /** SIGTERM, then SIGKILL after the grace time. */
   #kill(worker: WarmWorker): void {
-    try {
-      worker.child.kill("SIGTERM");
-    } catch { /* gone */ }
-    clearTimeout(worker.killTimer);
-    worker.killTimer = setTimeout(() => {
+    const signal = (name: Deno.Signal) => {
       try {
-        worker.child.kill("SIGKILL");
+        worker.child.kill(name);
       } catch { /* gone */ }
-    }, this.settings.killGraceMs);
+    };
+    signal("SIGTERM");
+    clearTimeout(worker.killTimer);
+    worker.killTimer = setTimeout(() => signal("SIGKILL"), this.settings.killGraceMs);
   }
 
   #append(worker: WarmWorker, text: string): void {
@@ -201,7 +169,14 @@ export class WarmSession implements BackendSession {
         pending = pending.slice(end + 1);
         if (line.startsWith(CONTROL_PREFIX)) {
           const ended = JSON.parse(line.slice(CONTROL_PREFIX.length)) as AttemptEnded;
-          await this.#finish(worker, ended);
+          const busy = worker.busy;
+          if (!busy || busy.spec.attempt !== ended.attempt) continue;
+          worker.busy = undefined;
+          const detail = ended.code === 0
+            ? "exited with code 0"
+            : `exited with code ${ended.code}: ${worker.tail.trim()}`;
+          worker.tail = "";
+          await this.#end(busy, "exited", ended.code, detail);
         } else {
           this.#append(worker, line);
         }
@@ -217,19 +192,6 @@ export class WarmSession implements BackendSession {
     }
   }
 
-  async #finish(worker: WarmWorker, ended: AttemptEnded): Promise<void> {
-    const busy = worker.busy;
-    if (!busy || busy.spec.attempt !== ended.attempt) return;
-    worker.busy = undefined;
-    await this.#storeLog(busy);
-    const detail = ended.code === 0
-      ? "exited with code 0"
-      : `exited with code ${ended.code}: ${worker.tail.trim()}`;
-    worker.tail = "";
-    this.#exited(busy.spec, "exited", ended.code, detail);
-    this.#pump();
-  }
-
   async #watch(worker: WarmWorker): Promise<void> {
     const [status] = await Promise.all([
       worker.child.status,
@@ -240,31 +202,34 @@ export class WarmSession implements BackendSession {
     this.#workers.delete(worker);
     await Deno.remove(worker.scratch, { recursive: true }).catch(() => {});
     const busy = worker.busy;
-    if (busy) {
-      worker.busy = undefined;
-      await this.#storeLog(busy);
-      const tail = worker.tail.trim();
-      if (busy.cancelled) this.#exited(busy.spec, "cancelled", status.code, "stopped by kubeface");
-      else if (status.signal) {
-        this.#exited(
-          busy.spec,
-          "killed",
-          status.code,
-          `killed by ${status.signal}${tail ? `; last output: ${tail}` : ""}`,
-        );
-      } else {
-        this.#exited(
-          busy.spec,
-          "exited",
-          status.code,
-          `exited with code ${status.code}${tail ? `: ${tail}` : ""}`,
-        );
-      }
+    if (!busy) return;
+    worker.busy = undefined;
+    const tail = worker.tail.trim();
+    if (busy.cancelled) await this.#end(busy, "cancelled", status.code, "stopped by kubeface");
+    else if (status.signal) {
+      await this.#end(
+        busy,
+        "killed",
+        status.code,
+        `killed by ${status.signal}${tail ? `; last output: ${tail}` : ""}`,
+      );
+    } else {
+      await this.#end(
+        busy,
+        "exited",
+        status.code,
+        `exited with code ${status.code}${tail ? `: ${tail}` : ""}`,
+      );
     }
-    this.#pump();
   }
 
-  async #storeLog(busy: Busy): Promise<void> {
+  /** Store the attempt's log, report its end, and settle it. */
+  async #end(
+    busy: Busy,
+    reason: ExitReason,
+    code: number | undefined,
+    detail: string,
+  ): Promise<void> {
     try {
       await this.storage.put(
         this.#layout.log(busy.spec.task, busy.spec.attempt),
@@ -274,30 +239,7 @@ export class WarmSession implements BackendSession {
     } catch {
       // Logs are a convenience; a failed upload must not fail the attempt.
     }
-  }
-
-  #exited(
-    spec: AttemptSpec,
-    reason: ExitReason,
-    exitCode: number | undefined,
-    detail: string,
-  ): void {
-    this.onEvent({
-      type: "exited",
-      task: spec.task,
-      attempt: spec.attempt,
-      at: new Date(),
-      reason,
-      exitCode,
-      detail,
-    });
-  }
-}
-
-function host(): string {
-  try {
-    return Deno.hostname();
-  } catch {
-    return "localhost";
+    this.ended(busy.spec, reason, code, detail);
+    busy.settle();
   }
 }
