@@ -16,27 +16,13 @@ import { runPlan } from "../lib/backends/container_run.ts";
 import { defaultImage } from "../lib/image/tag.ts";
 import { readStatus } from "../lib/jobs.ts";
 import { openStorage } from "../lib/storage/storage.ts";
-import { BackendError, Client, type MapOptions, WorkerCrashError } from "../mod.ts";
+import { BackendError, Client, WorkerCrashError } from "../mod.ts";
 import { containersOf, containerUnavailable, killContainer, testCli } from "./support/container.ts";
-import { collect, failure, fixture, waitFor } from "./support/jobs.ts";
+import { collect, failure, fixture, waitFor, withMarkers } from "./support/jobs.ts";
 import { targetTest } from "./support/targets.ts";
 
 const calm = { speculationPercent: 0, retryDelayMs: 10 };
 const only = { backends: ["container" as const] };
-
-async function withMarkers<T>(
-  fn: (dir: string, options: Pick<MapOptions, "env" | "permissions">) => Promise<T>,
-): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "kubeface-markers-" });
-  try {
-    return await fn(dir, {
-      env: { MARKER_DIR: dir },
-      permissions: ["--allow-env=MARKER_DIR", `--allow-read=${dir}`, `--allow-write=${dir}`],
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 /** Wait until task 1 wrote its marker, then kill its container from outside. */
 async function killTaskOne(job: string, dir: string): Promise<string> {

@@ -14,7 +14,7 @@ import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
 import { parseToleration } from "../lib/backends/kubernetes/options.ts";
 import { BackendError, Client, TaskError, WorkerCrashError } from "../mod.ts";
 import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
-import { kubeface } from "./support/cli.ts";
+import { kubeface, spawnKubeface } from "./support/cli.ts";
 import { collect, failure, fixture, waitFor } from "./support/jobs.ts";
 import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
 
@@ -204,18 +204,14 @@ kubernetesTest(
       "--speculation-percent",
       "0",
     ];
-    const master = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("../cli.ts", import.meta.url).pathname, ...args],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const master = spawnKubeface(args);
     await pollUntil(
       "a running pod",
       async () => (await podsOf(ctx, key)).find((p) => p.status?.phase === "Running"),
       { timeoutMs: 120_000 },
     );
     master.kill("SIGKILL");
-    await master.status;
+    await master.output();
     const rerun = await kubeface(args);
     assert.equal(rerun.code, 0, rerun.stderr);
     const lines = rerun.stdout.trimEnd().split("\n").map((l) => JSON.parse(l));
@@ -392,26 +388,16 @@ kubernetesTest(
   "Ctrl-C without a terminal leaves the Kubernetes Job running and says how to attach",
   async (ctx) => {
     const key = `sigint-${crypto.randomUUID().slice(0, 6)}`;
-    const master = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../cli.ts", import.meta.url).pathname,
-        ...[
-          "map",
-          "-m",
-          fixture("slow_squares.ts"),
-          ...clusterFlags(ctx),
-          "--job",
-          key,
-          "--parallelism",
-          "2",
-        ],
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const master = spawnKubeface([
+      "map",
+      "-m",
+      fixture("slow_squares.ts"),
+      ...clusterFlags(ctx),
+      "--job",
+      key,
+      "--parallelism",
+      "2",
+    ]);
     await waitFor(
       "the Kubernetes Job",
       async () => (await jobsOf(ctx, key)).length > 0 ? true : undefined,

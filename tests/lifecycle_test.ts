@@ -10,9 +10,17 @@ import { JobLayout } from "../lib/job/layout.ts";
 import { readStatus } from "../lib/jobs.ts";
 import type { JobStatus } from "../lib/status/status.ts";
 import { openStorage } from "../lib/storage/storage.ts";
-import { Client, JobMismatchError, type MapOptions, WorkerCrashError } from "../mod.ts";
-import { kubeface } from "./support/cli.ts";
-import { collect, failure, fixture, resultHeaders, storedKeys, waitFor } from "./support/jobs.ts";
+import { Client, JobMismatchError, WorkerCrashError } from "../mod.ts";
+import { kubeface, spawnKubeface } from "./support/cli.ts";
+import {
+  collect,
+  failure,
+  fixture,
+  resultHeaders,
+  storedKeys,
+  waitFor,
+  withMarkers,
+} from "./support/jobs.ts";
 import { targetTest } from "./support/targets.ts";
 
 const calm = { speculationPercent: 0, retryDelayMs: 10 };
@@ -20,20 +28,6 @@ const calm = { speculationPercent: 0, retryDelayMs: 10 };
 async function status(storage: string, job: string): Promise<JobStatus> {
   await using s = await openStorage(storage);
   return await readStatus(s, job);
-}
-
-async function withMarkers<T>(
-  fn: (dir: string, options: Pick<MapOptions, "env" | "permissions">) => Promise<T>,
-): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "kubeface-markers-" });
-  try {
-    return await fn(dir, {
-      env: { MARKER_DIR: dir },
-      permissions: ["--allow-env=MARKER_DIR", `--allow-read=${dir}`, `--allow-write=${dir}`],
-    });
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 async function runsIn(dir: string): Promise<number[]> {
@@ -290,11 +284,7 @@ Deno.test("killing the master (SIGKILL) mid-job and rerunning completes it witho
       "--speculation-percent",
       "0",
     ];
-    const master = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL("../cli.ts", import.meta.url).pathname, ...args],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const master = spawnKubeface(args);
     await waitFor("two results", async () => {
       const ok = (await storedKeys(storage, "jobs/killed-1/results/")).filter((k) =>
         k.endsWith(".ok")
@@ -302,7 +292,7 @@ Deno.test("killing the master (SIGKILL) mid-job and rerunning completes it witho
       return ok.length >= 2 ? true : undefined;
     }, 90_000);
     master.kill("SIGKILL");
-    await master.status;
+    await master.output();
     const finishedBefore = new Set(
       (await storedKeys(storage, "jobs/killed-1/results/")).filter((k) => k.endsWith(".ok"))
         .map((k) => Number(k.split("/")[3])),
@@ -326,26 +316,17 @@ Deno.test("killing the master (SIGKILL) mid-job and rerunning completes it witho
 Deno.test("Ctrl-C stops the workers, marks the job interrupted and prints how to resume", async () => {
   const storage = await Deno.makeTempDir({ prefix: "kubeface-sigint-" });
   try {
-    const master = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../cli.ts", import.meta.url).pathname,
-        ...[
-          "map",
-          "-m",
-          fixture("slow_squares.ts"),
-          "--storage",
-          storage,
-          "--job",
-          "int-1",
-          "--parallelism",
-          "2",
-        ],
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const master = spawnKubeface([
+      "map",
+      "-m",
+      fixture("slow_squares.ts"),
+      "--storage",
+      storage,
+      "--job",
+      "int-1",
+      "--parallelism",
+      "2",
+    ]);
     await waitFor(
       "the first result",
       async () => (await storedKeys(storage, "jobs/int-1/results/")).length > 0 ? true : undefined,

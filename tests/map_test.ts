@@ -15,6 +15,7 @@ import {
   resultHeaders,
   storedKeys,
   waitFor,
+  withMarkers,
 } from "./support/jobs.ts";
 
 const quiet = { speculationPercent: 0, retryDelayMs: 10 };
@@ -29,28 +30,16 @@ targetTest("map() yields 2/x over 1..9 in input order", async (target, storage) 
 targetTest(
   "map() yields async results in input order though they finish out of order",
   async (target, storage) => {
-    const markers = await Deno.makeTempDir({ prefix: "kubeface-order-" });
-    try {
+    await withMarkers(async (_dir, markers) => {
       const run = new Client(await target.client(storage)).map<number, number>(
         fixture("reverse_finish.ts"),
-        {
-          ...quiet,
-          parallelism: 4,
-          env: { MARKER_DIR: markers },
-          permissions: [
-            "--allow-env=MARKER_DIR",
-            `--allow-read=${markers}`,
-            `--allow-write=${markers}`,
-          ],
-        },
+        { ...quiet, ...markers, parallelism: 4 },
       );
       assert.deepEqual(await collect(run), [0, 3, 6, 9]);
       const ends = (await resultHeaders(storage, run.job)).sort((a, b) => a.task - b.task)
         .map((h) => Date.parse(h.endedAt));
       assert.ok(ends[0]! >= ends[3]!, "task 0 finished after task 3");
-    } finally {
-      await Deno.remove(markers, { recursive: true });
-    }
+    });
   },
 );
 
@@ -201,22 +190,17 @@ targetTest("a task's own error is not retried", async (target, storage) => {
 targetTest(
   "a worker killed mid-task is reported as a crash, not as a task error",
   async (target, storage) => {
-    const markers = await Deno.makeTempDir();
-    try {
+    await withMarkers(async (markers, access) => {
       const run = new Client(await target.client(storage)).map(fixture("hang_on_marker.ts"), {
         ...quiet,
+        ...access,
         maxRetries: 0,
-        env: { MARKER_DIR: markers },
-        permissions: ["--allow-env=MARKER_DIR", `--allow-write=${markers}`],
       });
       const result = failure(run);
-      const pid = await waitFor("the task to write its pid", async () => {
-        try {
-          return Number(await Deno.readTextFile(`${markers}/pid`));
-        } catch {
-          return undefined;
-        }
-      });
+      const pid = await waitFor(
+        "the task to write its pid",
+        () => Deno.readTextFile(`${markers}/pid`).then(Number, () => undefined),
+      );
       Deno.kill(pid, "SIGKILL");
       const error = await result;
       assert.ok(error instanceof WorkerCrashError, `expected a WorkerCrashError, got ${error}`);
@@ -226,9 +210,7 @@ targetTest(
         error.message,
         /Task 1 \(input 1\) crashed 1 time\(s\) without a result: .*SIGKILL/,
       );
-    } finally {
-      await Deno.remove(markers, { recursive: true });
-    }
+    });
   },
   { backends: ["local"] },
 );

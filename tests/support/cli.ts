@@ -38,6 +38,20 @@ export async function kubeface(args: string[], options: CliOptions = {}): Promis
 }
 
 /**
+ * Start `deno run -A cli.ts ARGS` in the background, e.g. to kill or
+ * interrupt it; its output is piped.
+ */
+export function spawnKubeface(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--quiet", join(ROOT, "cli.ts"), ...args],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+}
+
+/**
  * Compare text with `tests/snapshots/NAME`; with `UPDATE_SNAPSHOTS=1`,
  * write it there instead.
  */

@@ -8,7 +8,7 @@ import { JobLayout } from "../../lib/job/layout.ts";
 import type { ResultHeader } from "../../lib/job/manifest.ts";
 import { readHeader } from "../../lib/serialize.ts";
 import { openStorage } from "../../lib/storage/storage.ts";
-import type { MapRun } from "../../mod.ts";
+import type { MapOptions, MapRun } from "../../mod.ts";
 
 /** Path of a fixture module. */
 export function fixture(name: string): string {
@@ -85,5 +85,23 @@ export async function waitFor<T>(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * Run `fn` with a temporary marker directory that tasks may use to signal
+ * tests, and the options that give tasks access to it (`MARKER_DIR`).
+ */
+export async function withMarkers<T>(
+  fn: (dir: string, options: Pick<MapOptions, "env" | "permissions">) => Promise<T>,
+): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "kubeface-markers-" });
+  try {
+    return await fn(dir, {
+      env: { MARKER_DIR: dir },
+      permissions: ["--allow-env=MARKER_DIR", `--allow-read=${dir}`, `--allow-write=${dir}`],
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 }
