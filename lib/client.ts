@@ -55,6 +55,23 @@ function envOr(name: string, fallback: string): string {
 /**
  * A map call in progress. Iterate it for the results in input order;
  * iteration starts the job, and stopping early stops it.
+ *
+ * @example Results with their inputs
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { map } from "@kubeface/kubeface";
+ *
+ * const storage = await Deno.makeTempDir();
+ * const run = map<number, number>("./examples/squares.ts", { storage, inputs: [7, 8] });
+ * const entries = [];
+ * for await (const entry of run.entries()) entries.push(entry);
+ * assert.deepEqual(entries, [
+ *   { index: 0, input: 7, value: 49 },
+ *   { index: 1, input: 8, value: 64 },
+ * ]);
+ * assert.equal(run.progress()?.done, 2);
+ * await Deno.remove(storage, { recursive: true });
+ * ```
  */
 export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
   /** The job key. */
@@ -114,14 +131,22 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
 /**
  * Runs maps with one storage and backend.
  *
- * @example Squares on the local backend
- * ```ts ignore
- * import { Client } from "./mod.ts";
+ * @example Two maps with one storage and backend
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Client } from "@kubeface/kubeface";
  *
- * const client = new Client({ storage: await Deno.makeTempDir() });
- * for await (const square of client.map<number, number>("./examples/squares.ts")) {
- *   console.log(square);
+ * const storage = await Deno.makeTempDir();
+ * const client = new Client({ storage, backend: "local" });
+ * const squares = [];
+ * for await (const y of client.map<number, number>("./examples/squares.ts", { inputs: [2, 3] })) {
+ *   squares.push(y);
  * }
+ * assert.deepEqual(squares, [4, 9]);
+ * const again = client.map<number, number>("./examples/squares.ts", { inputs: [5], job: "five" });
+ * for await (const y of again) assert.equal(y, 25);
+ * assert.equal(again.job, "five");
+ * await Deno.remove(storage, { recursive: true });
  * ```
  */
 export class Client {
@@ -156,6 +181,20 @@ export class Client {
    * Store a value once in this client's storage and return a small
    * reference to put in inputs; a task calls `await ref.get()` to load it
    * (once per worker process).
+   *
+   * @example A table stored once, used by every task
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Client } from "@kubeface/kubeface";
+   *
+   * const storage = await Deno.makeTempDir();
+   * const client = new Client({ storage });
+   * const table = await client.share(new Float64Array([0.5, 1.5, 2.5]));
+   * // In a task module: export async function task({ i, table }) { return (await table.get())[i]; }
+   * assert.deepEqual(await table.get(), new Float64Array([0.5, 1.5, 2.5]));
+   * assert.equal(table.sha256.length, 64);
+   * await Deno.remove(storage, { recursive: true });
+   * ```
    *
    * @throws {TypeError} The value cannot be serialized.
    */

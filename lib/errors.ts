@@ -21,6 +21,24 @@ export interface TaskFailureInfo {
 /**
  * A task's own code threw. Carries the remote error's name, message and
  * stack, and the index of the task and its first input.
+ *
+ * @example The remote error, by input
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { map, TaskError } from "@kubeface/kubeface";
+ *
+ * const storage = await Deno.makeTempDir();
+ * try {
+ *   await Array.fromAsync(map("./examples/checked.ts", { storage }));
+ *   assert.fail("the job should have failed");
+ * } catch (error) {
+ *   assert.ok(error instanceof TaskError);
+ *   assert.equal(error.input, 2);
+ *   assert.equal(error.remoteName, "RangeError");
+ *   assert.match(error.remoteStack, /checked\.ts/);
+ * }
+ * await Deno.remove(storage, { recursive: true });
+ * ```
  */
 export class TaskError extends Error {
   /** Index of the task that threw. */
@@ -58,6 +76,19 @@ export class TaskError extends Error {
 /**
  * A worker ended without writing a result: it was killed, ran out of memory,
  * timed out, or the infrastructure failed. Not a bug in the task's code.
+ *
+ * @example A task that runs past its time limit
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { map, WorkerCrashError } from "@kubeface/kubeface";
+ *
+ * const storage = await Deno.makeTempDir();
+ * const run = map("./tests/fixtures/forever.ts", { storage, timeoutMs: 300, maxRetries: 0 });
+ * const error = await Array.fromAsync(run).catch((e) => e);
+ * assert.ok(error instanceof WorkerCrashError);
+ * assert.equal(error.kind, "timeout");
+ * await Deno.remove(storage, { recursive: true });
+ * ```
  */
 export class WorkerCrashError extends Error {
   /** Index of the task. */
@@ -107,7 +138,18 @@ export class StorageError extends Error {
   }
 }
 
-/** The object asked for does not exist. */
+/**
+ * The object asked for does not exist.
+ *
+ * @example Reading a missing object
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { NotFoundError, openStorage } from "@kubeface/kubeface";
+ *
+ * await using storage = await openStorage(await Deno.makeTempDir());
+ * await assert.rejects(storage.get("nothing/here"), NotFoundError);
+ * ```
+ */
 export class NotFoundError extends StorageError {
   /** Build a not-found error for `url`. */
   constructor(url: string, options?: ErrorOptions) {
@@ -128,6 +170,21 @@ export class BackendError extends Error {
 /**
  * The job stored under a key was made from a different module or different
  * inputs than the one being run now.
+ *
+ * @example Reusing a key with other inputs
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { Client, JobMismatchError } from "@kubeface/kubeface";
+ *
+ * const storage = await Deno.makeTempDir();
+ * const client = new Client({ storage });
+ * await Array.fromAsync(client.map("./examples/squares.ts", { job: "k", inputs: [1] }));
+ * await assert.rejects(
+ *   Array.fromAsync(client.map("./examples/squares.ts", { job: "k", inputs: [2] })),
+ *   JobMismatchError,
+ * );
+ * await Deno.remove(storage, { recursive: true });
+ * ```
  */
 export class JobMismatchError extends Error {
   /** The job key. */
@@ -141,7 +198,22 @@ export class JobMismatchError extends Error {
   }
 }
 
-/** The job was stopped by the user (Ctrl-C or `cancel()`) before it finished. */
+/**
+ * The job was stopped by the user (Ctrl-C or `cancel()`) before it finished.
+ *
+ * @example Stopping a job from the loop
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JobInterruptedError, map } from "@kubeface/kubeface";
+ *
+ * const storage = await Deno.makeTempDir();
+ * const run = map<number, number>("./examples/squares.ts", { storage });
+ * await assert.rejects(async () => {
+ *   for await (const y of run) if (y > 10) await run.cancel();
+ * }, JobInterruptedError);
+ * await Deno.remove(storage, { recursive: true });
+ * ```
+ */
 export class JobInterruptedError extends Error {
   /** The job key. */
   readonly job: string;

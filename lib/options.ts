@@ -131,7 +131,18 @@ export type ResolvedJobOptions =
   & Required<Defaulted>
   & Pick<JobOptions, "job" | "onProgress" | "signal">;
 
-/** The defaults of {@linkcode JobOptions}. */
+/**
+ * The defaults of {@linkcode JobOptions}; `kubeface map --help` shows the same.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { DEFAULTS } from "@kubeface/kubeface";
+ *
+ * assert.equal(DEFAULTS.parallelism, 4);
+ * assert.equal(DEFAULTS.failFast, true);
+ * ```
+ */
 export const DEFAULTS: Readonly<Required<Omit<JobOptions, "job" | "onProgress" | "signal">>> = {
   parallelism: 4,
   itemsPerTask: 1,

@@ -127,7 +127,8 @@ async function runFile(file: string): Promise<Outcome> {
       "test",
       ...PERMISSIONS,
       "--v8-flags=--expose-gc", // memory tests measure live memory
-      ...(file === "mod.ts" ? ["--doc"] : []),
+      // The runnable examples of the public API's docs.
+      ...(file === "mod.ts" ? ["--doc", "lib/"] : []),
       ...testArgs,
       file,
     ],

@@ -61,6 +61,19 @@ export interface Storage extends AsyncDisposable {
  * Open the storage for a URL: `gs://BUCKET[/PREFIX]` for Google Cloud
  * Storage, or a local directory given as a path or a `file://` URL.
  *
+ * @example Write and read an object
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { openStorage } from "@kubeface/kubeface";
+ *
+ * await using storage = await openStorage(await Deno.makeTempDir());
+ * await storage.put("a/b.txt", new TextEncoder().encode("hello"));
+ * const text = await new Response(await storage.get("a/b.txt")).text();
+ * assert.equal(text, "hello");
+ * assert.equal((await storage.stat("a/b.txt"))?.size, 5);
+ * assert.equal(await storage.put("a/b.txt", new Uint8Array(), { ifAbsent: true }), false);
+ * ```
+ *
  * @throws {TypeError} The URL has a scheme no storage handles.
  */
 export async function openStorage(url: string | URL): Promise<Storage> {

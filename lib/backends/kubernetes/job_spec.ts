@@ -11,6 +11,7 @@
 import type { V1Container, V1Job, V1Toleration } from "@kubernetes/client-node";
 import type { JobContext } from "../backend.ts";
 import { EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";
+import { IMAGE_CONFIG, IMAGE_WORKER } from "../container_run.ts";
 import { parsePermissions } from "../../permissions.ts";
 import { JOB_KEY_ANNOTATION, JOB_LABEL, jobLabel, MANAGED_BY, RUN_LABEL } from "./names.ts";
 import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions } from "./options.ts";
@@ -46,14 +47,16 @@ function env(name: string): string | undefined {
 
 function command(options: KubernetesBackendOptions): string[] {
   if (options.workerImage) {
+    // The task thread inside still gets only the task's permissions.
     return [
       "deno",
       "run",
       "--no-check",
       "--cached-only",
       "--unstable-worker-options",
+      `--config=${IMAGE_CONFIG}`,
       "--allow-all",
-      "/app/worker.ts",
+      IMAGE_WORKER,
     ];
   }
   return ["deno", "eval", "--unstable-worker-options", BOOTSTRAP];
@@ -147,7 +150,8 @@ export function jobSpec(input: JobSpecInput): V1Job {
                 value:
                   `${runtime.worker.key}@${runtime.worker.sha256},${runtime.thread.key}@${runtime.thread.sha256}`,
               },
-              { name: "DENO_DIR", value: `${SCRATCH}/deno-dir` },
+              // The stock image's Deno cache is on the read-only root; the worker image's is pre-filled.
+              ...(o.workerImage ? [] : [{ name: "DENO_DIR", value: `${SCRATCH}/deno-dir` }]),
               { name: "HOME", value: SCRATCH },
               { name: "NO_COLOR", value: "1" },
             ],
