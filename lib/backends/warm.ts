@@ -231,11 +231,14 @@ export class WarmSession extends QueueSession {
     detail: string,
   ): Promise<void> {
     try {
-      await this.storage.put(
-        this.#layout.log(busy.spec.task, busy.spec.attempt),
-        new TextEncoder().encode(busy.log.join("")),
-        { contentType: "text/plain" },
-      );
+      // Most tasks print nothing: store no empty logs.
+      if (busy.log.length > 0) {
+        await this.storage.put(
+          this.#layout.log(busy.spec.task, busy.spec.attempt),
+          new TextEncoder().encode(busy.log.join("")),
+          { contentType: "text/plain" },
+        );
+      }
     } catch {
       // Logs are a convenience; a failed upload must not fail the attempt.
     }

@@ -26,6 +26,8 @@ import {
 
 /** How often timeouts and stragglers are checked, in milliseconds. */
 const TICK_MS = 250;
+/** Most often `onProgress` is called, in milliseconds. */
+const PROGRESS_MS = 100;
 /** Longest delay between retries of one task. */
 const MAX_RETRY_DELAY_MS = 60_000;
 
@@ -62,6 +64,10 @@ export class JobRunner {
   #statusWriting: Promise<void> = Promise.resolve();
   #lastStatusWrite = 0;
   readonly #runtimes: number[] = [];
+  #lastProgress = 0;
+  /** Tasks done or failed for good. */
+  #settledTasks = 0;
+  #progressTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Create a runner for a prepared job. */
   constructor(ctx: RunnerContext) {
@@ -97,6 +103,7 @@ export class JobRunner {
       const task = parsed && this.tasks[parsed.task];
       if (!task || parsed.kind !== "ok" || task.phase === "done") continue;
       task.phase = "done";
+      this.#settledTasks++;
       task.reused = true;
       task.winner = parsed.attempt;
       task.resultBytes = info.size;
@@ -233,6 +240,7 @@ export class JobRunner {
 
     if (winner) {
       task.phase = "done";
+      this.#settledTasks++;
       task.winner = winner;
       task.resultBytes = results.get(`${winner}.ok`)?.size;
       const losers = task.attempts.filter((a) => a.endedAt === undefined && a.id !== winner);
@@ -308,6 +316,7 @@ export class JobRunner {
 
   #fail(task: TaskState, error: Error): void {
     task.phase = "failed";
+    this.#settledTasks++;
     task.error = error;
     if (this.#ctx.options.failFast) {
       this.phase = "failed";
@@ -332,7 +341,7 @@ export class JobRunner {
 
   #checkFinished(): void {
     if (this.phase !== "running") return;
-    if (!this.tasks.every((t) => t.phase === "done" || t.phase === "failed")) return;
+    if (this.#settledTasks < this.tasks.length) return;
     const failed = this.tasks.find((t) => t.phase === "failed");
     this.phase = failed ? "failed" : "done";
     this.error = failed?.error;
@@ -389,7 +398,28 @@ export class JobRunner {
     const wake = this.#wake;
     this.#changed = new Promise((resolve) => (this.#wake = resolve));
     wake();
-    this.#ctx.options.onProgress?.(this.progress());
+    this.#reportProgress(false);
+  }
+
+  /**
+   * Tell `onProgress` at most every {@linkcode PROGRESS_MS} (counting walks
+   * every task, so not once per event of a 10,000-task job), and at the end.
+   */
+  #reportProgress(final: boolean): void {
+    const onProgress = this.#ctx.options.onProgress;
+    if (!onProgress) return;
+    const now = Date.now();
+    if (final || now - this.#lastProgress >= PROGRESS_MS) {
+      clearTimeout(this.#progressTimer);
+      this.#progressTimer = undefined;
+      this.#lastProgress = now;
+      onProgress(this.progress());
+    } else {
+      this.#progressTimer ??= setTimeout(() => {
+        this.#progressTimer = undefined;
+        this.#reportProgress(false);
+      }, PROGRESS_MS - (now - this.#lastProgress));
+    }
   }
 
   #maybeWriteStatus(final: boolean): Promise<void> {
@@ -423,6 +453,7 @@ export class JobRunner {
       while (this.#settling.size > 0) await Promise.all(this.#settling);
       await this.#maybeWriteStatus(true);
       this.#notify();
+      this.#reportProgress(true);
     })();
     return this.#shuttingDown;
   }
