@@ -27,7 +27,7 @@ import { errorMessage } from "./lib/errors.ts";
 import type { PermissionSet } from "./lib/permissions.ts";
 import { openStorage } from "./lib/storage/storage.ts";
 import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
-import { type AttemptRequest, CONTROL_PREFIX } from "./lib/worker/protocol.ts";
+import { type AttemptEnded, type AttemptRequest, CONTROL_PREFIX } from "./lib/worker/protocol.ts";
 import { JobWorker } from "./lib/worker/run.ts";
 
 const USAGE =
@@ -139,10 +139,14 @@ export async function main(args: string[]): Promise<number> {
     }
     if (!serve) return await attempt(worker, Number(task), id!, job);
     const encoder = new TextEncoder();
+    const control = (message: AttemptEnded) =>
+      Deno.stdout.write(encoder.encode(`${CONTROL_PREFIX}${JSON.stringify(message)}\n`));
+    // Get ready before the first request; a failure here shows at the first attempt.
+    await worker.warmUp().catch(() => {});
+    await control({ ready: true });
     for await (const request of requests()) {
       const code = await attempt(worker, request.task, request.attempt, job);
-      const line = `${CONTROL_PREFIX}${JSON.stringify({ attempt: request.attempt, code })}\n`;
-      await Deno.stdout.write(encoder.encode(line));
+      await control({ attempt: request.attempt, code });
     }
     return 0;
   } finally {

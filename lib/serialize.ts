@@ -84,8 +84,24 @@ export function encodeRecord<H extends object>(
   return value && value.bytes.length > 0 ? [prefix, value.bytes] : [prefix];
 }
 
-/** A stream over the chunks of a record, for `Storage.put`. */
-export function recordStream(chunks: Uint8Array[]): ReadableStream<Uint8Array> {
+/** Records up to this size are written as one buffer. */
+const ONE_BUFFER = 1024 * 1024;
+
+/**
+ * The body of a record for `Storage.put`: one buffer when small (one write),
+ * else a stream over its chunks (the payload is not copied).
+ */
+export function recordBody(chunks: Uint8Array[]): Uint8Array | ReadableStream<Uint8Array> {
+  const size = chunks.reduce((n, c) => n + c.length, 0);
+  if (size <= ONE_BUFFER) {
+    const whole = new Uint8Array(size);
+    let offset = 0;
+    for (const chunk of chunks) {
+      whole.set(chunk, offset);
+      offset += chunk.length;
+    }
+    return whole;
+  }
   let i = 0;
   return new ReadableStream({
     pull(controller) {

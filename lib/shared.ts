@@ -20,7 +20,7 @@ import {
   encodeValue,
   type Encoding,
   readRawRecord,
-  recordStream,
+  recordBody,
 } from "./serialize.ts";
 import { openStorage, type Storage } from "./storage/storage.ts";
 
@@ -109,7 +109,7 @@ export async function shareValue<T>(storage: Storage, value: T): Promise<Shared<
   const sha256 = hash.digest("hex");
   const size = chunks.reduce((n, c) => n + c.length, 0);
   if (!(await storage.stat(sharedKey(sha256)))) {
-    await storage.put(sharedKey(sha256), recordStream(chunks), { ifAbsent: true });
+    await storage.put(sharedKey(sha256), recordBody(chunks), { ifAbsent: true });
   }
   return new Shared<T>(storage.url, sha256, size);
 }

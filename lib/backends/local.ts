@@ -69,7 +69,14 @@ export class LocalBackend implements Backend {
     parsePermissions(job.permissions); // fail before anything starts
     const storage = await openStorage(job.storageUrl);
     if (this.#options.warm) {
-      return new WarmSession(job, onEvent, { ...this.#options, ...workerFiles() }, storage);
+      const session = new WarmSession(
+        job,
+        onEvent,
+        { ...this.#options, ...workerFiles() },
+        storage,
+      );
+      await session.warmUp();
+      return session;
     }
     return new LocalSession(job, onEvent, this.#options, storage);
   }

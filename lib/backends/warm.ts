@@ -40,6 +40,9 @@ interface WarmWorker {
   tail: string;
   killTimer?: ReturnType<typeof setTimeout>;
   exited: Promise<void>;
+  /** Settles once the worker has loaded the job (or has died). */
+  ready: Promise<void>;
+  markReady: () => void;
 }
 
 /** What a warm session needs from the local backend. */
@@ -64,6 +67,20 @@ export class WarmSession extends QueueSession {
   ) {
     super(job, onEvent, storage);
     this.#layout = new JobLayout(job.key);
+  }
+
+  /**
+   * Start the workers a job needs (up to `parallelism`) and wait until each
+   * has loaded the job, so the first tasks do not pay for it.
+   */
+  async warmUp(): Promise<void> {
+    const wanted = Math.min(this.job.parallelism, this.job.tasks);
+    try {
+      while (this.#workers.size < wanted) this.#spawn();
+    } catch {
+      return; // reported when attempts start
+    }
+    await Promise.all([...this.#workers].map((w) => w.ready));
   }
 
   protected start(spec: AttemptSpec): Started | undefined {
@@ -126,14 +143,17 @@ export class WarmSession extends QueueSession {
       Deno.removeSync(scratch, { recursive: true });
       throw error;
     }
+    let markReady = () => {};
     const worker: WarmWorker = {
       child,
       stdin: child.stdin.getWriter(),
       scratch,
       tail: "",
       exited: Promise.resolve(),
+      ready: new Promise((resolve) => (markReady = resolve)),
+      markReady: () => markReady(),
     };
-    worker.exited = this.#watch(worker);
+    worker.exited = this.#watch(worker).finally(() => worker.markReady());
     this.#workers.add(worker);
     return worker;
   }
@@ -169,6 +189,10 @@ export class WarmSession extends QueueSession {
         pending = pending.slice(end + 1);
         if (line.startsWith(CONTROL_PREFIX)) {
           const ended = JSON.parse(line.slice(CONTROL_PREFIX.length)) as AttemptEnded;
+          if ("ready" in ended) {
+            worker.markReady();
+            continue;
+          }
           const busy = worker.busy;
           if (!busy || busy.spec.attempt !== ended.attempt) continue;
           worker.busy = undefined;

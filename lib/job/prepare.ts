@@ -11,7 +11,7 @@ import { createHash } from "node:crypto";
 import type { Bundle } from "../bundle.ts";
 import { JobMismatchError } from "../errors.ts";
 import { BoundedPool } from "../pool.ts";
-import { type EncodedValue, encodeRecord, encodeValue, recordStream } from "../serialize.ts";
+import { type EncodedValue, encodeRecord, encodeValue, recordBody } from "../serialize.ts";
 import { readJson, type Storage } from "../storage/storage.ts";
 import { type InputSource, iterateInputs } from "../task_module.ts";
 import type { JobLayout } from "./layout.ts";
@@ -118,7 +118,7 @@ export async function prepareJob(options: PrepareOptions): Promise<Manifest> {
       tasks++;
       count += header.count;
       await pool.add(value.bytes.length, async () => {
-        await storage.put(layout.input(header.task), recordStream(encodeRecord(header, value)));
+        await storage.put(layout.input(header.task), recordBody(encodeRecord(header, value)));
       });
     }
     await pool.drain();

@@ -112,14 +112,6 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
   options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     await runner.loadStoredResults();
-    params.onStart?.({
-      job: layout.key,
-      storage: storage.url,
-      inputs: manifest.inputs.count,
-      tasks: manifest.tasks,
-      reused: runner.tasks.filter((t) => t.reused).length,
-      status: { json: storage.url + layout.statusJson, html: storage.url + layout.statusHtml },
-    });
     if (options.signal?.aborted) throw new JobInterruptedError(layout.key);
     const session = await backend.open({
       key: layout.key,
@@ -131,6 +123,14 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
       tasks: manifest.tasks,
       maxRetries: options.maxRetries,
     }, runner.onEvent);
+    params.onStart?.({
+      job: layout.key,
+      storage: storage.url,
+      inputs: manifest.inputs.count,
+      tasks: manifest.tasks,
+      reused: runner.tasks.filter((t) => t.reused).length,
+      status: { json: storage.url + layout.statusJson, html: storage.url + layout.statusHtml },
+    });
     await runner.start(session);
     yield* orderedResults<I, O>(runner, storage, layout, manifest, params.withInputs);
     await runner.finished();

@@ -13,14 +13,40 @@ import { type Body, checkKey, type ObjectInfo, type PutOptions, type Storage } f
 
 const TEMP_MARK = ".kftmp-";
 
-/** Create a new file and its directory; retry if a concurrent delete removed the directory. */
-async function openNew(path: string): Promise<Deno.FsFile> {
+/** Objects up to this size are read and written in one call. */
+const SMALL = 256 * 1024;
+
+/** Directories known to exist, so a write need not ask (bounded). */
+const knownDirs = new Set<string>();
+
+/** Write the body to a new file, creating its directory when missing. */
+async function writeNew(path: string, body: Body): Promise<void> {
+  const dir = dirname(path);
+  if (!knownDirs.has(dir)) {
+    await Deno.mkdir(dir, { recursive: true });
+    if (knownDirs.size > 10_000) knownDirs.clear();
+    knownDirs.add(dir);
+  }
   for (let attempt = 1;; attempt++) {
-    await Deno.mkdir(dirname(path), { recursive: true });
     try {
-      return await Deno.open(path, { write: true, createNew: true });
+      if (body instanceof Uint8Array) {
+        await Deno.writeFile(path, body, { createNew: true });
+      } else {
+        const file = await Deno.open(path, { write: true, createNew: true });
+        try {
+          for await (const chunk of body) {
+            let written = 0;
+            while (written < chunk.length) written += await file.write(chunk.subarray(written));
+          }
+        } finally {
+          file.close();
+        }
+      }
+      return;
     } catch (error) {
+      // A delete may have removed the directory since: make it again.
       if (!(error instanceof Deno.errors.NotFound) || attempt >= 5) throw error;
+      await Deno.mkdir(dir, { recursive: true });
     }
   }
 }
@@ -52,10 +78,25 @@ export class LocalStorage implements Storage {
   }
 
   async get(key: string): Promise<ReadableStream<Uint8Array>> {
+    let file: Deno.FsFile | undefined;
     try {
-      const file = await Deno.open(this.pathOf(key), { read: true });
-      return file.readable;
+      file = await Deno.open(this.pathOf(key), { read: true });
+      const { size } = await file.stat();
+      if (size > SMALL) return file.readable;
+      // A small object is read at once: a stream per chunk costs more than the read.
+      const bytes = new Uint8Array(size);
+      let filled = 0;
+      while (filled < size) {
+        const n = await file.read(bytes.subarray(filled));
+        if (n === null) break;
+        filled += n;
+      }
+      file.close();
+      return ReadableStream.from([bytes.subarray(0, filled)]);
     } catch (error) {
+      try {
+        file?.close();
+      } catch { /* closed */ }
       throw this.#wrap(error, key, "read");
     }
   }
@@ -67,17 +108,7 @@ export class LocalStorage implements Storage {
       `.${path.slice(dirname(path).length + 1)}${TEMP_MARK}${crypto.randomUUID().slice(0, 8)}`,
     );
     try {
-      const file = await openNew(temp);
-      if (body instanceof Uint8Array) {
-        try {
-          let written = 0;
-          while (written < body.length) written += await file.write(body.subarray(written));
-        } finally {
-          file.close();
-        }
-      } else {
-        await body.pipeTo(file.writable);
-      }
+      await writeNew(temp, body);
       if (!options.ifAbsent) {
         await Deno.rename(temp, path);
         return true;

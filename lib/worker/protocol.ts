@@ -22,6 +22,13 @@ export interface RunMessage {
   payload: Uint8Array;
 }
 
+/** Worker → thread: import the bundle now, before the first task (warm workers). */
+export interface LoadMessage {
+  type: "load";
+  bundle: string;
+  module: string;
+}
+
 /** Thread → worker: load a shared value. */
 export interface SharedRequest {
   type: "shared";
@@ -65,8 +72,8 @@ export interface AttemptRequest {
   attempt: string;
 }
 
-/** Serving worker → pool, after {@linkcode CONTROL_PREFIX}: the attempt ended with this exit code. */
-export interface AttemptEnded {
-  attempt: string;
-  code: number;
-}
+/**
+ * Serving worker → pool, after {@linkcode CONTROL_PREFIX}: the attempt ended
+ * with this exit code, or (without an attempt) the worker is ready.
+ */
+export type AttemptEnded = { attempt: string; code: number } | { ready: true };

@@ -13,7 +13,7 @@ import { sha256Hex } from "../bundle.ts";
 import type { InputHeader, Manifest, ResultHeader } from "../job/manifest.ts";
 import { JobLayout } from "../job/layout.ts";
 import { mergePermissions, type PermissionSet } from "../permissions.ts";
-import { encodeRecord, readRawRecord, recordStream } from "../serialize.ts";
+import { encodeRecord, readRawRecord, recordBody } from "../serialize.ts";
 import { readBytes, readJson, type Storage } from "../storage/storage.ts";
 import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
 import type { AttemptSpec } from "../backends/backend.ts";
@@ -119,7 +119,7 @@ export class JobWorker {
     };
     await storage.put(
       layout.result(task, attempt, error ? "error" : "ok"),
-      recordStream(encodeRecord(result, done.result)),
+      recordBody(encodeRecord(result, done.result)),
     );
     return error ? EXIT_TASK_ERROR : EXIT_OK;
   }
@@ -139,6 +139,21 @@ export class JobWorker {
       );
     }
     return spec;
+  }
+
+  /**
+   * Read the manifest, fetch and check the bundle, and import it in the task
+   * thread, ahead of the first attempt (warm workers).
+   *
+   * @throws {WorkerSetupError} The job's objects are missing or corrupt.
+   */
+  async warmUp(): Promise<void> {
+    this.#setup ??= this.#prepare();
+    const { manifest, bundle } = await this.#setup;
+    const done = await this.#thread.load({ type: "load", bundle, module: manifest.module });
+    if (done.error) {
+      throw new WorkerSetupError(`Cannot load the task module: ${done.error.message}`);
+    }
   }
 
   /** Whether some attempt of the task already stored a result. */

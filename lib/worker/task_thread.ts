@@ -12,11 +12,17 @@ import type { ErrorRecord } from "../job/manifest.ts";
 import { reviveShared, setSharedLoader } from "../shared.ts";
 import { decodeValue, encodeValue } from "../serialize.ts";
 import { checkTaskModule } from "../task_module.ts";
-import type { DoneMessage, RunMessage, SharedReply, ThreadMessage } from "./protocol.ts";
+import type {
+  DoneMessage,
+  LoadMessage,
+  RunMessage,
+  SharedReply,
+  ThreadMessage,
+} from "./protocol.ts";
 
 const scope = self as unknown as {
   postMessage(message: ThreadMessage, transfer?: Transferable[]): void;
-  onmessage: ((event: MessageEvent<RunMessage | SharedReply>) => void) | null;
+  onmessage: ((event: MessageEvent<RunMessage | LoadMessage | SharedReply>) => void) | null;
 };
 
 /** Turn anything thrown into a record with name, message and stack. */
@@ -80,9 +86,13 @@ function ownBuffer(bytes: Uint8Array | undefined): ArrayBuffer[] {
     : [];
 }
 
-async function run(message: RunMessage): Promise<DoneMessage> {
+async function load(message: RunMessage | LoadMessage) {
   const exports = await import(message.bundle) as Record<string, unknown>;
-  const { task } = checkTaskModule(exports, message.module, false);
+  return checkTaskModule(exports, message.module, false);
+}
+
+async function run(message: RunMessage): Promise<DoneMessage> {
+  const { task } = await load(message);
   const input = reviveShared(decodeValue(message.encoding, message.payload));
   const startedAt = Date.now();
   let item = 0;
@@ -120,7 +130,10 @@ scope.onmessage = (event) => {
     pending.delete(message.id);
     return;
   }
-  run(message).then(
+  const work = message.type === "load"
+    ? load(message).then((): DoneMessage => ({ type: "done", startedAt: 0, endedAt: 0 }))
+    : run(message);
+  work.then(
     (done) => scope.postMessage(done, ownBuffer(done.result?.bytes)),
     (error) =>
       scope.postMessage({

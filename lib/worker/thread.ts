@@ -9,7 +9,13 @@
 import { fileURLToPath } from "node:url";
 import { PERMISSION_NAMES, type PermissionSet } from "../permissions.ts";
 import { readShared } from "../shared.ts";
-import type { DoneMessage, RunMessage, SharedReply, ThreadMessage } from "./protocol.ts";
+import type {
+  DoneMessage,
+  LoadMessage,
+  RunMessage,
+  SharedReply,
+  ThreadMessage,
+} from "./protocol.ts";
 
 /**
  * The thread's module: `task_thread.ts` next to this file in a checkout, or
@@ -43,10 +49,19 @@ export class TaskThread {
 
   /** Run one task; resolves when the thread reports that it ended. */
   run(message: RunMessage): Promise<DoneMessage> {
+    return this.#send(message, [message.payload.buffer as ArrayBuffer]);
+  }
+
+  /** Start the thread and import the bundle, ahead of the first task. */
+  load(message: LoadMessage): Promise<DoneMessage> {
+    return this.#send(message, []);
+  }
+
+  #send(message: RunMessage | LoadMessage, transfer: Transferable[]): Promise<DoneMessage> {
     const worker = this.#worker ??= this.#start();
     return new Promise<DoneMessage>((resolve) => {
       this.#current = resolve;
-      worker.postMessage(message, [message.payload.buffer as ArrayBuffer]);
+      worker.postMessage(message, transfer);
     });
   }
 
