@@ -27,7 +27,7 @@ import { errorMessage } from "./lib/errors.ts";
 import type { PermissionSet } from "./lib/permissions.ts";
 import { openStorage } from "./lib/storage/storage.ts";
 import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
-import { type AttemptEnded, type AttemptRequest, CONTROL_PREFIX } from "./lib/worker/protocol.ts";
+import { serve as serveRequests } from "./lib/worker/serve.ts";
 import { JobWorker } from "./lib/worker/run.ts";
 
 const USAGE =
@@ -52,19 +52,6 @@ async function attempt(worker: JobWorker, task: number, id: string, job: string)
       }`,
     );
     return EXIT_INFRASTRUCTURE;
-  }
-}
-
-/** Attempt requests, one JSON object per line of standard input. */
-async function* requests(): AsyncIterable<AttemptRequest> {
-  let buffer = "";
-  for await (const chunk of Deno.stdin.readable.pipeThrough(new TextDecoderStream())) {
-    buffer += chunk;
-    for (let end = buffer.indexOf("\n"); end >= 0; end = buffer.indexOf("\n")) {
-      const line = buffer.slice(0, end).trim();
-      buffer = buffer.slice(end + 1);
-      if (line) yield JSON.parse(line) as AttemptRequest;
-    }
   }
 }
 
@@ -138,16 +125,14 @@ export async function main(args: string[]): Promise<number> {
       return await attempt(worker, spec.task, spec.attempt, job);
     }
     if (!serve) return await attempt(worker, Number(task), id!, job);
-    const encoder = new TextEncoder();
-    const control = (message: AttemptEnded) =>
-      Deno.stdout.write(encoder.encode(`${CONTROL_PREFIX}${JSON.stringify(message)}\n`));
     // Get ready before the first request; a failure here shows at the first attempt.
     await worker.warmUp().catch(() => {});
-    await control({ ready: true });
-    for await (const request of requests()) {
-      const code = await attempt(worker, request.task, request.attempt, job);
-      await control({ attempt: request.attempt, code });
-    }
+    const encoder = new TextEncoder();
+    await serveRequests(
+      (task, id) => attempt(worker, task, id, job),
+      Deno.stdin.readable,
+      (line) => Deno.stdout.write(encoder.encode(line)),
+    );
     return 0;
   } finally {
     worker.close();

@@ -12,7 +12,8 @@ import { type Entry, type JobInfo, jobKeyFor, runJob } from "./job/run.ts";
 import type { JobRunner } from "./job/runner.ts";
 import type { Progress } from "./job/state.ts";
 import { defaultStorage, type JobOptions, resolveJobOptions } from "./options.ts";
-import { type Shared, shareValue } from "./shared.ts";
+import type { Shared } from "./shared.ts";
+import { shareValue } from "./shared_store.ts";
 import { openStorage } from "./storage/storage.ts";
 import { type InputSource, moduleUrl } from "./task_module.ts";
 

@@ -2,7 +2,9 @@
  * Shared values: a large value stored once (content-addressed, under
  * `shared/<sha256>`) and handed to every task as a small reference, which
  * the worker loads lazily and at most once per process — the counterpart of
- * the original kubeface's RemoteObject.
+ * the original kubeface's RemoteObject. This module holds the reference and
+ * has no storage code, so a task thread can load it cheaply; storing and
+ * reading values is in `shared_store.ts`.
  *
  * ```ts ignore
  * const table = await client.share(bigTable);              // stored once
@@ -12,17 +14,6 @@
  *
  * @module
  */
-
-import { createHash } from "node:crypto";
-import {
-  decodeValue,
-  encodeRecord,
-  encodeValue,
-  type Encoding,
-  readRawRecord,
-  recordBody,
-} from "./serialize.ts";
-import { openStorage, type Storage } from "./storage/storage.ts";
 
 const KIND = "kubeface.shared";
 
@@ -37,7 +28,7 @@ export class Shared<T> {
   /** Size of the stored record in bytes. */
   readonly size: number;
 
-  /** Used by {@linkcode shareValue}. */
+  /** Used by `shareValue` (`Client.share`). */
   constructor(storage: string, sha256: string, size: number) {
     this.storage = storage;
     this.sha256 = sha256;
@@ -57,61 +48,16 @@ export class Shared<T> {
 }
 
 const loaded = new Map<string, Promise<unknown>>();
-const storages = new Map<string, Promise<Storage>>();
 
 /** Loads a shared value: from storage by default; a task thread asks its worker instead. */
 export type SharedLoader = (storage: string, sha256: string) => Promise<unknown>;
 
-let loader: SharedLoader = (storage, sha256) => loadShared(storage, sha256);
+let loader: SharedLoader = async (storage, sha256) =>
+  (await import("./shared_store.ts")).loadShared(storage, sha256);
 
 /** Replace how shared values are loaded in this process (or thread). */
 export function setSharedLoader(load: SharedLoader): void {
   loader = load;
-}
-
-/** Key of a shared value. */
-export function sharedKey(sha256: string): string {
-  return `shared/${sha256}`;
-}
-
-/** Read a shared value's record from storage, not decoded. */
-export async function readShared(
-  root: string,
-  sha256: string,
-): Promise<{ encoding: Encoding; payload: Uint8Array }> {
-  let storage = storages.get(root);
-  if (!storage) {
-    storage = openStorage(root);
-    storages.set(root, storage);
-  }
-  const { header, payload } = await readRawRecord(
-    await (await storage).get(sharedKey(sha256)),
-    `shared value ${sha256}`,
-  );
-  return { encoding: header.encoding, payload };
-}
-
-async function loadShared(root: string, sha256: string): Promise<unknown> {
-  const { encoding, payload } = await readShared(root, sha256);
-  return decodeValue(encoding, payload);
-}
-
-/**
- * Store a value once and return a reference to it. Storing the same value
- * again writes nothing.
- *
- * @throws {TypeError} The value cannot be serialized.
- */
-export async function shareValue<T>(storage: Storage, value: T): Promise<Shared<T>> {
-  const chunks = encodeRecord({ kind: "shared" }, encodeValue(value, "the shared value"));
-  const hash = createHash("sha256");
-  for (const chunk of chunks) hash.update(chunk);
-  const sha256 = hash.digest("hex");
-  const size = chunks.reduce((n, c) => n + c.length, 0);
-  if (!(await storage.stat(sharedKey(sha256)))) {
-    await storage.put(sharedKey(sha256), recordBody(chunks), { ifAbsent: true });
-  }
-  return new Shared<T>(storage.url, sha256, size);
 }
 
 /**

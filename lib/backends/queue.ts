@@ -43,6 +43,18 @@ export abstract class QueueSession implements BackendSession {
    */
   protected abstract start(spec: AttemptSpec): Started | undefined;
 
+  /** Most attempts handed to `start` and not ended yet. */
+  protected capacity(): number {
+    return this.job.parallelism;
+  }
+
+  /** Put a started attempt that never ran back at the head of the queue. */
+  protected requeue(spec: AttemptSpec): void {
+    this.#running.delete(spec.attempt);
+    this.#queue.unshift(spec);
+    this.#pump();
+  }
+
   /** Release what the subclass keeps once every attempt ended (warm workers). */
   protected shutdown(): Promise<void> {
     return Promise.resolve();
@@ -85,6 +97,11 @@ export abstract class QueueSession implements BackendSession {
     await this.close();
   }
 
+  /** Whether the session is closing or closed. */
+  protected get closed(): boolean {
+    return this.#closed;
+  }
+
   /** Report that an attempt started on `host`. */
   protected started(spec: AttemptSpec, host: string): void {
     this.onEvent({ type: "started", task: spec.task, attempt: spec.attempt, at: new Date(), host });
@@ -121,7 +138,7 @@ export abstract class QueueSession implements BackendSession {
   }
 
   #pump(): void {
-    while (!this.#closed && this.#running.size < this.job.parallelism && this.#queue.length > 0) {
+    while (!this.#closed && this.#running.size < this.capacity() && this.#queue.length > 0) {
       const spec = this.#queue.shift()!;
       const started = this.start(spec);
       if (started) this.#running.set(spec.attempt, started);

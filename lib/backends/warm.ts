@@ -5,7 +5,11 @@
  * manifest, the verified bundle and the task thread are reused, so tasks of
  * one job share a process and the module's state, but nothing else.
  *
- * A worker that dies is replaced; a cancelled attempt costs its process.
+ * A worker is handed its next attempt while it runs the current one, so it
+ * never waits for the master; an attempt waiting behind a long one moves to
+ * a worker that becomes free. At most `parallelism` attempts run at once. A
+ * worker that dies is replaced, and the attempts it had not started go back
+ * to the queue; a cancelled running attempt costs its process.
  *
  * @module
  */
@@ -14,19 +18,24 @@ import { errorMessage } from "../errors.ts";
 import { JobLayout } from "../job/layout.ts";
 import type { Storage } from "../storage/storage.ts";
 import { workerArgs } from "../worker/command.ts";
-import { type AttemptEnded, CONTROL_PREFIX } from "../worker/protocol.ts";
+import { CONTROL_PREFIX, type ControlMessage } from "../worker/protocol.ts";
 import type { AttemptSpec, BackendEvent, ExitReason, JobContext } from "./backend.ts";
 import { hostName, QueueSession, type Started } from "./queue.ts";
 
 /** Most bytes of one attempt's output kept for its log (the end is kept). */
 const LOG_BYTES = 8 * 1024 * 1024;
+/** Attempts handed to one worker at once: the one it runs and the next. */
+const DEPTH = 2;
 
-/** The attempt a worker runs now. */
-interface Busy {
+/** An attempt handed to a worker. */
+interface Assigned {
   spec: AttemptSpec;
+  started: boolean;
+  cancelled: boolean;
+  /** Asked back from its worker, to run on one that became free. */
+  moving: boolean;
   log: string[];
   logBytes: number;
-  cancelled: boolean;
   /** Resolves the attempt's `done` once its end is reported. */
   settle: () => void;
 }
@@ -35,7 +44,8 @@ interface WarmWorker {
   child: Deno.ChildProcess;
   stdin: WritableStreamDefaultWriter<Uint8Array>;
   scratch: string;
-  busy?: Busy;
+  /** Attempts in the order the worker runs them; the first may be running. */
+  assigned: Assigned[];
   /** Last lines of standard error, to explain a crash. */
   tail: string;
   killTimer?: ReturnType<typeof setTimeout>;
@@ -53,12 +63,14 @@ export interface WarmSettings {
   config: string;
 }
 
+const encoder = new TextEncoder();
+
 /** A job's session on a pool of warm local workers. */
 export class WarmSession extends QueueSession {
   readonly #workers = new Set<WarmWorker>();
   readonly #layout: JobLayout;
 
-  /** Start a session; workers start as attempts arrive. */
+  /** Start a session; workers start as attempts arrive (or with {@linkcode warmUp}). */
   constructor(
     job: JobContext,
     onEvent: (event: BackendEvent) => void,
@@ -83,34 +95,35 @@ export class WarmSession extends QueueSession {
     await Promise.all([...this.#workers].map((w) => w.ready));
   }
 
+  protected override capacity(): number {
+    return this.job.parallelism * DEPTH;
+  }
+
   protected start(spec: AttemptSpec): Started | undefined {
-    let worker = [...this.#workers].find((w) => !w.busy);
-    if (!worker) {
+    let worker = this.#leastBusy();
+    if (!worker || (worker.assigned.length > 0 && this.#workers.size < this.job.parallelism)) {
       try {
         worker = this.#spawn();
       } catch (error) {
-        this.report(spec, "unstartable", undefined, `cannot start deno: ${errorMessage(error)}`);
-        return undefined;
+        if (!worker) {
+          this.report(spec, "unstartable", undefined, `cannot start deno: ${errorMessage(error)}`);
+          return undefined;
+        }
       }
     }
     let settle = () => {};
     const done = new Promise<void>((resolve) => (settle = resolve));
-    const busy: Busy = { spec, log: [], logBytes: 0, cancelled: false, settle };
-    worker.busy = busy;
-    const line = JSON.stringify({ task: spec.task, attempt: spec.attempt }) + "\n";
-    worker.stdin.write(new TextEncoder().encode(line)).catch(() => {
-      // The process is gone; its exit reports the attempt.
-    });
-    this.started(spec, hostName());
-    const busyWorker = worker;
-    return {
-      done,
-      stop: () => {
-        if (busy.cancelled || busyWorker.busy !== busy) return;
-        busy.cancelled = true;
-        this.#kill(busyWorker);
-      },
+    const item: Assigned = {
+      spec,
+      started: false,
+      cancelled: false,
+      moving: false,
+      log: [],
+      logBytes: 0,
+      settle,
     };
+    this.#hand(worker, item);
+    return { done, stop: () => this.#stop(item) };
   }
 
   protected override async shutdown(): Promise<void> {
@@ -119,6 +132,62 @@ export class WarmSession extends QueueSession {
       worker.killTimer = setTimeout(() => this.#kill(worker), this.settings.killGraceMs);
     }
     await Promise.all([...this.#workers].map((w) => w.exited));
+  }
+
+  /** The worker with the fewest attempts, if one can take another. */
+  #leastBusy(): WarmWorker | undefined {
+    let best: WarmWorker | undefined;
+    for (const worker of this.#workers) {
+      if (
+        worker.assigned.length < DEPTH && (!best || worker.assigned.length < best.assigned.length)
+      ) {
+        best = worker;
+      }
+    }
+    return best;
+  }
+
+  #hand(worker: WarmWorker, item: Assigned): void {
+    worker.assigned.push(item);
+    this.#send(worker, { task: item.spec.task, attempt: item.spec.attempt });
+  }
+
+  #send(worker: WarmWorker, message: object): void {
+    worker.stdin.write(encoder.encode(JSON.stringify(message) + "\n")).catch(() => {
+      // The process is gone; its exit reports the attempts.
+    });
+  }
+
+  #stop(item: Assigned): void {
+    if (item.cancelled) return;
+    const worker = [...this.#workers].find((w) => w.assigned.includes(item));
+    if (!worker) return;
+    item.cancelled = true;
+    if (item.started) {
+      this.#kill(worker);
+      return;
+    }
+    // Not started yet: take it back from the worker.
+    worker.assigned.splice(worker.assigned.indexOf(item), 1);
+    this.#send(worker, { cancel: item.spec.attempt });
+    void this.#end(item, "cancelled", undefined, "cancelled before it started");
+  }
+
+  /**
+   * A worker has nothing to do: ask back an attempt that waits behind another
+   * one's running attempt; when its worker drops it, it moves to a free one.
+   */
+  #rebalance(idle: WarmWorker): void {
+    if (this.closed || idle.assigned.length > 0) return;
+    for (const worker of this.#workers) {
+      const waiting = worker.assigned.find((a, i) =>
+        i > 0 && !a.started && !a.cancelled && !a.moving
+      );
+      if (!waiting) continue;
+      waiting.moving = true;
+      this.#send(worker, { cancel: waiting.spec.attempt });
+      return;
+    }
   }
 
   #spawn(): WarmWorker {
@@ -148,6 +217,7 @@ export class WarmSession extends QueueSession {
       child,
       stdin: child.stdin.getWriter(),
       scratch,
+      assigned: [],
       tail: "",
       exited: Promise.resolve(),
       ready: new Promise((resolve) => (markReady = resolve)),
@@ -170,14 +240,39 @@ export class WarmSession extends QueueSession {
     worker.killTimer = setTimeout(() => signal("SIGKILL"), this.settings.killGraceMs);
   }
 
+  /** Output belongs to the attempt that runs. */
   #append(worker: WarmWorker, text: string): void {
-    const busy = worker.busy;
-    if (!busy) return;
-    busy.log.push(text);
-    busy.logBytes += text.length;
-    while (busy.logBytes > LOG_BYTES && busy.log.length > 1) {
-      busy.logBytes -= busy.log.shift()!.length;
+    const running = worker.assigned[0];
+    if (!running?.started) return;
+    running.log.push(text);
+    running.logBytes += text.length;
+    while (running.logBytes > LOG_BYTES && running.log.length > 1) {
+      running.logBytes -= running.log.shift()!.length;
     }
+  }
+
+  async #control(worker: WarmWorker, message: ControlMessage): Promise<void> {
+    if ("ready" in message) return worker.markReady();
+    const item = worker.assigned.find((a) => a.spec.attempt === message.attempt);
+    if (!item) return; // moved to another worker, or cancelled, before it started
+    if ("started" in message) {
+      item.started = true;
+      this.started(item.spec, hostName());
+      return;
+    }
+    if ("dropped" in message) {
+      worker.assigned.splice(worker.assigned.indexOf(item), 1);
+      item.moving = false;
+      if (!item.cancelled) this.#hand(this.#leastBusy() ?? worker, item);
+      return;
+    }
+    worker.assigned.splice(worker.assigned.indexOf(item), 1);
+    const detail = message.code === 0
+      ? "exited with code 0"
+      : `exited with code ${message.code}: ${worker.tail.trim()}`;
+    worker.tail = "";
+    await this.#end(item, "exited", message.code, detail);
+    this.#rebalance(worker);
   }
 
   async #readStdout(worker: WarmWorker): Promise<void> {
@@ -188,19 +283,7 @@ export class WarmSession extends QueueSession {
         const line = pending.slice(0, end + 1);
         pending = pending.slice(end + 1);
         if (line.startsWith(CONTROL_PREFIX)) {
-          const ended = JSON.parse(line.slice(CONTROL_PREFIX.length)) as AttemptEnded;
-          if ("ready" in ended) {
-            worker.markReady();
-            continue;
-          }
-          const busy = worker.busy;
-          if (!busy || busy.spec.attempt !== ended.attempt) continue;
-          worker.busy = undefined;
-          const detail = ended.code === 0
-            ? "exited with code 0"
-            : `exited with code ${ended.code}: ${worker.tail.trim()}`;
-          worker.tail = "";
-          await this.#end(busy, "exited", ended.code, detail);
+          await this.#control(worker, JSON.parse(line.slice(CONTROL_PREFIX.length)));
         } else {
           this.#append(worker, line);
         }
@@ -225,21 +308,32 @@ export class WarmSession extends QueueSession {
     clearTimeout(worker.killTimer);
     this.#workers.delete(worker);
     await Deno.remove(worker.scratch, { recursive: true }).catch(() => {});
-    const busy = worker.busy;
-    if (!busy) return;
-    worker.busy = undefined;
+    const [running, ...waiting] = worker.assigned;
+    worker.assigned = [];
+    // Attempts it had not started go back to the queue, untouched.
+    for (const item of waiting.reverse()) {
+      if (!item.cancelled) this.requeue(item.spec);
+      item.settle();
+    }
+    if (!running) return;
+    if (!running.started) {
+      if (!running.cancelled) this.requeue(running.spec);
+      running.settle();
+      return;
+    }
     const tail = worker.tail.trim();
-    if (busy.cancelled) await this.#end(busy, "cancelled", status.code, "stopped by kubeface");
-    else if (status.signal) {
+    if (running.cancelled) {
+      await this.#end(running, "cancelled", status.code, "stopped by kubeface");
+    } else if (status.signal) {
       await this.#end(
-        busy,
+        running,
         "killed",
         status.code,
         `killed by ${status.signal}${tail ? `; last output: ${tail}` : ""}`,
       );
     } else {
       await this.#end(
-        busy,
+        running,
         "exited",
         status.code,
         `exited with code ${status.code}${tail ? `: ${tail}` : ""}`,
@@ -249,24 +343,24 @@ export class WarmSession extends QueueSession {
 
   /** Store the attempt's log, report its end, and settle it. */
   async #end(
-    busy: Busy,
+    item: Assigned,
     reason: ExitReason,
     code: number | undefined,
     detail: string,
   ): Promise<void> {
     try {
       // Most tasks print nothing: store no empty logs.
-      if (busy.log.length > 0) {
+      if (item.log.length > 0) {
         await this.storage.put(
-          this.#layout.log(busy.spec.task, busy.spec.attempt),
-          new TextEncoder().encode(busy.log.join("")),
+          this.#layout.log(item.spec.task, item.spec.attempt),
+          encoder.encode(item.log.join("")),
           { contentType: "text/plain" },
         );
       }
     } catch {
       // Logs are a convenience; a failed upload must not fail the attempt.
     }
-    this.ended(busy.spec, reason, code, detail);
-    busy.settle();
+    this.ended(item.spec, reason, code, detail);
+    item.settle();
   }
 }

@@ -66,14 +66,25 @@ export type ThreadMessage = SharedRequest | DoneMessage;
  */
 export const CONTROL_PREFIX = "\u0000kubeface:";
 
-/** Pool → serving worker: run this attempt. */
+/** Pool → serving worker: run this attempt (after those sent before it). */
 export interface AttemptRequest {
   task: number;
   attempt: string;
 }
 
+/** Pool → serving worker: drop this attempt if it has not started yet. */
+export interface CancelRequest {
+  cancel: string;
+}
+
 /**
- * Serving worker → pool, after {@linkcode CONTROL_PREFIX}: the attempt ended
- * with this exit code, or (without an attempt) the worker is ready.
+ * Serving worker → pool, after {@linkcode CONTROL_PREFIX}: the worker is
+ * ready (it loaded the job), an attempt started, an attempt ended with this
+ * exit code, or an attempt was dropped before it started.
  */
-export type AttemptEnded = { attempt: string; code: number } | { ready: true };
+export type ControlMessage =
+  | { ready: true }
+  | { attempt: string; started: true }
+  | { attempt: string; code: number }
+  /** A cancel request found the attempt not started: it will not run here. */
+  | { attempt: string; dropped: true };

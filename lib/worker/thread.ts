@@ -8,7 +8,7 @@
 
 import { fileURLToPath } from "node:url";
 import { PERMISSION_NAMES, type PermissionSet } from "../permissions.ts";
-import { readShared } from "../shared.ts";
+import { readShared } from "../shared_store.ts";
 import type {
   DoneMessage,
   LoadMessage,
