@@ -23,7 +23,10 @@ import {
   runDriver,
   withTempStorage,
 } from "./support/kubeface.ts";
+import { type BenchCluster, benchCluster, kubectl } from "./support/cluster.ts";
+import { benchEmulator, newBucket } from "./support/emulator.ts";
 import { resultHeaders } from "./support/records.ts";
+import type { Emulator } from "../tests/infra/gcs_emulator.ts";
 import { fixed, median } from "./support/stats.ts";
 import type { Table } from "./support/table.ts";
 
@@ -45,6 +48,21 @@ interface Mode {
   sample(durations: number[]): Promise<Sample>;
 }
 
+/** Idle slot time and the rest, from the workers' own start and end times. */
+function summarize(headers: { startedAt: string; endedAt: string }[], from: number): Sample {
+  const intervals = headers.map((h) => ({
+    start: Date.parse(h.startedAt),
+    end: Date.parse(h.endedAt),
+  }));
+  const to = Math.max(...intervals.map((i) => i.end));
+  return {
+    wallMs: to - from,
+    idleMs: idleSlotTime(intervals, PARALLELISM, from, to),
+    results: headers.length,
+    firstStartMs: Math.min(...intervals.map((i) => i.start)) - from,
+  };
+}
+
 function localMode(warm: boolean): Mode {
   return {
     backend: "local",
@@ -62,31 +80,49 @@ function localMode(warm: boolean): Mode {
           warm,
         });
         const headers = (await resultHeaders(storage, report.job)).filter((h) => h.status === "ok");
-        const intervals = headers.map((h) => ({
-          start: Date.parse(h.startedAt),
-          end: Date.parse(h.endedAt),
-        }));
-        const from = report.readyAt;
-        const to = Math.max(...intervals.map((i) => i.end));
-        return {
-          wallMs: to - from,
-          idleMs: idleSlotTime(intervals, PARALLELISM, from, to),
-          results: headers.length,
-          firstStartMs: Math.min(...intervals.map((i) => i.start)) - from,
-        };
+        return summarize(headers, report.readyAt);
       }),
   };
 }
 
-function kubernetesMode(): Mode {
+/** The same tasks as pods of the test cluster, with the GCS emulator as storage. */
+function kubernetesMode(env: KubernetesEnv | undefined): Mode {
   return {
     backend: "kubernetes",
-    mode: "a pod per task",
-    skip: hasKubernetesBackend()
-      ? "fairness on kubernetes: lib/backends/kubernetes.ts exists, but this benchmark does not drive it yet (its options and image are not settled); add the row in bench/fairness.ts"
-      : "fairness on kubernetes: there is no Kubernetes backend yet (lib/backends/kubernetes.ts)",
-    sample: () => Promise.reject(new Error("not available")),
+    mode: "a pod per task (test cluster: pods are local processes)",
+    skip: !hasKubernetesBackend()
+      ? "fairness on kubernetes: there is no Kubernetes backend in this checkout"
+      : !env
+      ? "fairness on kubernetes: no cluster or no GCS emulator"
+      : undefined,
+    sample: async (durations) => {
+      const { cluster, emulator } = env!;
+      const namespace = `kf-bench-fair-${crypto.randomUUID().slice(0, 6)}`;
+      await kubectl(cluster, ["create", "namespace", namespace]);
+      try {
+        const storage = `gs://${await newBucket(emulator, "kf-bench-fair")}/runs/`;
+        const { report } = await runDriver({
+          module: benchModule("sleep.ts"),
+          inputs: durations,
+          storage,
+          backend: "kubernetes",
+          kubernetes: { kubeconfig: cluster.kubeconfig, namespace },
+          parallelism: PARALLELISM,
+        }, { env: { STORAGE_EMULATOR_HOST: emulator.url } });
+        Deno.env.set("STORAGE_EMULATOR_HOST", emulator.url);
+        const headers = (await resultHeaders(storage, report.job)).filter((h) => h.status === "ok");
+        return summarize(headers, report.readyAt);
+      } finally {
+        await kubectl(cluster, ["delete", "namespace", namespace, "--wait=false"]).catch(() => "");
+      }
+    },
   };
+}
+
+/** What the Kubernetes mode needs. */
+interface KubernetesEnv {
+  cluster: BenchCluster;
+  emulator: Emulator;
 }
 
 async function run(context: BenchContext): Promise<BenchResult> {
@@ -96,7 +132,15 @@ async function run(context: BenchContext): Promise<BenchResult> {
   const work = durations.reduce((a, b) => a + b, 0);
   const ideal = listScheduleMakespan(durations, PARALLELISM);
   const idealIdle = PARALLELISM * ideal - work;
-  const modes = [localMode(false), localMode(true), kubernetesMode()];
+  const emulatorStarted = await benchEmulator();
+  const clusterStarted = emulatorStarted.ok ? await benchCluster(context.log) : undefined;
+  await using emulator = emulatorStarted.ok ? emulatorStarted.emulator : undefined;
+  await using cluster = clusterStarted?.ok ? clusterStarted.cluster : undefined;
+  const modes = [
+    localMode(false),
+    localMode(true),
+    kubernetesMode(cluster && emulator ? { cluster, emulator } : undefined),
+  ];
   const skipped = modes.flatMap((m) => (m.skip ? [m.skip] : []));
   const active = modes.filter((m) => !m.skip);
   const samples = new Map<Mode, Sample[]>(active.map((m) => [m, []]));

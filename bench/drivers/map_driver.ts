@@ -35,6 +35,8 @@ export interface MapSpec {
   backend?: string;
   /** The local backend's warm-worker mode. @default {false} */
   warm?: boolean;
+  /** Options of the Kubernetes backend (e.g. `{"kubeconfig": …, "namespace": …}`). */
+  kubernetes?: Record<string, unknown>;
   /** Most tasks at once. */
   parallelism: number;
   /** Job key. */
@@ -95,6 +97,7 @@ async function main(spec: MapSpec): Promise<MapReport> {
     storage: spec.storage,
     backend: (spec.backend ?? "local") as "local",
     local,
+    ...(spec.kubernetes ? { kubernetes: spec.kubernetes } : {}),
   });
   let readyMs = NaN;
   let readyAt = NaN;

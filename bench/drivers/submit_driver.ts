@@ -16,7 +16,14 @@
  * @module
  */
 
-import type { Backend, BackendSession, ClientOptions } from "../../mod.ts";
+import { KubeConfig } from "@kubernetes/client-node";
+import { KubernetesBackend } from "../../lib/backends/kubernetes/kubernetes.ts";
+import type {
+  Backend,
+  BackendSession,
+  ClientOptions,
+  KubernetesBackendOptions,
+} from "../../mod.ts";
 import { Client } from "../../mod.ts";
 
 /** What to submit. */
@@ -49,6 +56,8 @@ export interface SubmitReport {
   submitted: number;
   /** Calls of `submit`. */
   submitCalls: number;
+  /** Kubernetes API requests the backend made (lists, creates, watches), when it is Kubernetes. */
+  apiCalls?: number;
 }
 
 /** A backend that accepts attempts and never runs them. */
@@ -66,6 +75,26 @@ function nullBackend(): Backend {
   };
 }
 
+/** A kubeconfig whose API clients and watches count their requests. */
+class CountingKubeConfig extends KubeConfig {
+  calls = 0;
+  override makeApiClient<T>(apiClientType: new (config: never) => T): T {
+    const client = super.makeApiClient(apiClientType as never) as T & object;
+    return new Proxy(client, {
+      get: (target, property, receiver) => {
+        const value = Reflect.get(target, property, receiver);
+        if (typeof value !== "function") return value;
+        return (...args: unknown[]) => {
+          this.calls++;
+          return value.apply(target, args);
+        };
+      },
+    });
+  }
+}
+
+let counter: CountingKubeConfig | undefined;
+
 async function main(spec: SubmitSpec): Promise<SubmitReport> {
   const report: SubmitReport = {
     readyMs: NaN,
@@ -78,9 +107,16 @@ async function main(spec: SubmitSpec): Promise<SubmitReport> {
   let allSubmitted!: () => void;
   const done = new Promise<void>((resolve) => (allSubmitted = resolve));
   const options = { ...spec.clientOptions, storage: spec.storage } as ClientOptions;
-  const inner = spec.backend === "null"
-    ? nullBackend()
-    : await new Client({ ...options, backend: spec.backend as "local" }).backend();
+  let inner: Backend;
+  if (spec.backend === "null") inner = nullBackend();
+  else if (spec.backend === "kubernetes") {
+    const kubeConfig = new CountingKubeConfig();
+    const k = (options.kubernetes ?? {}) as KubernetesBackendOptions;
+    if (k.kubeconfig) kubeConfig.loadFromFile(k.kubeconfig);
+    else kubeConfig.loadFromDefault();
+    counter = kubeConfig;
+    inner = new KubernetesBackend(k, kubeConfig);
+  } else inner = await new Client({ ...options, backend: spec.backend as "local" }).backend();
   const timed: Backend = {
     name: inner.name,
     cleanup: (key) => inner.cleanup(key),
@@ -115,6 +151,8 @@ async function main(spec: SubmitSpec): Promise<SubmitReport> {
   const iterator = run[Symbol.asyncIterator]();
   const first = iterator.next().catch(() => undefined);
   await done;
+  // API calls up to the submission (2 watches are not API client calls: add them).
+  if (counter) report.apiCalls = counter.calls + 2;
   await run.cancel({ stopRunning: true });
   await first;
   await iterator.return?.(undefined);

@@ -37,7 +37,7 @@ export function hasWarmMode(root: string = REPO): boolean {
 /** Whether the checkout at `root` has a Kubernetes backend. */
 export function hasKubernetesBackend(root: string = REPO): boolean {
   try {
-    Deno.statSync(join(root, "lib/backends/kubernetes.ts"));
+    Deno.statSync(join(root, "lib/backends/kubernetes/kubernetes.ts"));
     return true;
   } catch {
     return false;
