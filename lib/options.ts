@@ -80,14 +80,14 @@ export interface JobOptions {
   timeoutMs?: number;
   /**
    * Start speculative copies of stragglers once at most this percentage of
-   * the tasks are still running; 0 turns speculation off.
+   * the tasks are unfinished (the tail of the job); 0 turns speculation off.
    *
    * @default {20}
    */
   speculationPercent?: number;
   /**
    * A task is a straggler when it runs longer than this percentile of the
-   * runtimes of the tasks done so far.
+   * runtimes of the tasks done so far (and at least a second).
    *
    * @default {99}
    */

@@ -118,7 +118,7 @@ export const JOB_FLAGS: FlagSpec[] = [
     name: "speculation-percent",
     type: "string",
     value: "P",
-    help: "rerun stragglers once at most P% of tasks run; 0 = off",
+    help: "rerun stragglers once at most P% of tasks are unfinished; 0 = off",
     default: String(DEFAULTS.speculationPercent),
   },
   {

@@ -26,6 +26,8 @@ import {
 
 /** How often timeouts and stragglers are checked, in milliseconds. */
 const TICK_MS = 250;
+/** No attempt younger than this gets a speculative copy: copies pay only for long tasks. */
+const SPECULATION_FLOOR_MS = 1000;
 /** Most often `onProgress` is called, in milliseconds. */
 const PROGRESS_MS = 100;
 /** Longest delay between retries of one task. */
@@ -371,8 +373,10 @@ export class JobRunner {
     if (o.speculationPercent <= 0 || o.speculationMaxReruns <= 0 || this.#runtimes.length === 0) {
       return;
     }
+    // The tail of the job: at most that share of the tasks is still unfinished.
+    const unfinished = this.tasks.length - this.#settledTasks;
+    if (unfinished > (o.speculationPercent / 100) * this.tasks.length) return;
     const runningTasks = new Set(running.map((a) => a.task));
-    if (runningTasks.size > (o.speculationPercent / 100) * this.tasks.length) return;
     const sorted = [...this.#runtimes].sort((a, b) => a - b);
     const rank = Math.ceil((o.speculationRuntimePercentile / 100) * sorted.length) - 1;
     const threshold = sorted[Math.min(sorted.length - 1, Math.max(0, rank))]!;
@@ -387,7 +391,7 @@ export class JobRunner {
       if (task.phase !== "running" || copies >= o.speculationMaxReruns || live.length !== 1) {
         continue;
       }
-      if (now - oldest <= threshold) continue;
+      if (now - oldest <= Math.max(threshold, SPECULATION_FLOOR_MS)) continue;
       slots--;
       void this.#submit(task, true).catch((error) => this.#abort(error));
     }
