@@ -41,6 +41,7 @@ export type {
   BackendSession,
   ExitReason,
   JobContext,
+  StoredResult,
   WorkerLog,
 } from "./lib/backends/backend.ts";
 export type { BackendOptions } from "./lib/backends/select.ts";

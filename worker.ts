@@ -28,7 +28,7 @@ import type { PermissionSet } from "./lib/permissions.ts";
 import { openStorage } from "./lib/storage/storage.ts";
 import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
 import { serve as serveRequests } from "./lib/worker/serve.ts";
-import { JobWorker } from "./lib/worker/run.ts";
+import { type AttemptOutcome, JobWorker } from "./lib/worker/run.ts";
 
 const USAGE =
   "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --run NAME | --serve) [--permissions JSON]";
@@ -42,7 +42,12 @@ function env(name: string): string | undefined {
 }
 
 /** Run one attempt; infrastructure failures become their exit code. */
-async function attempt(worker: JobWorker, task: number, id: string, job: string): Promise<number> {
+async function attempt(
+  worker: JobWorker,
+  task: number,
+  id: string,
+  job: string,
+): Promise<AttemptOutcome> {
   try {
     return await worker.run(task, id);
   } catch (error) {
@@ -51,7 +56,7 @@ async function attempt(worker: JobWorker, task: number, id: string, job: string)
         error instanceof Error ? error.stack ?? error.message : String(error)
       }`,
     );
-    return EXIT_INFRASTRUCTURE;
+    return { code: EXIT_INFRASTRUCTURE };
   }
 }
 
@@ -122,9 +127,9 @@ export async function main(args: string[]): Promise<number> {
       console.error(
         `kubeface worker: task ${spec.task}, attempt ${spec.attempt} (index ${index} of ${run})`,
       );
-      return await attempt(worker, spec.task, spec.attempt, job);
+      return (await attempt(worker, spec.task, spec.attempt, job)).code;
     }
-    if (!serve) return await attempt(worker, Number(task), id!, job);
+    if (!serve) return (await attempt(worker, Number(task), id!, job)).code;
     // Get ready before the first request; a failure here shows at the first attempt.
     await worker.warmUp().catch(() => {});
     const encoder = new TextEncoder();

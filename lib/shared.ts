@@ -52,8 +52,13 @@ const loaded = new Map<string, Promise<unknown>>();
 /** Loads a shared value: from storage by default; a task thread asks its worker instead. */
 export type SharedLoader = (storage: string, sha256: string) => Promise<unknown>;
 
-let loader: SharedLoader = async (storage, sha256) =>
-  (await import("./shared_store.ts")).loadShared(storage, sha256);
+let loader: SharedLoader = async (storage, sha256) => {
+  // A computed specifier, so that bundles of the task thread (which sets its
+  // own loader) leave the storage code out.
+  const store = new URL("./shared_store.ts", import.meta.url).href;
+  const { loadShared } = await import(store) as typeof import("./shared_store.ts");
+  return await loadShared(storage, sha256);
+};
 
 /** Replace how shared values are loaded in this process (or thread). */
 export function setSharedLoader(load: SharedLoader): void {

@@ -18,6 +18,14 @@ export interface AttemptSpec {
   attempt: string;
 }
 
+/** A result record an attempt stored: a value (`ok`) or a task error, and its size. */
+export interface StoredResult {
+  /** A value, or the error the task threw. */
+  kind: "ok" | "error";
+  /** Size of the record in bytes. */
+  size: number;
+}
+
 /** What every backend is told about the job it runs. */
 export interface JobContext {
   /** Job key. */
@@ -83,6 +91,8 @@ export type BackendEvent =
      * @default {1 when it did not succeed}
      */
     crashes?: number;
+    /** The result record the attempt stored, when the backend was told (saves a listing). */
+    stored?: StoredResult;
   }
   | {
     /** A condition worth showing while the attempt waits, e.g. "unschedulable: Insufficient memory". */

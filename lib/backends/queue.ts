@@ -14,6 +14,7 @@ import type {
   BackendSession,
   ExitReason,
   JobContext,
+  StoredResult,
 } from "./backend.ts";
 
 /** A started attempt, as its session keeps it. */
@@ -113,9 +114,10 @@ export abstract class QueueSession implements BackendSession {
     reason: ExitReason,
     exitCode: number | undefined,
     detail: string,
+    stored?: StoredResult,
   ): void {
     this.#running.delete(spec.attempt);
-    this.report(spec, reason, exitCode, detail);
+    this.report(spec, reason, exitCode, detail, stored);
     this.#pump();
   }
 
@@ -125,6 +127,7 @@ export abstract class QueueSession implements BackendSession {
     reason: ExitReason,
     exitCode: number | undefined,
     detail: string,
+    stored?: StoredResult,
   ): void {
     this.onEvent({
       type: "exited",
@@ -134,6 +137,7 @@ export abstract class QueueSession implements BackendSession {
       reason,
       exitCode,
       detail,
+      ...(stored ? { stored } : {}),
     });
   }
 

@@ -19,7 +19,7 @@ import { JobLayout } from "../job/layout.ts";
 import type { Storage } from "../storage/storage.ts";
 import { workerArgs } from "../worker/command.ts";
 import { CONTROL_PREFIX, type ControlMessage } from "../worker/protocol.ts";
-import type { AttemptSpec, BackendEvent, ExitReason, JobContext } from "./backend.ts";
+import type { AttemptSpec, BackendEvent, ExitReason, JobContext, StoredResult } from "./backend.ts";
 import { hostName, QueueSession, type Started } from "./queue.ts";
 
 /** Most bytes of one attempt's output kept for its log (the end is kept). */
@@ -271,7 +271,7 @@ export class WarmSession extends QueueSession {
       ? "exited with code 0"
       : `exited with code ${message.code}: ${worker.tail.trim()}`;
     worker.tail = "";
-    await this.#end(item, "exited", message.code, detail);
+    await this.#end(item, "exited", message.code, detail, message.stored);
     this.#rebalance(worker);
   }
 
@@ -347,6 +347,7 @@ export class WarmSession extends QueueSession {
     reason: ExitReason,
     code: number | undefined,
     detail: string,
+    stored?: StoredResult,
   ): Promise<void> {
     try {
       // Most tasks print nothing: store no empty logs.
@@ -360,7 +361,7 @@ export class WarmSession extends QueueSession {
     } catch {
       // Logs are a convenience; a failed upload must not fail the attempt.
     }
-    this.ended(item.spec, reason, code, detail);
+    this.ended(item.spec, reason, code, detail, stored);
     item.settle();
   }
 }

@@ -216,10 +216,15 @@ export class JobRunner {
   async #settle(task: TaskState, attempt: AttemptState, event: BackendEvent & { type: "exited" }) {
     const { storage, layout, options } = this.#ctx;
     const results = new Map<string, { kind: "ok" | "error"; size: number }>();
-    for await (const info of storage.list(layout.taskResults(task.index))) {
-      const parsed = layout.parseResult(info.key);
-      if (parsed) {
-        results.set(`${parsed.attempt}.${parsed.kind}`, { kind: parsed.kind, size: info.size });
+    if (event.stored?.kind === "ok") {
+      // The backend says what was stored: no need to list the task's results.
+      results.set(`${attempt.id}.ok`, event.stored);
+    } else {
+      for await (const info of storage.list(layout.taskResults(task.index))) {
+        const parsed = layout.parseResult(info.key);
+        if (parsed) {
+          results.set(`${parsed.attempt}.${parsed.kind}`, { kind: parsed.kind, size: info.size });
+        }
       }
     }
     const own = results.get(`${attempt.id}.ok`) ?? results.get(`${attempt.id}.error`);

@@ -7,6 +7,7 @@
 
 import type { ErrorRecord } from "../job/manifest.ts";
 import type { Encoding } from "../serialize.ts";
+import type { StoredResult } from "../backends/backend.ts";
 
 /** Worker → thread: run the task on a serialized input. */
 export interface RunMessage {
@@ -85,6 +86,6 @@ export interface CancelRequest {
 export type ControlMessage =
   | { ready: true }
   | { attempt: string; started: true }
-  | { attempt: string; code: number }
+  | { attempt: string; code: number; stored?: StoredResult }
   /** A cancel request found the attempt not started: it will not run here. */
   | { attempt: string; dropped: true };

@@ -16,8 +16,16 @@ import { mergePermissions, type PermissionSet } from "../permissions.ts";
 import { encodeRecord, readRawRecord, recordBody } from "../serialize.ts";
 import { readBytes, readJson, type Storage } from "../storage/storage.ts";
 import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
-import type { AttemptSpec } from "../backends/backend.ts";
+import type { AttemptSpec, StoredResult } from "../backends/backend.ts";
 import { TaskThread, THREAD_CODE } from "./thread.ts";
+
+/** How an attempt ended, as the worker reports it. */
+export interface AttemptOutcome {
+  /** The worker's exit code. */
+  code: number;
+  /** The result record stored, when its size is known. */
+  stored?: StoredResult;
+}
 
 /** Contents of `jobs/<key>/runs/<name>.json`: what each index of a batch runs. */
 export interface RunMap {
@@ -68,14 +76,15 @@ export class JobWorker {
   }
 
   /**
-   * Run one attempt and store its result. Returns the exit code: `EXIT_OK`,
-   * or `EXIT_TASK_ERROR` when the task threw. A task that already has a
-   * result (another attempt won) is not run again: `EXIT_OK` at once.
+   * Run one attempt and store its result. Returns the exit code (`EXIT_OK`,
+   * or `EXIT_TASK_ERROR` when the task threw) and, for small records, what
+   * was stored. A task that already has a result (another attempt won) is
+   * not run again: `EXIT_OK` at once.
    *
    * @throws {WorkerSetupError} The job's objects are missing or corrupt.
    * @throws {StorageError} Storage failed.
    */
-  async run(task: number, attempt: string): Promise<number> {
+  async run(task: number, attempt: string): Promise<AttemptOutcome> {
     const { storage, job } = this.#options;
     const layout = this.#layout;
     this.#setup ??= this.#prepare();
@@ -88,7 +97,7 @@ export class JobWorker {
         `Cannot run task ${task} of job '${job}': the job has tasks 0 to ${manifest.tasks - 1}`,
       );
     }
-    if (await this.#done(task)) return EXIT_OK; // another attempt already succeeded
+    if (await this.#done(task)) return { code: EXIT_OK }; // another attempt already succeeded
     const { header, payload } = await readRawRecord<InputHeader>(
       await storage.get(layout.input(task)),
       `input of task ${task}`,
@@ -117,11 +126,14 @@ export class JobWorker {
       deno: Deno.version.deno,
       ...(error ? { error } : {}),
     };
-    await storage.put(
-      layout.result(task, attempt, error ? "error" : "ok"),
-      recordBody(encodeRecord(result, done.result)),
-    );
-    return error ? EXIT_TASK_ERROR : EXIT_OK;
+    const body = recordBody(encodeRecord(result, done.result));
+    const kind = error ? "error" : "ok";
+    await storage.put(layout.result(task, attempt, kind), body);
+    const size = body instanceof Uint8Array ? body.length : undefined;
+    return {
+      code: error ? EXIT_TASK_ERROR : EXIT_OK,
+      ...(size === undefined ? {} : { stored: { kind, size } }),
+    };
   }
 
   /**

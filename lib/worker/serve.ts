@@ -14,9 +14,10 @@ import {
   CONTROL_PREFIX,
   type ControlMessage,
 } from "./protocol.ts";
+import type { AttemptOutcome } from "./run.ts";
 
-/** Runs one attempt; returns its exit code. */
-export type RunAttempt = (task: number, attempt: string) => Promise<number>;
+/** Runs one attempt; returns its exit code and what it stored. */
+export type RunAttempt = (task: number, attempt: string) => Promise<AttemptOutcome>;
 
 /** Serve requests from `input` until it ends, writing control lines with `write`. */
 export async function serve(
@@ -63,7 +64,8 @@ export async function serve(
       continue;
     }
     await control({ attempt: next.attempt, started: true });
-    await control({ attempt: next.attempt, code: await run(next.task, next.attempt) });
+    const { code, stored } = await run(next.task, next.attempt);
+    await control({ attempt: next.attempt, code, ...(stored ? { stored } : {}) });
   }
   await reading;
 }
