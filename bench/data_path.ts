@@ -15,7 +15,7 @@ import { join } from "node:path";
 import type { BenchContext, Benchmark, BenchResult } from "./support/bench.ts";
 import { main } from "./support/bench.ts";
 import type { PlainReport, PlainSpec } from "./drivers/plain_io.ts";
-import { resultHeaders } from "./support/records.ts";
+import { resultHeaders } from "../tests/support/jobs.ts";
 import { benchEmulator, newBucket } from "./support/emulator.ts";
 import { benchModule, REPO, runDriver, withTempStorage } from "./support/kubeface.ts";
 import { lastJson, measure } from "./support/process.ts";

@@ -25,7 +25,7 @@ import {
 } from "./support/kubeface.ts";
 import { type BenchCluster, benchCluster, kubectl } from "./support/cluster.ts";
 import { benchEmulator, newBucket } from "./support/emulator.ts";
-import { resultHeaders } from "./support/records.ts";
+import { resultHeaders } from "../tests/support/jobs.ts";
 import type { Emulator } from "../tests/infra/gcs_emulator.ts";
 import { fixed, median } from "./support/stats.ts";
 import type { Table } from "./support/table.ts";

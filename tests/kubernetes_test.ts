@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { BatchV1Api, CoreV1Api, KubeConfig, type V1Job, type V1Pod } from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod } from "@kubernetes/client-node";
 import { jobSpec } from "../lib/backends/kubernetes/job_spec.ts";
 import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
 import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
@@ -15,6 +15,7 @@ import { parseToleration } from "../lib/backends/kubernetes/options.ts";
 import { BackendError, Client, TaskError, WorkerCrashError } from "../mod.ts";
 import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
 import { kubeface, spawnKubeface } from "./support/cli.ts";
+import { CountingKubeConfig } from "./support/kubeconfig.ts";
 import { collect, failure, fixture, waitFor } from "./support/jobs.ts";
 import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
 
@@ -41,24 +42,6 @@ async function podsOf(ctx: KubernetesTestContext, key: string): Promise<V1Pod[]>
     namespace: ctx.namespace,
     labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
   })).items;
-}
-
-/** A kubeconfig whose API clients count the calls they make. */
-class CountingKubeConfig extends KubeConfig {
-  calls: string[] = [];
-  override makeApiClient<T>(apiClientType: new (config: never) => T): T {
-    const client = super.makeApiClient(apiClientType as never) as T & object;
-    return new Proxy(client, {
-      get: (target, property, receiver) => {
-        const value = Reflect.get(target, property, receiver);
-        if (typeof value !== "function") return value;
-        return (...args: unknown[]) => {
-          this.calls.push(String(property));
-          return value.apply(target, args);
-        };
-      },
-    });
-  }
 }
 
 /** The master's command line flags for the test namespace, as the non-admin user. */

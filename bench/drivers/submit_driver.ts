@@ -16,7 +16,7 @@
  * @module
  */
 
-import { KubeConfig } from "@kubernetes/client-node";
+import { CountingKubeConfig } from "../../tests/support/kubeconfig.ts";
 import { KubernetesBackend } from "../../lib/backends/kubernetes/kubernetes.ts";
 import type {
   Backend,
@@ -73,24 +73,6 @@ function nullBackend(): Backend {
       }),
     cleanup: () => Promise.resolve([]),
   };
-}
-
-/** A kubeconfig whose API clients and watches count their requests. */
-class CountingKubeConfig extends KubeConfig {
-  calls = 0;
-  override makeApiClient<T>(apiClientType: new (config: never) => T): T {
-    const client = super.makeApiClient(apiClientType as never) as T & object;
-    return new Proxy(client, {
-      get: (target, property, receiver) => {
-        const value = Reflect.get(target, property, receiver);
-        if (typeof value !== "function") return value;
-        return (...args: unknown[]) => {
-          this.calls++;
-          return value.apply(target, args);
-        };
-      },
-    });
-  }
 }
 
 let counter: CountingKubeConfig | undefined;
@@ -152,7 +134,7 @@ async function main(spec: SubmitSpec): Promise<SubmitReport> {
   const first = iterator.next().catch(() => undefined);
   await done;
   // API calls up to the submission (2 watches are not API client calls: add them).
-  if (counter) report.apiCalls = counter.calls + 2;
+  if (counter) report.apiCalls = counter.calls.length + 2;
   await run.cancel({ stopRunning: true });
   await first;
   await iterator.return?.(undefined);
