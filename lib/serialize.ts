@@ -182,6 +182,17 @@ async function readHeaderFrom<H extends RecordHeader>(
   return JSON.parse(new TextDecoder().decode(json)) as H;
 }
 
+/** Whether a stream starts like a record; reads a few bytes and stops. */
+export async function isRecord(stream: ReadableStream<Uint8Array>): Promise<boolean> {
+  const reader = new ExactReader(stream);
+  try {
+    const head = await reader.read(MAGIC.length, "a record").catch(() => undefined);
+    return head !== undefined && MAGIC.every((byte, i) => head[i] === byte);
+  } finally {
+    await reader.cancel();
+  }
+}
+
 /** Read only the header of a record and stop reading. */
 export async function readHeader<H extends RecordHeader>(
   stream: ReadableStream<Uint8Array>,

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { readRecord, type RecordHeader } from "../serialize.ts";
+import { isRecord, readRecord, type RecordHeader } from "../serialize.ts";
 import type { ErrorRecord } from "../job/manifest.ts";
 import { openLocation } from "../storage/location.ts";
 import { BoundedPool } from "../pool.ts";
@@ -26,24 +26,6 @@ export const CP_HELP = helpText(
   "Copy an object, or every object under a prefix (SRC ending in / or a directory),\nbetween local paths and storage URLs (gs://BUCKET/OBJECT). Copies stream.",
   [],
 );
-
-const MAGIC = "KF1\n";
-
-/** Whether a stream starts like a kubeface record; reads a few bytes and stops. */
-async function isRecord(stream: ReadableStream<Uint8Array>): Promise<boolean> {
-  const reader = stream.getReader();
-  let head = "";
-  try {
-    while (head.length < MAGIC.length) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      head += String.fromCharCode(...value.subarray(0, MAGIC.length - head.length));
-    }
-  } finally {
-    await reader.cancel().catch(() => {});
-  }
-  return head === MAGIC;
-}
 
 /** `kubeface cat`. */
 export async function catCommand(args: string[], io: Io): Promise<number> {

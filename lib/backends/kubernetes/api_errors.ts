@@ -6,6 +6,7 @@
  * @module
  */
 
+import type { KubeConfig } from "@kubernetes/client-node";
 import { BackendError } from "../../errors.ts";
 
 interface Status {
@@ -29,6 +30,22 @@ function statusOf(error: unknown): { code?: number; status?: Status } {
   return { code, status };
 }
 
+/** Where calls go, for error messages: the server, the namespace and the user. */
+export interface Where {
+  server: string;
+  namespace: string;
+  user?: string;
+}
+
+/** The {@linkcode Where} of a configuration and namespace. */
+export function whereOf(kc: KubeConfig, namespace: string): Where {
+  return {
+    server: kc.getCurrentCluster()?.server ?? "(no server)",
+    namespace,
+    user: kc.getCurrentUser()?.name,
+  };
+}
+
 /** The HTTP status of a failed API call, if it got one. */
 export function apiStatus(error: unknown): number | undefined {
   return statusOf(error).code;
@@ -41,7 +58,7 @@ export function apiStatus(error: unknown): number | undefined {
 export function apiError(
   error: unknown,
   action: string,
-  where: { server: string; namespace: string; user?: string },
+  where: Where,
 ): BackendError {
   const { code, status } = statusOf(error);
   const detail = status?.message ?? (error instanceof Error ? error.message : String(error));

@@ -12,7 +12,7 @@ import { JobLayout } from "../../job/layout.ts";
 import { openStorage, readJson } from "../../storage/storage.ts";
 import type { RunMap } from "../../worker/run.ts";
 import type { Backend, BackendEvent, BackendSession, JobContext, WorkerLog } from "../backend.ts";
-import { apiError } from "./api_errors.ts";
+import { apiError, whereOf } from "./api_errors.ts";
 import { CONTAINER } from "./job_spec.ts";
 import { JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
 import { checkKubernetesOptions, type KubernetesBackendOptions } from "./options.ts";
@@ -108,11 +108,7 @@ export class KubernetesBackend implements Backend {
     const kc = this.kubeConfig();
     const batch = kc.makeApiClient(BatchV1Api);
     const namespace = this.namespace();
-    const where = {
-      server: kc.getCurrentCluster()?.server ?? "?",
-      namespace,
-      user: kc.getCurrentUser()?.name,
-    };
+    const where = whereOf(kc, namespace);
     let names: string[];
     try {
       names = (await batch.listNamespacedJob({
@@ -138,11 +134,7 @@ export class KubernetesBackend implements Backend {
     const kc = this.kubeConfig();
     const core = kc.makeApiClient(CoreV1Api);
     const namespace = this.namespace();
-    const where = {
-      server: kc.getCurrentCluster()?.server ?? "?",
-      namespace,
-      user: kc.getCurrentUser()?.name,
-    };
+    const where = whereOf(kc, namespace);
     let pods: V1Pod[];
     try {
       pods = (await core.listNamespacedPod({

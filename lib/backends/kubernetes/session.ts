@@ -31,7 +31,7 @@ import type {
   ExitReason,
   JobContext,
 } from "../backend.ts";
-import { apiError } from "./api_errors.ts";
+import { apiError, whereOf } from "./api_errors.ts";
 import { explainPod, parseIndexes, type PodState } from "./explain.ts";
 import { jobSpec } from "./job_spec.ts";
 import { batchName, JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
@@ -110,12 +110,7 @@ export class KubernetesSession implements BackendSession {
   }
 
   #where() {
-    const kc = this.#ctx.kubeConfig;
-    return {
-      server: kc.getCurrentCluster()?.server ?? "(no server)",
-      namespace: this.#ctx.namespace,
-      user: kc.getCurrentUser()?.name,
-    };
+    return whereOf(this.#ctx.kubeConfig, this.#ctx.namespace);
   }
 
   async #attach(): Promise<void> {
