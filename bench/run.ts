@@ -19,9 +19,17 @@ import { dataPath } from "./data_path.ts";
 import { fairness } from "./fairness.ts";
 import { localOverhead } from "./local_overhead.ts";
 import { memory } from "./memory.ts";
+import { storageStream } from "./storage_stream.ts";
 import { submission } from "./submission.ts";
 
-const BENCHMARKS: Benchmark[] = [localOverhead, memory, dataPath, submission, fairness];
+const BENCHMARKS: Benchmark[] = [
+  localOverhead,
+  memory,
+  dataPath,
+  storageStream,
+  submission,
+  fairness,
+];
 
 const { context, record, help, names } = parseCommandLine(Deno.args);
 if (help) {
