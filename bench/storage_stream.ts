@@ -1,4 +1,3 @@
-// deno-lint-ignore-file no-console
 /**
  * Benchmark: a 1 GiB object streamed up and down through the Storage seam
  * (local directory and the GCS emulator), with the process's peak memory:
