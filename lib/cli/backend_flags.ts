@@ -251,3 +251,19 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
     },
   },
 ];
+
+/** Every backend flag, for parsing. */
+export function backendFlags(): FlagSpec[] {
+  return BACKEND_FLAG_GROUPS.flatMap((group) => group.flags);
+}
+
+/** The backend flag groups as help sections. */
+export function backendHelpGroups(): [string, readonly FlagSpec[]][] {
+  return BACKEND_FLAG_GROUPS.map((g): [string, readonly FlagSpec[]] => [g.title, g.flags]);
+}
+
+/** Copy every backend's parsed flags into client options. */
+export function applyBackendFlags(values: FlagValues, options: ClientOptions): ClientOptions {
+  for (const group of BACKEND_FLAG_GROUPS) group.apply(values, options);
+  return options;
+}

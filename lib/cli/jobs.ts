@@ -6,7 +6,6 @@
  */
 
 import { createBackend } from "../backends/select.ts";
-import type { ClientOptions } from "../client.ts";
 import { NotFoundError } from "../errors.ts";
 import { JobLayout } from "../job/layout.ts";
 import {
@@ -21,7 +20,7 @@ import { defaultStorage } from "../options.ts";
 import { openStorage, type Storage } from "../storage/storage.ts";
 import { serveStatus, type StatusServer } from "../status/serve.ts";
 import type { JobStatus } from "../status/status.ts";
-import { BACKEND_FLAG_GROUPS } from "./backend_flags.ts";
+import { applyBackendFlags, backendFlags, backendHelpGroups } from "./backend_flags.ts";
 import {
   duration,
   type FlagSpec,
@@ -41,8 +40,6 @@ const STORAGE_FLAG: FlagSpec = {
   help: "storage root: a directory or gs://BUCKET/PREFIX (env KUBEFACE_STORAGE)",
   default: "~/.local/share/kubeface",
 };
-
-const backendFlags = () => BACKEND_FLAG_GROUPS.flatMap((group) => group.flags);
 
 async function storageOf(values: FlagValues): Promise<Storage> {
   return await openStorage(str(values, "storage") ?? defaultStorage());
@@ -227,7 +224,7 @@ export const LOGS_HELP = helpText(
   "Print the output of a job's workers: every attempt of TASK, or of every task.",
   [
     ["Options", [STORAGE_FLAG]],
-    ...BACKEND_FLAG_GROUPS.map((g): [string, FlagSpec[]] => [g.title, g.flags]),
+    ...backendHelpGroups(),
   ],
 );
 
@@ -282,9 +279,7 @@ async function backendOf(values: FlagValues, storage: Storage, key: string) {
   } catch {
     return undefined;
   }
-  const options: ClientOptions = {};
-  for (const group of BACKEND_FLAG_GROUPS) group.apply(values, options);
-  return await createBackend(name, options);
+  return await createBackend(name, applyBackendFlags(values, {}));
 }
 
 const CLEANUP_FLAGS: FlagSpec[] = [
@@ -306,7 +301,7 @@ export const CLEANUP_HELP = helpText(
   "Delete jobs: their objects in storage and what their backend keeps (Kubernetes\nJobs and pods). Says what it will delete and asks first, unless --yes.",
   [
     ["Options", CLEANUP_FLAGS],
-    ...BACKEND_FLAG_GROUPS.map((g): [string, FlagSpec[]] => [g.title, g.flags]),
+    ...backendHelpGroups(),
   ],
 );
 
@@ -376,8 +371,7 @@ export async function cleanupCommand(args: string[], io: Io): Promise<number> {
       return 1;
     }
   }
-  const options: ClientOptions = {};
-  for (const group of BACKEND_FLAG_GROUPS) group.apply(values, options);
+  const options = applyBackendFlags(values, {});
   for (const j of chosen) {
     if (j.backend && j.backend !== "local") {
       const backend = await createBackend(j.backend, options);

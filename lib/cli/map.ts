@@ -11,7 +11,7 @@ import { sha256Hex } from "../bundle.ts";
 import { cacheDir } from "../cache_dir.ts";
 import { Client, type ClientOptions, type MapOptions } from "../client.ts";
 import { JobInterruptedError } from "../errors.ts";
-import { BACKEND_FLAG_GROUPS } from "./backend_flags.ts";
+import { applyBackendFlags, backendFlags, backendHelpGroups } from "./backend_flags.ts";
 import {
   duration,
   type FlagSpec,
@@ -71,14 +71,12 @@ const RUN_FLAGS: FlagSpec[] = [
   },
 ];
 
-const backendFlags = () => BACKEND_FLAG_GROUPS.flatMap((group) => group.flags);
-
 function groups(own: [string, FlagSpec[]]): [string, readonly FlagSpec[]][] {
   return [
     own,
     ["Job", JOB_FLAGS],
     ["Permissions", PERMISSIONS_HELP],
-    ...BACKEND_FLAG_GROUPS.map((g): [string, readonly FlagSpec[]] => [g.title, g.flags]),
+    ...backendHelpGroups(),
   ];
 }
 
@@ -105,7 +103,7 @@ function jobOptions(values: FlagValues, permissions: string[]): {
     storage: str(values, "storage"),
     backend: str(values, "backend") as BackendName | undefined,
   };
-  for (const group of BACKEND_FLAG_GROUPS) group.apply(values, client);
+  applyBackendFlags(values, client);
   const map: MapOptions = {
     job: str(values, "job"),
     parallelism: int(values, "parallelism"),
