@@ -12,6 +12,7 @@
  */
 
 import v8 from "node:v8";
+import { heldBytes } from "./storage/storage.ts";
 
 const MAGIC = new TextEncoder().encode("KF1\n");
 
@@ -114,7 +115,8 @@ export function recordBody(chunks: Uint8Array[]): Uint8Array | ReadableStream<Ui
 
 /**
  * Reads exact byte counts from a stream. A byte stream (a local file) is
- * read straight into the destination buffer, leaving no garbage chunks.
+ * read straight into the destination buffer, leaving no garbage chunks; the
+ * bytes behind a storage's in-memory stream (`bytesStream`) are taken as they are.
  */
 class ExactReader {
   #byob: ReadableStreamBYOBReader | undefined;
@@ -122,6 +124,11 @@ class ExactReader {
   #pending: Uint8Array = new Uint8Array(0);
 
   constructor(stream: ReadableStream<Uint8Array>) {
+    const bytes = heldBytes(stream);
+    if (bytes) {
+      this.#pending = bytes;
+      return;
+    }
     try {
       this.#byob = stream.getReader({ mode: "byob" });
     } catch {
@@ -135,6 +142,12 @@ class ExactReader {
       new RangeError(
         `Cannot decode ${what}: the record ends after ${filled} of ${length} bytes; it is truncated or not a kubeface record`,
       );
+    if (this.#pending.length >= length) {
+      // In memory already (a small object, or what a read left over).
+      const bytes = this.#pending.slice(0, length);
+      this.#pending = this.#pending.subarray(length);
+      return bytes;
+    }
     if (this.#byob) {
       let buffer = new ArrayBuffer(length);
       let filled = 0;
@@ -152,7 +165,8 @@ class ExactReader {
     let filled = 0;
     while (filled < length) {
       if (this.#pending.length === 0) {
-        const { done, value } = await this.#reader!.read();
+        if (!this.#reader) throw truncated(filled);
+        const { done, value } = await this.#reader.read();
         if (done) throw truncated(filled);
         this.#pending = value;
       }
@@ -165,7 +179,7 @@ class ExactReader {
   }
 
   async cancel(): Promise<void> {
-    await (this.#byob ?? this.#reader)!.cancel().catch(() => {});
+    await (this.#byob ?? this.#reader)?.cancel().catch(() => {});
   }
 }
 

@@ -18,7 +18,12 @@ import { errorMessage } from "../errors.ts";
 import { JobLayout } from "../job/layout.ts";
 import type { Storage } from "../storage/storage.ts";
 import { workerArgs } from "../worker/command.ts";
-import { CONTROL_PREFIX, type ControlMessage } from "../worker/protocol.ts";
+import {
+  type AttemptRequest,
+  CONTROL_PREFIX,
+  type ControlMessage,
+  lines,
+} from "../worker/protocol.ts";
 import type { AttemptSpec, BackendEvent, ExitReason, JobContext, StoredResult } from "./backend.ts";
 import { hostName, QueueSession, type Started } from "./queue.ts";
 
@@ -149,7 +154,8 @@ export class WarmSession extends QueueSession {
 
   #hand(worker: WarmWorker, item: Assigned): void {
     worker.assigned.push(item);
-    this.#send(worker, { task: item.spec.task, attempt: item.spec.attempt });
+    const { task, attempt, first } = item.spec;
+    this.#send(worker, { task, attempt, ...(first ? { first } : {}) } satisfies AttemptRequest);
   }
 
   #send(worker: WarmWorker, message: object): void {
@@ -276,20 +282,13 @@ export class WarmSession extends QueueSession {
   }
 
   async #readStdout(worker: WarmWorker): Promise<void> {
-    let pending = "";
-    for await (const chunk of worker.child.stdout.pipeThrough(new TextDecoderStream())) {
-      pending += chunk;
-      for (let end = pending.indexOf("\n"); end >= 0; end = pending.indexOf("\n")) {
-        const line = pending.slice(0, end + 1);
-        pending = pending.slice(end + 1);
-        if (line.startsWith(CONTROL_PREFIX)) {
-          await this.#control(worker, JSON.parse(line.slice(CONTROL_PREFIX.length)));
-        } else {
-          this.#append(worker, line);
-        }
+    for await (const line of lines(worker.child.stdout)) {
+      if (line.startsWith(CONTROL_PREFIX) && line.endsWith("\n")) {
+        await this.#control(worker, JSON.parse(line.slice(CONTROL_PREFIX.length)));
+      } else {
+        this.#append(worker, line);
       }
     }
-    if (pending) this.#append(worker, pending);
   }
 
   async #readStderr(worker: WarmWorker): Promise<void> {

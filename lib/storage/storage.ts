@@ -109,9 +109,34 @@ export function checkKey(key: string): string {
   return key;
 }
 
+const held = new WeakMap<ReadableStream<Uint8Array>, Uint8Array>();
+
+/**
+ * A stream over bytes already in memory, for a storage that read a small
+ * object at once. {@linkcode heldBytes} takes the bytes back without the
+ * cost of reading the stream.
+ */
+export function bytesStream(bytes: Uint8Array): ReadableStream<Uint8Array> {
+  const stream = ReadableStream.from([bytes]);
+  held.set(stream, bytes);
+  return stream;
+}
+
+/**
+ * The bytes behind a stream made by {@linkcode bytesStream}, if nothing has
+ * read from it; the caller then owns the stream and must not read it.
+ */
+export function heldBytes(stream: ReadableStream<Uint8Array>): Uint8Array | undefined {
+  const bytes = held.get(stream);
+  if (bytes === undefined || stream.locked) return undefined;
+  held.delete(stream);
+  return bytes;
+}
+
 /** Read a whole object into memory. Use only for small objects. */
 export async function readBytes(storage: Storage, key: string): Promise<Uint8Array> {
-  return await new Response(await storage.get(key)).bytes();
+  const stream = await storage.get(key);
+  return heldBytes(stream) ?? await new Response(stream).bytes();
 }
 
 /** Read and parse a JSON object. */

@@ -67,10 +67,33 @@ export type ThreadMessage = SharedRequest | DoneMessage;
  */
 export const CONTROL_PREFIX = "\u0000kubeface:";
 
+/**
+ * The lines of a byte stream as they arrive, each with its `\n` (the last
+ * may have none): how the pool reads a worker's output and a serving worker
+ * its requests.
+ */
+export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator<string> {
+  const decoder = new TextDecoder();
+  let pending = "";
+  for await (const chunk of stream) {
+    pending += decoder.decode(chunk, { stream: true });
+    let start = 0;
+    for (let end = pending.indexOf("\n"); end >= 0; end = pending.indexOf("\n", start)) {
+      yield pending.slice(start, end + 1);
+      start = end + 1;
+    }
+    pending = pending.slice(start);
+  }
+  pending += decoder.decode();
+  if (pending) yield pending;
+}
+
 /** Pool → serving worker: run this attempt (after those sent before it). */
 export interface AttemptRequest {
   task: number;
   attempt: string;
+  /** No other attempt of the task can have stored a result (see `AttemptSpec.first`). */
+  first?: boolean;
 }
 
 /** Pool → serving worker: drop this attempt if it has not started yet. */

@@ -13,59 +13,67 @@ import {
   type CancelRequest,
   CONTROL_PREFIX,
   type ControlMessage,
+  lines,
 } from "./protocol.ts";
 import type { AttemptOutcome } from "./run.ts";
 
 /** Runs one attempt; returns its exit code and what it stored. */
-export type RunAttempt = (task: number, attempt: string) => Promise<AttemptOutcome>;
+export type RunAttempt = (request: AttemptRequest) => Promise<AttemptOutcome>;
 
-/** Serve requests from `input` until it ends, writing control lines with `write`. */
+/**
+ * Serve requests from `input` until it ends, writing control lines with
+ * `write`. An attempt's end and the next one's start go out in one write.
+ */
 export async function serve(
   run: RunAttempt,
   input: ReadableStream<Uint8Array>,
-  write: (line: string) => Promise<unknown>,
+  write: (text: string) => unknown,
 ): Promise<void> {
-  const control = (message: ControlMessage) =>
-    write(`${CONTROL_PREFIX}${JSON.stringify(message)}\n`);
+  let out = "";
+  const control = (message: ControlMessage) => {
+    out += `${CONTROL_PREFIX}${JSON.stringify(message)}\n`;
+  };
+  const flush = () => {
+    if (out) write(out);
+    out = "";
+  };
   const pending: AttemptRequest[] = [];
   let ended = false;
   let wake = () => {};
   const reading = (async () => {
-    let buffer = "";
-    for await (const chunk of input.pipeThrough(new TextDecoderStream())) {
-      buffer += chunk;
-      for (let end = buffer.indexOf("\n"); end >= 0; end = buffer.indexOf("\n")) {
-        const line = buffer.slice(0, end).trim();
-        buffer = buffer.slice(end + 1);
-        if (!line) continue;
-        const request = JSON.parse(line) as AttemptRequest | CancelRequest;
-        if ("cancel" in request) {
-          const at = pending.findIndex((p) => p.attempt === request.cancel);
-          if (at >= 0) {
-            pending.splice(at, 1);
-            await control({ attempt: request.cancel, dropped: true });
-          }
-        } else {
-          pending.push(request);
+    for await (const text of lines(input)) {
+      const line = text.trim();
+      if (!line) continue;
+      const request = JSON.parse(line) as AttemptRequest | CancelRequest;
+      if ("cancel" in request) {
+        const at = pending.findIndex((p) => p.attempt === request.cancel);
+        if (at >= 0) {
+          pending.splice(at, 1);
+          control({ attempt: request.cancel, dropped: true });
+          flush();
         }
-        wake();
+      } else {
+        pending.push(request);
       }
+      wake();
     }
   })().finally(() => {
     ended = true;
     wake();
   });
-  await control({ ready: true });
+  control({ ready: true });
   for (;;) {
     const next = pending.shift();
     if (!next) {
+      flush();
       if (ended) break;
       await new Promise<void>((resolve) => (wake = resolve));
       continue;
     }
-    await control({ attempt: next.attempt, started: true });
-    const { code, stored } = await run(next.task, next.attempt);
-    await control({ attempt: next.attempt, code, ...(stored ? { stored } : {}) });
+    control({ attempt: next.attempt, started: true });
+    flush();
+    const { code, stored } = await run(next);
+    control({ attempt: next.attempt, code, ...(stored ? { stored } : {}) });
   }
   await reading;
 }
