@@ -57,6 +57,8 @@ export interface MapReport {
   /** When the first result arrived. */
   firstMs: number;
   /** When the last result arrived. */
+  lastMs: number;
+  /** When the iteration ended: the job closed (workers stopped, final status written). */
   doneMs: number;
   /** Number of results. */
   results: number;
@@ -114,6 +116,7 @@ async function main(spec: MapSpec): Promise<MapReport> {
   let results = 0;
   let checksum = 0;
   let firstMs = NaN;
+  let lastMs = NaN;
   const rssSamples: [number, number, number, number, number][] = [];
   const sampler = setInterval(() => {
     const { rss, heapUsed, external } = Deno.memoryUsage();
@@ -121,7 +124,8 @@ async function main(spec: MapSpec): Promise<MapReport> {
   }, spec.sampleMs ?? 50);
   try {
     for await (const value of run) {
-      if (results === 0) firstMs = performance.now();
+      lastMs = performance.now();
+      if (results === 0) firstMs = lastMs;
       results++;
       checksum += typeof value === "number"
         ? value
@@ -140,6 +144,7 @@ async function main(spec: MapSpec): Promise<MapReport> {
     readyMs,
     readyAt,
     firstMs,
+    lastMs,
     doneMs,
     results,
     checksum,

@@ -17,7 +17,8 @@ import { collectOutput, storeLog } from "./worker_output.ts";
 import { parsePermissions } from "../permissions.ts";
 import { openStorage, type Storage } from "../storage/storage.ts";
 import type { AttemptSpec, Backend, BackendEvent, BackendSession, JobContext } from "./backend.ts";
-import { hostName, QueueSession, type Started } from "./queue.ts";
+import { hostName } from "../host.ts";
+import { QueueSession, type Started } from "./queue.ts";
 
 /** Options of the local backend. */
 export interface LocalBackendOptions {

@@ -149,12 +149,3 @@ export abstract class QueueSession implements BackendSession {
     }
   }
 }
-
-/** This machine's name, for `started` events. */
-export function hostName(): string {
-  try {
-    return Deno.hostname();
-  } catch {
-    return "localhost";
-  }
-}

@@ -25,7 +25,8 @@ import {
   lines,
 } from "../worker/protocol.ts";
 import type { AttemptSpec, BackendEvent, ExitReason, JobContext, StoredResult } from "./backend.ts";
-import { hostName, QueueSession, type Started } from "./queue.ts";
+import { hostName } from "../host.ts";
+import { QueueSession, type Started } from "./queue.ts";
 
 /** Most bytes of one attempt's output kept for its log (the end is kept). */
 const LOG_BYTES = 8 * 1024 * 1024;

@@ -18,6 +18,7 @@ import { readBytes, readJson, type Storage } from "../storage/storage.ts";
 import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
 import type { AttemptSpec, StoredResult } from "../backends/backend.ts";
 import { TaskThread, THREAD_CODE } from "./thread.ts";
+import { hostName } from "../host.ts";
 
 /** How an attempt ended, as the worker reports it. */
 export interface AttemptOutcome {
@@ -206,13 +207,5 @@ export class JobWorker {
     const path = join(scratch, `bundle-${sha256.slice(0, 16)}.js`);
     await Deno.writeFile(path, code);
     return { manifest, bundle: toFileUrl(path).href };
-  }
-}
-
-function hostName(): string {
-  try {
-    return Deno.hostname();
-  } catch {
-    return "unknown";
   }
 }
