@@ -73,8 +73,7 @@ export function attemptBreakdown(options: BreakdownOptions): Promise<Table> {
         },
       },
       {
-        label:
-          "an empty script importing node:crypto, path, stream, url and v8 (as worker.ts does)",
+        label: "an empty script importing node:path, url, util and v8 (as worker.ts does)",
         run: async () => {
           const m = await measure(
             deno,

@@ -118,7 +118,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
       Math.min(
         ...s.report.rssSamples.filter((x) => x[2] >= s.report.results / 10).map((x) => x[3]),
       ));
-    const calls = med(count, (s) => s.report.doneMs - s.report.readyMs);
+    const calls = med(count, (s) => s.report.lastMs - s.report.readyMs);
     return [
       count.toLocaleString("en-US"),
       String(samples.get(count)!.length),

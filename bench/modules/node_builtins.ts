@@ -1,12 +1,12 @@
 /**
- * An otherwise empty script that loads the `node:` built-ins worker.ts and
- * its task thread use, to price Deno's Node compatibility layer at start-up.
+ * An otherwise empty script that loads the `node:` built-ins worker.ts's
+ * static module graph uses, to price Deno's Node compatibility layer at
+ * start-up.
  *
  * @module
  */
 
-import "node:crypto";
 import "node:path";
-import "node:stream";
 import "node:url";
+import "node:util";
 import "node:v8";
