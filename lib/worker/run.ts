@@ -75,7 +75,11 @@ export class JobWorker {
   readonly #thread: TaskThread;
   #setup: Promise<{ manifest: Manifest; bundle: string }> | undefined;
 
-  /** A worker for `options.job`; nothing is read until the first attempt. */
+  /**
+   * A worker for `options.job`; nothing is read until the first attempt, but
+   * the task thread starts at once, to boot while the job's objects are read.
+   * Call {@linkcode close} when done.
+   */
   constructor(options: JobWorkerOptions) {
     this.#options = options;
     this.#layout = new JobLayout(options.job);
@@ -85,6 +89,7 @@ export class JobWorker {
         write: [options.scratch],
       }),
     );
+    this.#thread.start();
   }
 
   /**

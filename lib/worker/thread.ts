@@ -42,9 +42,14 @@ export class TaskThread {
   readonly #permissions: PermissionSet;
   #current: ((done: DoneMessage) => void) | undefined;
 
-  /** A thread with `permissions`; it starts on the first task. */
+  /** A thread with `permissions`; it starts on the first task, or with {@linkcode start}. */
   constructor(permissions: PermissionSet) {
     this.#permissions = permissions;
+  }
+
+  /** Start the thread now (if it is not running), so it boots while the caller does other work. */
+  start(): void {
+    this.#worker ??= this.#start();
   }
 
   /** Run one task; resolves when the thread reports that it ended. */
@@ -58,7 +63,8 @@ export class TaskThread {
   }
 
   #send(message: RunMessage | LoadMessage, transfer: Transferable[]): Promise<DoneMessage> {
-    const worker = this.#worker ??= this.#start();
+    this.start();
+    const worker = this.#worker!;
     return new Promise<DoneMessage>((resolve) => {
       this.#current = resolve;
       worker.postMessage(message, transfer);
