@@ -21,7 +21,7 @@ import {
 } from "@kubernetes/client-node";
 import { JobLayout } from "../../job/layout.ts";
 import type { Storage } from "../../storage/storage.ts";
-import { writeJson } from "../../storage/storage.ts";
+import { readJson, writeJson } from "../../storage/storage.ts";
 import { EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";
 import type { RunMap } from "../../worker/run.ts";
 import type {
@@ -131,11 +131,7 @@ export class KubernetesSession implements BackendSession {
       if (!name || finished || job.metadata?.deletionTimestamp) continue;
       let map: RunMap;
       try {
-        map = JSON.parse(
-          new TextDecoder().decode(
-            await new Response(await this.#ctx.storage.get(this.#layout.run(name))).bytes(),
-          ),
-        ) as RunMap;
+        map = await readJson<RunMap>(this.#ctx.storage, this.#layout.run(name));
       } catch {
         continue; // not this storage's job, or its map is gone
       }
