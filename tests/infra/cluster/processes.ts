@@ -6,7 +6,7 @@
  * @module
  */
 
-/** Options of {@link spawnDetached}. */
+/** Options of {@link spawnLogged} and {@link spawnDetached}. */
 export interface SpawnDetachedOptions {
   /** Arguments after the program. @default [] */
   args?: string[];
@@ -16,12 +16,41 @@ export interface SpawnDetachedOptions {
   pidFile: string;
   /** Extra environment variables. @default {} */
   env?: Record<string, string>;
+  /** Whether `env` is the whole environment (nothing inherited). @default false */
+  clearEnv?: boolean;
   /** Working directory. @default the current directory */
   cwd?: string;
 }
 
 /**
- * Start `program` in a new session, detached from this process, with output going to a log file.
+ * Start `program` in a new session, with output appended to a log file and its pid written to
+ * the pid file. A shell does the redirection and then becomes the program (same pid).
+ *
+ * @param program Absolute path or name on PATH.
+ * @param options Arguments, log file, pid file, environment and working directory.
+ * @returns The child; its pid is also its process group id.
+ */
+export async function spawnLogged(
+  program: string,
+  options: SpawnDetachedOptions,
+): Promise<Deno.ChildProcess> {
+  const { args = [], logFile, pidFile, env = {}, clearEnv = false, cwd } = options;
+  const child = new Deno.Command("/bin/sh", {
+    args: ["-c", 'log=$1; shift; exec "$@" >>"$log" 2>&1', "sh", logFile, program, ...args],
+    env,
+    clearEnv,
+    cwd,
+    detached: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  await Deno.writeTextFile(pidFile, `${child.pid}\n`);
+  return child;
+}
+
+/**
+ * Start `program` with {@link spawnLogged}, detached from this process: it outlives it.
  *
  * @param program Absolute path or name on PATH.
  * @param options Arguments, log file, pid file, environment and working directory.
@@ -31,20 +60,10 @@ export async function spawnDetached(
   program: string,
   options: SpawnDetachedOptions,
 ): Promise<number> {
-  const { args = [], logFile, pidFile, env = {}, cwd } = options;
-  const child = new Deno.Command("sh", {
-    args: ["-c", 'log=$1; shift; exec "$@" >>"$log" 2>&1', "sh", logFile, program, ...args],
-    env,
-    cwd,
-    detached: true,
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
+  const child = await spawnLogged(program, options);
   child.unref();
   // Reap the child if it exits while this process still runs, so it never lingers as a zombie.
   child.status.catch(() => {});
-  await Deno.writeTextFile(pidFile, `${child.pid}\n`);
   return child.pid;
 }
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { signalGroup } from "../processes.ts";
+import { signalGroup, spawnLogged } from "../processes.ts";
 
 /** Options of {@link ContainerProcess.start}. */
 export interface ContainerProcessOptions {
@@ -57,20 +57,9 @@ export class ContainerProcess {
    * @returns The running process.
    */
   static async start(options: ContainerProcessOptions): Promise<ContainerProcess> {
-    const { program, args, env, cwd, logFile, pidFile } = options;
-    const child = new Deno.Command("/bin/sh", {
-      // The shell only redirects and then becomes the program (same pid).
-      args: ["-c", 'log=$1; shift; exec "$@" >>"$log" 2>&1', "sh", logFile, program, ...args],
-      env,
-      clearEnv: true,
-      cwd,
-      detached: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    await Deno.writeTextFile(pidFile, `${child.pid}\n`);
-    return new ContainerProcess(child, pidFile);
+    const { program, ...rest } = options;
+    const child = await spawnLogged(program, { ...rest, clearEnv: true });
+    return new ContainerProcess(child, options.pidFile);
   }
 
   /** The exit, once the process has exited. */
