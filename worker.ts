@@ -28,7 +28,7 @@ import type { PermissionSet } from "./lib/permissions.ts";
 import { openStorage } from "./lib/storage/storage.ts";
 import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
 import { serve as serveRequests } from "./lib/worker/serve.ts";
-import { type AttemptOutcome, JobWorker } from "./lib/worker/run.ts";
+import { type AttemptOutcome, JobWorker, type RunOptions } from "./lib/worker/run.ts";
 
 const USAGE =
   "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --run NAME | --serve) [--permissions JSON]";
@@ -47,9 +47,10 @@ async function attempt(
   task: number,
   id: string,
   job: string,
+  options?: RunOptions,
 ): Promise<AttemptOutcome> {
   try {
-    return await worker.run(task, id);
+    return await worker.run(task, id, options);
   } catch (error) {
     console.error(
       `kubeface worker: task ${task} of job '${job}' could not run: ${
@@ -134,7 +135,7 @@ export async function main(args: string[]): Promise<number> {
     await worker.warmUp().catch(() => {});
     const encoder = new TextEncoder();
     await serveRequests(
-      (task, id) => attempt(worker, task, id, job),
+      ({ task, attempt: id, first }) => attempt(worker, task, id, job, { first }),
       Deno.stdin.readable,
       (line) => {
         // One synchronous write: cheaper than an asynchronous one, and whole.

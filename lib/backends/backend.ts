@@ -16,6 +16,12 @@ export interface AttemptSpec {
   task: number;
   /** Attempt id, unique within the job; the worker writes `results/<task>/<attempt>.*`. */
   attempt: string;
+  /**
+   * The task's first attempt: when it was submitted, no other attempt had
+   * started and no result was stored, so a worker may skip looking for
+   * another attempt's result before it runs the task.
+   */
+  first?: boolean;
 }
 
 /** A result record an attempt stored: a value (`ok`) or a task error, and its size. */

@@ -155,8 +155,8 @@ export class WarmSession extends QueueSession {
 
   #hand(worker: WarmWorker, item: Assigned): void {
     worker.assigned.push(item);
-    const { task, attempt } = item.spec;
-    this.#send(worker, { task, attempt } satisfies AttemptRequest);
+    const { task, attempt, first } = item.spec;
+    this.#send(worker, { task, attempt, ...(first ? { first } : {}) } satisfies AttemptRequest);
   }
 
   #send(worker: WarmWorker, message: object): void {

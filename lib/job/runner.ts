@@ -153,7 +153,11 @@ export class JobRunner {
     const pending = this.tasks.filter((t) => t.phase === "pending");
     const batch = pending.map((task) => this.#newAttempt(task, false));
     if (batch.length > 0) {
-      await session.submit(batch.map(({ task, id }) => ({ task, attempt: id })));
+      await session.submit(batch.map(({ task, id }) => ({
+        task,
+        attempt: id,
+        first: this.tasks[task]!.attempts.length === 1,
+      })));
     }
     this.#tick = setInterval(() => this.#onTick(), TICK_MS);
     this.#statusTimer = setInterval(() => this.#maybeWriteStatus(false), 250);

@@ -92,6 +92,8 @@ export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator
 export interface AttemptRequest {
   task: number;
   attempt: string;
+  /** No other attempt of the task can have stored a result (see `AttemptSpec.first`). */
+  first?: boolean;
 }
 
 /** Pool → serving worker: drop this attempt if it has not started yet. */

@@ -28,6 +28,17 @@ export interface AttemptOutcome {
   stored?: StoredResult;
 }
 
+/** Options of {@linkcode JobWorker.run}. */
+export interface RunOptions {
+  /**
+   * The task's first attempt (see `AttemptSpec.first`): no other attempt's
+   * result can exist, so none is looked for.
+   *
+   * @default {false}
+   */
+  first?: boolean;
+}
+
 /** Contents of `jobs/<key>/runs/<name>.json`: what each index of a batch runs. */
 export interface RunMap {
   attempts: AttemptSpec[];
@@ -85,12 +96,13 @@ export class JobWorker {
    * Run one attempt and store its result. Returns the exit code (`EXIT_OK`,
    * or `EXIT_TASK_ERROR` when the task threw) and, for small records, what
    * was stored. A task that already has a result (another attempt won) is
-   * not run again: `EXIT_OK` at once.
+   * not run again: `EXIT_OK` at once; the check is skipped for a first
+   * attempt.
    *
    * @throws {WorkerSetupError} The job's objects are missing or corrupt.
    * @throws {StorageError} Storage failed.
    */
-  async run(task: number, attempt: string): Promise<AttemptOutcome> {
+  async run(task: number, attempt: string, options: RunOptions = {}): Promise<AttemptOutcome> {
     const { storage, job } = this.#options;
     const layout = this.#layout;
     this.#setup ??= this.#prepare();
@@ -103,7 +115,7 @@ export class JobWorker {
         `Cannot run task ${task} of job '${job}': the job has tasks 0 to ${manifest.tasks - 1}`,
       );
     }
-    if (await this.#done(task)) return { code: EXIT_OK }; // another attempt already succeeded
+    if (!options.first && await this.#done(task)) return { code: EXIT_OK }; // another attempt won
     const { header, payload } = await readRawRecord<InputHeader>(
       await storage.get(layout.input(task)),
       `input of task ${task}`,

@@ -18,7 +18,7 @@ import {
 import type { AttemptOutcome } from "./run.ts";
 
 /** Runs one attempt; returns its exit code and what it stored. */
-export type RunAttempt = (task: number, attempt: string) => Promise<AttemptOutcome>;
+export type RunAttempt = (request: AttemptRequest) => Promise<AttemptOutcome>;
 
 /**
  * Serve requests from `input` until it ends, writing control lines with
@@ -72,7 +72,7 @@ export async function serve(
     }
     control({ attempt: next.attempt, started: true });
     flush();
-    const { code, stored } = await run(next.task, next.attempt);
+    const { code, stored } = await run(next);
     control({ attempt: next.attempt, code, ...(stored ? { stored } : {}) });
   }
   await reading;
