@@ -4,7 +4,7 @@
  * @module
  */
 
-/** The pinned Kubernetes release: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl. */
+/** The pinned Kubernetes release: kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kubelet. */
 export const KUBERNETES_VERSION = "v1.35.4";
 
 /**
@@ -19,6 +19,7 @@ export const KUBERNETES_BINARIES = [
   "kube-controller-manager",
   "kube-scheduler",
   "kubectl",
+  "kubelet",
 ] as const;
 
 /** One of {@link KUBERNETES_BINARIES}. */
