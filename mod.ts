@@ -29,8 +29,8 @@ import { Client, type ClientOptions, type MapOptions, type MapRun } from "./lib/
 export { Client, MapRun } from "./lib/client.ts";
 export type { ClientOptions, MapOptions } from "./lib/client.ts";
 export { DEFAULTS, type JobOptions } from "./lib/options.ts";
-export type { Entry, JobInfo } from "./lib/job/run.ts";
-export type { JobPhase, Progress } from "./lib/job/state.ts";
+export type { Entry, JobInfo } from "./lib/master/run.ts";
+export type { JobPhase, Progress } from "./lib/master/state.ts";
 export type { InputSource, TaskModule } from "./lib/task_module.ts";
 export { BACKEND_NAMES } from "./lib/backends/backend.ts";
 export type {

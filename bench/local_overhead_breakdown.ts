@@ -8,9 +8,9 @@
  */
 
 import { join } from "node:path";
-import { JobLayout } from "../lib/job/layout.ts";
-import type { ResultHeader } from "../lib/job/manifest.ts";
-import { readHeader } from "../lib/serialize.ts";
+import { JobLayout } from "../lib/format/layout.ts";
+import type { ResultHeader } from "../lib/format/manifest.ts";
+import { readHeader } from "../lib/format/records.ts";
 import { openStorage } from "../lib/storage/storage.ts";
 import { lastJson, measure } from "./support/process.ts";
 import { benchModule, REPO, runDriver, withTempStorage } from "./support/kubeface.ts";

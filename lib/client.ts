@@ -8,9 +8,9 @@
 import type { Backend, BackendName } from "./backends/backend.ts";
 import { type BackendOptions, createBackend } from "./backends/select.ts";
 import { JobInterruptedError } from "./errors.ts";
-import { type Entry, type JobInfo, jobKeyFor, runJob } from "./job/run.ts";
-import type { JobRunner } from "./job/runner.ts";
-import type { Progress } from "./job/state.ts";
+import { type Entry, type JobInfo, jobKeyFor, runJob } from "./master/run.ts";
+import type { JobRunner } from "./master/runner.ts";
+import type { Progress } from "./master/state.ts";
 import { defaultStorage, type JobOptions, resolveJobOptions } from "./options.ts";
 import type { Shared } from "./shared.ts";
 import { shareValue } from "./shared_store.ts";

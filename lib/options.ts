@@ -6,8 +6,8 @@
  */
 
 import { join } from "node:path";
-import { checkJobKey } from "./job/layout.ts";
-import type { Progress } from "./job/state.ts";
+import { checkJobKey } from "./format/layout.ts";
+import type { Progress } from "./master/state.ts";
 import { parsePermissions } from "./permissions.ts";
 
 /** Options of one job. Every field is optional; see {@linkcode DEFAULTS}. */

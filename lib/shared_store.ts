@@ -12,7 +12,7 @@ import {
   type Encoding,
   readRawRecord,
   recordBody,
-} from "./serialize.ts";
+} from "./format/records.ts";
 import { Shared } from "./shared.ts";
 import { openStorage, type Storage } from "./storage/storage.ts";
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import type { Io } from "../lib/cli/io.ts";
 import { ResultWriter, toJsonValue } from "../lib/cli/output.ts";
 import { formatDuration, ProgressLine, progressLine } from "../lib/cli/progress.ts";
-import type { Progress } from "../lib/job/state.ts";
+import type { Progress } from "../lib/master/state.ts";
 
 function fakeIo(isTerminal: boolean): Io & { errText: string } {
   const io = {

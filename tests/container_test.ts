@@ -14,7 +14,7 @@ import { ContainerBackend } from "../lib/backends/container.ts";
 import { defaultUlimits } from "../lib/backends/container_host.ts";
 import { runPlan } from "../lib/backends/container_run.ts";
 import { defaultImage } from "../lib/image/tag.ts";
-import { readStatus } from "../lib/jobs.ts";
+import { readStatus } from "../lib/catalog.ts";
 import { openStorage } from "../lib/storage/storage.ts";
 import { BackendError, Client, WorkerCrashError } from "../mod.ts";
 import { containersOf, containerUnavailable, killContainer, testCli } from "./support/container.ts";

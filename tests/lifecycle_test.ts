@@ -6,8 +6,8 @@
  */
 
 import assert from "node:assert/strict";
-import { JobLayout } from "../lib/job/layout.ts";
-import { readStatus } from "../lib/jobs.ts";
+import { JobLayout } from "../lib/format/layout.ts";
+import { readStatus } from "../lib/catalog.ts";
 import type { JobStatus } from "../lib/status/status.ts";
 import { openStorage } from "../lib/storage/storage.ts";
 import { Client, JobMismatchError, WorkerCrashError } from "../mod.ts";

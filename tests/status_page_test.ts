@@ -10,8 +10,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { JobLayout } from "../lib/job/layout.ts";
-import { readStatus } from "../lib/jobs.ts";
+import { JobLayout } from "../lib/format/layout.ts";
+import { readStatus } from "../lib/catalog.ts";
 import { renderStatusHtml } from "../lib/status/html.ts";
 import { attemptCount } from "../lib/status/page_data.ts";
 import { serveStatus } from "../lib/status/serve.ts";

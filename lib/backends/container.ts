@@ -17,7 +17,7 @@
 
 import { BackendError, errorMessage } from "../errors.ts";
 import { defaultImage } from "../image/tag.ts";
-import { JobLayout } from "../job/layout.ts";
+import { JobLayout } from "../format/layout.ts";
 import { parsePermissions } from "../permissions.ts";
 import { openStorage, type Storage } from "../storage/storage.ts";
 import type {

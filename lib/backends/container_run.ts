@@ -14,7 +14,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BackendError } from "../errors.ts";
 import { parsePermissions, permissionFlags, type PermissionSet } from "../permissions.ts";
-import { workerArgs } from "../worker/command.ts";
+import { workerArgs } from "../worker/launch.ts";
 import type { AttemptSpec, JobContext } from "./backend.ts";
 
 /** Where the worker's files are inside the image. */

@@ -10,8 +10,8 @@
 
 import { fileURLToPath } from "node:url";
 import { errorMessage } from "../errors.ts";
-import { JobLayout } from "../job/layout.ts";
-import { workerArgs } from "../worker/command.ts";
+import { JobLayout } from "../format/layout.ts";
+import { workerArgs } from "../worker/launch.ts";
 import { WarmSession } from "./warm.ts";
 import { collectOutput, storeLog } from "./worker_output.ts";
 import { parsePermissions } from "../permissions.ts";

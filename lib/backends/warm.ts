@@ -15,9 +15,9 @@
  */
 
 import { errorMessage } from "../errors.ts";
-import { JobLayout } from "../job/layout.ts";
+import { JobLayout } from "../format/layout.ts";
 import type { Storage } from "../storage/storage.ts";
-import { workerArgs } from "../worker/command.ts";
+import { workerArgs } from "../worker/launch.ts";
 import {
   type AttemptRequest,
   CONTROL_PREFIX,

@@ -7,7 +7,7 @@
 
 import { createBackend } from "../backends/select.ts";
 import { NotFoundError } from "../errors.ts";
-import { JobLayout } from "../job/layout.ts";
+import { JobLayout } from "../format/layout.ts";
 import {
   countObjects,
   deleteJob,
@@ -15,7 +15,7 @@ import {
   listJobs,
   readStatus,
   stateOf,
-} from "../jobs.ts";
+} from "../catalog.ts";
 import { defaultStorage } from "../options.ts";
 import { openStorage, type Storage } from "../storage/storage.ts";
 import { serveStatus, type StatusServer } from "../status/serve.ts";

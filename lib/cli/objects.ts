@@ -5,8 +5,8 @@
  * @module
  */
 
-import { isRecord, readRecord, type RecordHeader } from "../serialize.ts";
-import type { ErrorRecord } from "../job/manifest.ts";
+import { isRecord, readRecord, type RecordHeader } from "../format/records.ts";
+import type { ErrorRecord } from "../format/manifest.ts";
 import { openLocation } from "../storage/location.ts";
 import { BoundedPool } from "../pool.ts";
 import { helpText, parseFlags } from "./flags.ts";

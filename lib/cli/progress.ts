@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Progress } from "../job/state.ts";
+import type { Progress } from "../master/state.ts";
 import type { Io } from "./io.ts";
 
 /** Milliseconds as `1h02m`, `3m05s` or `4.2s`. */

@@ -9,7 +9,7 @@
  */
 
 import { NotFoundError } from "../errors.ts";
-import { JobLayout } from "../job/layout.ts";
+import { JobLayout } from "../format/layout.ts";
 import type { Storage } from "../storage/storage.ts";
 import { renderStatusHtml } from "./html.ts";
 import type { JobStatus } from "./status.ts";

@@ -6,9 +6,9 @@
  * @module
  */
 
-import type { JobRunner } from "../job/runner.ts";
-import type { JobLayout } from "../job/layout.ts";
-import type { AttemptOutcome, JobPhase, Progress } from "../job/state.ts";
+import type { JobRunner } from "../master/runner.ts";
+import type { JobLayout } from "../format/layout.ts";
+import type { AttemptOutcome, JobPhase, Progress } from "../master/state.ts";
 import { type Storage, writeJson } from "../storage/storage.ts";
 import { renderStatusHtml } from "./html.ts";
 

@@ -5,8 +5,8 @@
  * @module
  */
 
-import type { ErrorRecord } from "../job/manifest.ts";
-import type { Encoding } from "../serialize.ts";
+import type { ErrorRecord } from "../format/manifest.ts";
+import type { Encoding } from "../format/records.ts";
 import type { StoredResult } from "../backends/backend.ts";
 
 /** Worker → thread: run the task on a serialized input. */

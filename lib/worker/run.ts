@@ -10,10 +10,10 @@
 import { join } from "node:path";
 import { pathToFileURL as toFileUrl } from "node:url";
 import { sha256Hex } from "../bundle.ts";
-import type { InputHeader, Manifest, ResultHeader } from "../job/manifest.ts";
-import { JobLayout } from "../job/layout.ts";
+import type { InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
+import { JobLayout } from "../format/layout.ts";
 import { mergePermissions, type PermissionSet } from "../permissions.ts";
-import { encodeRecord, readRawRecord, recordBody } from "../serialize.ts";
+import { encodeRecord, readRawRecord, recordBody } from "../format/records.ts";
 import { readBytes, readJson, type Storage } from "../storage/storage.ts";
 import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
 import type { AttemptSpec, StoredResult } from "../backends/backend.ts";

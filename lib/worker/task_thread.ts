@@ -8,9 +8,9 @@
  * @module
  */
 
-import type { ErrorRecord } from "../job/manifest.ts";
+import type { ErrorRecord } from "../format/manifest.ts";
 import { reviveShared, setSharedLoader } from "../shared.ts";
-import { decodeValue, encodeValue } from "../serialize.ts";
+import { decodeValue, encodeValue } from "../format/records.ts";
 import { checkTaskModule } from "../task_module.ts";
 import type {
   DoneMessage,

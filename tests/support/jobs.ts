@@ -4,9 +4,9 @@
  * @module
  */
 
-import { JobLayout } from "../../lib/job/layout.ts";
-import type { ResultHeader } from "../../lib/job/manifest.ts";
-import { readHeader } from "../../lib/serialize.ts";
+import { JobLayout } from "../../lib/format/layout.ts";
+import type { ResultHeader } from "../../lib/format/manifest.ts";
+import { readHeader } from "../../lib/format/records.ts";
 import { openStorage } from "../../lib/storage/storage.ts";
 import type { MapOptions, MapRun } from "../../mod.ts";
 

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { AttemptOutcome } from "../../lib/job/state.ts";
+import type { AttemptOutcome } from "../../lib/master/state.ts";
 import type { AttemptStatus, JobStatus, TaskStatus } from "../../lib/status/status.ts";
 
 const T0 = Date.parse("2026-03-01T09:00:00.000Z");

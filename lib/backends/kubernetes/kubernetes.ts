@@ -8,7 +8,7 @@
  */
 
 import { BatchV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
-import { JobLayout } from "../../job/layout.ts";
+import { JobLayout } from "../../format/layout.ts";
 import { openStorage, readJson } from "../../storage/storage.ts";
 import type { RunMap } from "../../worker/run.ts";
 import type { Backend, BackendEvent, BackendSession, JobContext, WorkerLog } from "../backend.ts";

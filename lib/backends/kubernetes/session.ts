@@ -19,7 +19,7 @@ import {
   type V1Job,
   type V1Pod,
 } from "@kubernetes/client-node";
-import { JobLayout } from "../../job/layout.ts";
+import { JobLayout } from "../../format/layout.ts";
 import type { Storage } from "../../storage/storage.ts";
 import { readJson, writeJson } from "../../storage/storage.ts";
 import { EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";

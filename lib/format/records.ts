@@ -12,7 +12,7 @@
  */
 
 import v8 from "node:v8";
-import { heldBytes } from "./storage/storage.ts";
+import { heldBytes } from "../storage/storage.ts";
 
 const MAGIC = new TextEncoder().encode("KF1\n");
 

@@ -10,12 +10,12 @@
 
 import type { BackendEvent, BackendSession } from "../backends/backend.ts";
 import { JobInterruptedError, TaskError, WorkerCrashError } from "../errors.ts";
-import { readHeader } from "../serialize.ts";
+import { readHeader } from "../format/records.ts";
 import type { Storage } from "../storage/storage.ts";
 import type { ResolvedJobOptions } from "../options.ts";
 import { HEARTBEAT_MS } from "../status/status.ts";
-import { type JobLayout, newAttemptId } from "./layout.ts";
-import type { Manifest, ResultHeader } from "./manifest.ts";
+import { type JobLayout, newAttemptId } from "../format/layout.ts";
+import type { Manifest, ResultHeader } from "../format/manifest.ts";
 import {
   type AttemptState,
   type JobPhase,

@@ -4,9 +4,9 @@
  * @module
  */
 
-import { JobLayout } from "./job/layout.ts";
-import type { JobPhase } from "./job/state.ts";
-import { deletePrefix } from "./job/prepare.ts";
+import { JobLayout } from "./format/layout.ts";
+import type { JobPhase } from "./master/state.ts";
+import { deletePrefix } from "./master/prepare.ts";
 import { NotFoundError } from "./errors.ts";
 import { readJson, type Storage } from "./storage/storage.ts";
 import { HEARTBEAT_MS, type JobStatus, type JobSummary } from "./status/status.ts";

@@ -11,11 +11,11 @@ import { createHash } from "node:crypto";
 import type { Bundle } from "../bundle.ts";
 import { JobMismatchError } from "../errors.ts";
 import { BoundedPool } from "../pool.ts";
-import { type EncodedValue, encodeRecord, encodeValue, recordBody } from "../serialize.ts";
+import { type EncodedValue, encodeRecord, encodeValue, recordBody } from "../format/records.ts";
 import { readJson, type Storage } from "../storage/storage.ts";
 import { type InputSource, iterateInputs } from "../task_module.ts";
-import type { JobLayout } from "./layout.ts";
-import type { InputHeader, Manifest } from "./manifest.ts";
+import type { JobLayout } from "../format/layout.ts";
+import type { InputHeader, Manifest } from "../format/manifest.ts";
 
 /** What {@linkcode prepareJob} needs. */
 export interface PrepareOptions {
