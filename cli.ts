@@ -19,16 +19,10 @@ import {
   WorkerCrashError,
 } from "./lib/errors.ts";
 import { type Io, UsageError } from "./lib/cli/io.ts";
-import {
-  CLEANUP_HELP,
-  cleanupCommand,
-  JOBS_HELP,
-  jobsCommand,
-  LOGS_HELP,
-  logsCommand,
-  STATUS_HELP,
-  statusCommand,
-} from "./lib/cli/jobs.ts";
+import { CLEANUP_HELP, cleanupCommand } from "./lib/cli/cleanup.ts";
+import { JOBS_HELP, jobsCommand } from "./lib/cli/jobs.ts";
+import { LOGS_HELP, logsCommand } from "./lib/cli/logs.ts";
+import { STATUS_HELP, statusCommand } from "./lib/cli/status.ts";
 import { MAP_HELP, mapCommand, RUN_HELP, runCommand } from "./lib/cli/map.ts";
 import { CAT_HELP, catCommand, CP_HELP, cpCommand } from "./lib/cli/objects.ts";
 

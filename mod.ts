@@ -41,9 +41,10 @@ export type {
   BackendSession,
   ExitReason,
   JobContext,
-  StoredResult,
   WorkerLog,
 } from "./lib/backends/backend.ts";
+export { JobLayout, type ResultKind } from "./lib/format/layout.ts";
+export { PERMISSION_NAMES, type PermissionName, type PermissionSet } from "./lib/permissions.ts";
 export type { BackendOptions } from "./lib/backends/select.ts";
 export type { LocalBackendOptions } from "./lib/backends/local.ts";
 export type { ContainerBackendOptions } from "./lib/backends/container.ts";
@@ -94,5 +95,9 @@ export function map<I = unknown, O = unknown>(
   module: string | URL,
   options: ClientOptions & MapOptions<I> = {},
 ): MapRun<I, O> {
-  return new Client(options).map<I, O>(module, options);
+  const { storage, backend, local, container, kubernetes, ...mapOptions } = options;
+  return new Client({ storage, backend, local, container, kubernetes }).map<I, O>(
+    module,
+    mapOptions,
+  );
 }

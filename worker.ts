@@ -13,33 +13,21 @@
  *   --scratch DIR --serve [--permissions JSON]
  * ```
  *
- * Every flag can also come from the environment: `KUBEFACE_STORAGE`,
- * `KUBEFACE_JOB`, `KUBEFACE_TASK`, `KUBEFACE_ATTEMPT`, `KUBEFACE_SCRATCH`,
- * `KUBEFACE_PERMISSIONS`. `--permissions` is the JSON of what the task may
+ * Every flag can also come from the environment (`KUBEFACE_STORAGE`,
+ * `KUBEFACE_JOB`, …; see `lib/worker/launch.ts`). `--permissions` is the JSON of what the task may
  * do (e.g. `{"net":true,"read":["/data"]}`); the task runs in a thread with
  * just that and its scratch directory, whatever the process itself may do.
  *
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { readEnv } from "./lib/env.ts";
 import { errorMessage } from "./lib/errors.ts";
-import type { PermissionSet } from "./lib/permissions.ts";
 import { openStorage } from "./lib/storage/storage.ts";
 import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
+import { parseWorkerLaunch, type WorkerLaunch } from "./lib/worker/launch.ts";
 import { serve as serveRequests } from "./lib/worker/serve.ts";
 import { type AttemptOutcome, JobWorker, type RunOptions } from "./lib/worker/run.ts";
-
-const USAGE =
-  "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --run NAME | --serve) [--permissions JSON]";
-
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined; // no --allow-env: flags only
-  }
-}
 
 /** Run one attempt; infrastructure failures become their exit code. */
 async function attempt(
@@ -67,38 +55,14 @@ async function attempt(
  * pod) is started by calling this.
  */
 export async function main(args: string[]): Promise<number> {
-  let values;
+  let launch: WorkerLaunch;
   try {
-    ({ values } = parseArgs({
-      args,
-      options: {
-        storage: { type: "string", default: env("KUBEFACE_STORAGE") },
-        job: { type: "string", default: env("KUBEFACE_JOB") },
-        task: { type: "string", default: env("KUBEFACE_TASK") },
-        attempt: { type: "string", default: env("KUBEFACE_ATTEMPT") },
-        scratch: { type: "string", default: env("KUBEFACE_SCRATCH") },
-        permissions: { type: "string", default: env("KUBEFACE_PERMISSIONS") ?? "{}" },
-        run: { type: "string", default: env("KUBEFACE_RUN") },
-        serve: { type: "boolean" },
-      },
-    }));
+    launch = parseWorkerLaunch(args, readEnv);
   } catch (error) {
-    console.error(`kubeface worker: ${errorMessage(error)}; ${USAGE}`);
+    console.error(`kubeface worker: ${errorMessage(error)}`);
     return EXIT_USAGE;
   }
-  const { storage: url, job, task, attempt: id, scratch, serve, run } = values;
-  const single = task !== undefined && /^\d+$/.test(task) && id;
-  if (!url || !job || !scratch || (!serve && !single && !run)) {
-    console.error(`kubeface worker: ${USAGE}`);
-    return EXIT_USAGE;
-  }
-  let permissions: PermissionSet;
-  try {
-    permissions = JSON.parse(values.permissions ?? "{}");
-  } catch {
-    console.error(`kubeface worker: --permissions must be JSON, not '${values.permissions}'`);
-    return EXIT_USAGE;
-  }
+  const { storageUrl: url, job, scratch, permissions, mode } = launch;
   let storage;
   try {
     storage = await openStorage(url);
@@ -109,6 +73,7 @@ export async function main(args: string[]): Promise<number> {
   // A private directory inside the given one: pods of a test node share /tmp.
   let own: string;
   try {
+    await Deno.mkdir(scratch, { recursive: true });
     own = await Deno.makeTempDir({ dir: scratch, prefix: "worker-" });
   } catch (error) {
     console.error(
@@ -118,19 +83,19 @@ export async function main(args: string[]): Promise<number> {
   }
   const worker = new JobWorker({ storage, job, scratch: own, permissions });
   try {
-    if (run) {
-      const index = Number(env("JOB_COMPLETION_INDEX"));
-      const spec = await worker.indexed(run, index).catch((error) => {
+    if ("run" in mode) {
+      const index = Number(readEnv("JOB_COMPLETION_INDEX"));
+      const spec = await worker.indexed(mode.run, index).catch((error) => {
         console.error(`kubeface worker: ${errorMessage(error)}`);
         return undefined;
       });
       if (!spec) return EXIT_INFRASTRUCTURE;
       console.error(
-        `kubeface worker: task ${spec.task}, attempt ${spec.attempt} (index ${index} of ${run})`,
+        `kubeface worker: task ${spec.task}, attempt ${spec.attempt} (index ${index} of ${mode.run})`,
       );
       return (await attempt(worker, spec.task, spec.attempt, job)).code;
     }
-    if (!serve) return (await attempt(worker, Number(task), id!, job)).code;
+    if ("task" in mode) return (await attempt(worker, mode.task, mode.attempt, job)).code;
     // Get ready before the first request; a failure here shows at the first attempt.
     await worker.warmUp().catch(() => {});
     const encoder = new TextEncoder();

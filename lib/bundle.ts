@@ -23,6 +23,45 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Options of {@linkcode denoBundle}. */
+export interface DenoBundleOptions {
+  /** Working directory: its `deno.json` and lock file apply. */
+  cwd: string;
+  /** Write an external source map next to the output. @default {false} */
+  sourcemap?: boolean;
+  /** The Deno executable. @default {Deno.execPath()} */
+  deno?: string;
+}
+
+/**
+ * Bundle `entry` into the one file `out` with `deno bundle`.
+ *
+ * @throws {Error} `deno bundle` failed; the message is its output.
+ */
+export async function denoBundle(
+  entry: string,
+  out: string,
+  options: DenoBundleOptions,
+): Promise<void> {
+  const { cwd, sourcemap = false, deno = Deno.execPath() } = options;
+  const { code, stderr } = await new Deno.Command(deno, {
+    args: [
+      "bundle",
+      "--quiet",
+      "--platform",
+      "deno",
+      ...(sourcemap ? ["--sourcemap", "external"] : []),
+      "-o",
+      out,
+      entry,
+    ],
+    cwd,
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (code !== 0) throw new Error(new TextDecoder().decode(stderr).trim());
+}
+
 /**
  * Bundle the module at `url` (a `file:` URL). Runs in the module's directory
  * so its own `deno.json` and lock file apply.
@@ -39,16 +78,11 @@ export async function bundleModule(url: URL, deno: string = Deno.execPath()): Pr
   const dir = await Deno.makeTempDir({ prefix: "kubeface-bundle-" });
   try {
     const out = join(dir, "bundle.js");
-    const { code, stderr } = await new Deno.Command(deno, {
-      args: ["bundle", "--quiet", "--platform", "deno", "--sourcemap", "external", "-o", out, path],
-      cwd: dirname(path),
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (code !== 0) {
-      const detail = new TextDecoder().decode(stderr).trim();
-      throw new Error(`Cannot bundle task module '${url.href}' with deno bundle:\n${detail}`);
-    }
+    await denoBundle(path, out, { cwd: dirname(path), sourcemap: true, deno }).catch((error) => {
+      throw new Error(
+        `Cannot bundle task module '${url.href}' with deno bundle:\n${error.message}`,
+      );
+    });
     const js = await Deno.readTextFile(out);
     const map = JSON.parse(await Deno.readTextFile(out + ".map")) as { sources?: string[] };
     map.sources = (map.sources ?? []).map((source) =>

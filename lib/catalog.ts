@@ -5,11 +5,10 @@
  */
 
 import { JobLayout } from "./format/layout.ts";
-import type { JobPhase } from "./master/state.ts";
 import { deletePrefix } from "./master/prepare.ts";
 import { NotFoundError } from "./errors.ts";
 import { readJson, type Storage } from "./storage/storage.ts";
-import { HEARTBEAT_MS, type JobStatus, type JobSummary } from "./status/status.ts";
+import { HEARTBEAT_MS, type JobPhase, type JobStatus, type JobSummary } from "./format/status.ts";
 
 /**
  * What `kubeface jobs` shows as a job's state: its phase, or `stale` for a

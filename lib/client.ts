@@ -7,11 +7,12 @@
 
 import type { Backend, BackendName } from "./backends/backend.ts";
 import { type BackendOptions, createBackend } from "./backends/select.ts";
+import { defaultBackend, defaultStorage } from "./env.ts";
 import { JobInterruptedError } from "./errors.ts";
-import { type Entry, type JobInfo, jobKeyFor, runJob } from "./master/run.ts";
+import { type Entry, type JobInfo, runJob } from "./master/run.ts";
 import type { JobRunner } from "./master/runner.ts";
 import type { Progress } from "./master/state.ts";
-import { defaultStorage, type JobOptions, resolveJobOptions } from "./options.ts";
+import { type JobOptions, resolveJobOptions } from "./options.ts";
 import type { Shared } from "./shared.ts";
 import { shareValue } from "./shared_store.ts";
 import { openStorage } from "./storage/storage.ts";
@@ -43,14 +44,6 @@ export interface MapOptions<I = unknown> extends JobOptions {
   inputs?: InputSource<I>;
   /** Called once the job is prepared, with its key and status page URLs. */
   onStart?: (info: JobInfo) => void;
-}
-
-function envOr(name: string, fallback: string): string {
-  try {
-    return Deno.env.get(name) || fallback;
-  } catch {
-    return fallback;
-  }
 }
 
 /**
@@ -171,7 +164,7 @@ export class Client {
    * @throws {TypeError} The backend name or one of its options is malformed.
    */
   backend(): Promise<Backend> {
-    const backend = this.options.backend ?? envOr("KUBEFACE_BACKEND", "local");
+    const backend = this.options.backend ?? defaultBackend();
     this.#backend ??= typeof backend === "string"
       ? createBackend(backend, this.options)
       : Promise.resolve(backend);
@@ -212,8 +205,7 @@ export class Client {
    */
   map<I = unknown, O = unknown>(module: string | URL, options: MapOptions<I> = {}): MapRun<I, O> {
     const url = moduleUrl(module);
-    const resolved = resolveJobOptions(options);
-    resolved.job = jobKeyFor(url, resolved);
+    const resolved = resolveJobOptions(options, url);
     const storageUrl = this.storage;
     const getBackend = () => this.backend();
     return new MapRun<I, O>(resolved.job, async function* (withInputs, run) {

@@ -5,10 +5,10 @@
  * @module
  */
 
-import { join } from "node:path";
-import { checkJobKey } from "./format/layout.ts";
+import { basename } from "node:path";
+import { checkJobKey, generateJobKey } from "./format/layout.ts";
 import type { Progress } from "./master/state.ts";
-import { parsePermissions } from "./permissions.ts";
+import { parsePermissions, type PermissionSet } from "./permissions.ts";
 
 /** Options of one job. Every field is optional; see {@linkcode DEFAULTS}. */
 export interface JobOptions {
@@ -126,10 +126,16 @@ export interface JobOptions {
 /** Options that have a fixed default. */
 type Defaulted = Omit<JobOptions, "job" | "onProgress" | "signal">;
 
-/** Job options with every default filled in. */
+/** Job options with every default filled in, the key chosen and the permissions parsed. */
 export type ResolvedJobOptions =
-  & Required<Defaulted>
-  & Pick<JobOptions, "job" | "onProgress" | "signal">;
+  & Required<Omit<Defaulted, "permissions">>
+  & Pick<JobOptions, "onProgress" | "signal">
+  & {
+    /** The job key, given or generated. */
+    job: string;
+    /** What the task may do, parsed from the permission flags. */
+    permissions: PermissionSet;
+  };
 
 /**
  * The defaults of {@linkcode JobOptions}; `kubeface map --help` shows the same.
@@ -173,13 +179,27 @@ function positiveInteger(name: string, value: number, allowZero = false): number
 }
 
 /**
- * Fill in defaults and check every value, before anything happens.
+ * Fill in defaults and check every value, before anything happens. Only
+ * the fields of {@linkcode JobOptions} are kept.
  *
+ * @param options The options given.
+ * @param module The task module, which names a generated job key.
  * @throws {RangeError} A number is out of range.
  * @throws {TypeError} The job key or a permission flag is malformed.
  */
-export function resolveJobOptions(options: JobOptions): ResolvedJobOptions {
-  const resolved = { ...DEFAULTS, ...stripUndefined(options) } as ResolvedJobOptions;
+export function resolveJobOptions(options: JobOptions, module: URL): ResolvedJobOptions {
+  const defaulted = Object.fromEntries(
+    (Object.keys(DEFAULTS) as (keyof Defaulted)[]).map((
+      name,
+    ) => [name, options[name] ?? DEFAULTS[name]]),
+  ) as Required<Defaulted>;
+  const resolved: ResolvedJobOptions = {
+    ...defaulted,
+    permissions: parsePermissions(defaulted.permissions),
+    job: checkJobKey(options.job ?? generateJobKey(basename(module.pathname))),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
   positiveInteger("parallelism", resolved.parallelism);
   positiveInteger("itemsPerTask", resolved.itemsPerTask);
   positiveInteger("maxRetries", resolved.maxRetries, true);
@@ -188,8 +208,6 @@ export function resolveJobOptions(options: JobOptions): ResolvedJobOptions {
   positiveInteger("speculationMaxReruns", resolved.speculationMaxReruns, true);
   positiveInteger("statusIntervalMs", resolved.statusIntervalMs, true);
   positiveInteger("uploadConcurrency", resolved.uploadConcurrency);
-  parsePermissions(resolved.permissions);
-  if (resolved.job !== undefined) checkJobKey(resolved.job);
   for (const name of ["speculationPercent", "speculationRuntimePercentile"] as const) {
     const value = resolved[name];
     if (!(value >= 0 && value <= 100)) {
@@ -197,26 +215,4 @@ export function resolveJobOptions(options: JobOptions): ResolvedJobOptions {
     }
   }
   return resolved;
-}
-
-function stripUndefined<T extends object>(value: T): Partial<T> {
-  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-/**
- * The storage used when none is given: `$KUBEFACE_STORAGE`, else
- * `$XDG_DATA_HOME/kubeface` (`~/.local/share/kubeface`).
- */
-export function defaultStorage(): string {
-  const env = (name: string) => {
-    try {
-      return Deno.env.get(name);
-    } catch {
-      return undefined;
-    }
-  };
-  const fromEnv = env("KUBEFACE_STORAGE");
-  if (fromEnv) return fromEnv;
-  const data = env("XDG_DATA_HOME") ?? join(env("HOME") ?? ".", ".local", "share");
-  return join(data, "kubeface");
 }

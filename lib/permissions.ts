@@ -7,7 +7,17 @@
 
 import { fileURLToPath } from "node:url";
 
-/** Permission names Deno accepts as `--allow-<name>`. */
+/**
+ * Permission names Deno accepts as `--allow-<name>`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { PERMISSION_NAMES } from "@kubeface/kubeface";
+ *
+ * assert.ok(PERMISSION_NAMES.includes("net"));
+ * ```
+ */
 export const PERMISSION_NAMES = [
   "read",
   "write",

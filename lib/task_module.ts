@@ -7,6 +7,7 @@
 
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL as toFileUrl } from "node:url";
+import { errorMessage } from "./errors.ts";
 
 /** Values a job maps over, or a function that returns them. */
 export type InputSource<I = unknown> =
@@ -40,8 +41,9 @@ export async function loadTaskModule(url: URL, needInputs: boolean): Promise<Tas
   try {
     exports = await import(url.href);
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new TypeError(`Cannot load task module '${url.href}': ${detail}`, { cause: error });
+    throw new TypeError(`Cannot load task module '${url.href}': ${errorMessage(error)}`, {
+      cause: error,
+    });
   }
   return checkTaskModule(exports, url.href, needInputs);
 }

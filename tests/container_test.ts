@@ -15,6 +15,8 @@ import { defaultUlimits } from "../lib/backends/container_host.ts";
 import { runPlan } from "../lib/backends/container_run.ts";
 import { defaultImage } from "../lib/image/tag.ts";
 import { readStatus } from "../lib/catalog.ts";
+import { JobLayout } from "../lib/format/layout.ts";
+import { parsePermissions } from "../lib/permissions.ts";
 import { openStorage } from "../lib/storage/storage.ts";
 import { BackendError, Client, WorkerCrashError } from "../mod.ts";
 import { containersOf, containerUnavailable, killContainer, testCli } from "./support/container.ts";
@@ -194,10 +196,16 @@ Deno.test("a container gets its storage and granted paths at the same path, and 
   try {
     const [storage, ro, rw] = [`${root}/runs`, `${root}/data`, `${root}/out`];
     for (const dir of [storage, ro, rw]) await Deno.mkdir(dir);
+    await using opened = await openStorage(`file://${storage}/`);
     const job = {
       key: "plan-1",
-      storageUrl: `file://${storage}/`,
-      permissions: [`--allow-read=${ro},${root}/missing`, `--allow-write=${rw}`, "--allow-env=A"],
+      storage: opened,
+      layout: new JobLayout("plan-1"),
+      permissions: parsePermissions([
+        `--allow-read=${ro},${root}/missing`,
+        `--allow-write=${rw}`,
+        "--allow-env=A",
+      ]),
       parallelism: 1,
       env: { A: "secret", PATH: "/opt/bin" },
       timeoutMs: undefined,
@@ -226,7 +234,11 @@ Deno.test("a container gets its storage and granted paths at the same path, and 
 
     assert.throws(
       () =>
-        runPlan({ ...job, permissions: ["--allow-read=/"] }, { task: 0, attempt: "b" }, settings),
+        runPlan(
+          { ...job, permissions: parsePermissions(["--allow-read=/"]) },
+          { task: 0, attempt: "b" },
+          settings,
+        ),
       {
         name: "BackendError",
         message: /^Cannot mount '\/' into a container: grant narrower paths/,

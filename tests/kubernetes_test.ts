@@ -12,7 +12,15 @@ import { jobSpec } from "../lib/backends/kubernetes/job_spec.ts";
 import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
 import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
 import { parseToleration } from "../lib/backends/kubernetes/options.ts";
-import { BackendError, Client, TaskError, WorkerCrashError } from "../mod.ts";
+import {
+  BackendError,
+  Client,
+  JobLayout,
+  openStorage,
+  TaskError,
+  WorkerCrashError,
+} from "../mod.ts";
+import { parsePermissions } from "../lib/permissions.ts";
 import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
 import { kubeface, spawnKubeface } from "./support/cli.ts";
 import { CountingKubeConfig } from "./support/kubeconfig.ts";
@@ -204,11 +212,13 @@ kubernetesTest(
 );
 
 kubernetesTest("the Job made from every option passes the API server's validation", async (ctx) => {
+  await using storage = await openStorage(ctx.storage);
   const body = jobSpec({
     job: {
       key: "all-options",
-      storageUrl: "gs://bucket/runs/",
-      permissions: ["--allow-net"],
+      storage,
+      layout: new JobLayout("all-options"),
+      permissions: parsePermissions(["--allow-net"]),
       parallelism: 4,
       env: { A: "1" },
       timeoutMs: 90_000,

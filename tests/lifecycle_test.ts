@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { JobLayout } from "../lib/format/layout.ts";
 import { readStatus } from "../lib/catalog.ts";
-import type { JobStatus } from "../lib/status/status.ts";
+import type { JobStatus } from "../lib/format/status.ts";
 import { openStorage } from "../lib/storage/storage.ts";
 import { Client, JobMismatchError, WorkerCrashError } from "../mod.ts";
 import { kubeface, spawnKubeface } from "./support/cli.ts";

@@ -10,36 +10,26 @@
  * @module
  */
 
-/** One attempt at one task. */
-export interface AttemptSpec {
-  /** Task index. */
-  task: number;
-  /** Attempt id, unique within the job; the worker writes `results/<task>/<attempt>.*`. */
-  attempt: string;
-  /**
-   * The task's first attempt: when it was submitted, no other attempt had
-   * started and no result was stored, so a worker may skip looking for
-   * another attempt's result before it runs the task.
-   */
-  first?: boolean;
-}
+import type { AttemptSpec } from "../format/attempt.ts";
+import type { JobLayout } from "../format/layout.ts";
+import type { PermissionSet } from "../permissions.ts";
+import type { Storage } from "../storage/storage.ts";
 
-/** A result record an attempt stored: a value (`ok`) or a task error, and its size. */
-export interface StoredResult {
-  /** A value, or the error the task threw. */
-  kind: "ok" | "error";
-  /** Size of the record in bytes. */
-  size: number;
-}
+export type { AttemptSpec };
 
-/** What every backend is told about the job it runs. */
+/** What every backend is told about the job it runs, resolved once by the master. */
 export interface JobContext {
   /** Job key. */
   key: string;
-  /** Root URL of the storage, as the workers must see it. */
-  storageUrl: string;
-  /** Deno permission flags granted to the task, e.g. `["--allow-net"]`. */
-  permissions: readonly string[];
+  /**
+   * The job's storage, opened by the master; workers reach it at
+   * `storage.url`. The master closes it after the session.
+   */
+  storage: Storage;
+  /** Keys of the job's objects. */
+  layout: JobLayout;
+  /** What the task may do: the Deno permissions the user granted, parsed. */
+  permissions: PermissionSet;
   /** Most attempts running at once. */
   parallelism: number;
   /** Environment variables set for every worker. */
@@ -97,8 +87,6 @@ export type BackendEvent =
      * @default {1 when it did not succeed}
      */
     crashes?: number;
-    /** The result record the attempt stored, when the backend was told (saves a listing). */
-    stored?: StoredResult;
   }
   | {
     /** A condition worth showing while the attempt waits, e.g. "unschedulable: Insufficient memory". */
@@ -133,6 +121,15 @@ export interface Backend {
   /** Name used on the command line, e.g. `"local"`. */
   readonly name: string;
   /**
+   * What keeps running when the master stops, named for the user (e.g.
+   * `"Kubernetes Jobs"`), for a backend whose attempts outlive the master:
+   * stopping them is then the user's choice, and a later master with the
+   * same job key attaches to them. `cleanup` removes them.
+   *
+   * @default {undefined: attempts stop with the master}
+   */
+  readonly keepsRunning?: string;
+  /**
    * Start a session for one job. Attempts that are already running from an
    * earlier master (a cluster keeps them) are reported as `started` events.
    */
@@ -146,7 +143,7 @@ export interface Backend {
    * Output of a job's workers that the backend keeps itself (pod logs), for
    * backends whose workers do not store their logs. Optional.
    */
-  logs?(jobKey: string, task?: number): AsyncIterable<WorkerLog>;
+  logs?(storage: Storage, jobKey: string, task?: number): AsyncIterable<WorkerLog>;
 }
 
 /** The output of one attempt. */

@@ -17,17 +17,7 @@
 
 import { BackendError, errorMessage } from "../errors.ts";
 import { defaultImage } from "../image/tag.ts";
-import { JobLayout } from "../format/layout.ts";
-import { parsePermissions } from "../permissions.ts";
-import { openStorage, type Storage } from "../storage/storage.ts";
-import type {
-  AttemptSpec,
-  Backend,
-  BackendEvent,
-  BackendSession,
-  ExitReason,
-  JobContext,
-} from "./backend.ts";
+import type { AttemptSpec, Backend, BackendEvent, BackendSession, JobContext } from "./backend.ts";
 import { QueueSession, type Started } from "./queue.ts";
 import {
   type ContainerCli,
@@ -39,7 +29,7 @@ import {
 } from "./container_cli.ts";
 import { defaultUlimits, defaultUserArgs } from "./container_host.ts";
 import { JOB_LABEL, runPlan, type RunSettings } from "./container_run.ts";
-import { collectOutput, storeLog } from "./worker_output.ts";
+import { collectOutput, describeExit, storeLog } from "./worker_process.ts";
 
 /** Options of the container backend. */
 export interface ContainerBackendOptions {
@@ -134,16 +124,9 @@ export class ContainerBackend implements Backend {
   }
 
   async open(job: JobContext, onEvent: (event: BackendEvent) => void): Promise<BackendSession> {
-    parsePermissions(job.permissions); // fail before anything starts
     const prepared = await this.#prepare();
     runPlan(job, { task: 0, attempt: "check" }, prepared.settings); // mounts must be possible
-    return new ContainerSession(
-      job,
-      onEvent,
-      prepared,
-      this.#options.killGraceMs,
-      await openStorage(job.storageUrl),
-    );
+    return new ContainerSession(job, onEvent, prepared, this.#options.killGraceMs);
   }
 
   async cleanup(jobKey: string): Promise<string[]> {
@@ -200,17 +183,13 @@ export class ContainerBackend implements Backend {
 
 /** Run each attempt in its own container. */
 class ContainerSession extends QueueSession {
-  readonly #layout: JobLayout;
-
   constructor(
     job: JobContext,
     onEvent: (event: BackendEvent) => void,
     readonly prepared: Prepared,
     readonly killGraceMs: number,
-    storage: Storage,
   ) {
-    super(job, onEvent, storage);
-    this.#layout = new JobLayout(job.key);
+    super(job, onEvent);
   }
 
   protected start(spec: AttemptSpec): Started | undefined {
@@ -241,10 +220,11 @@ class ContainerSession extends QueueSession {
       const logPath = await Deno.makeTempFile({ prefix: "kubeface-container-", suffix: ".log" });
       const { status, stderrTail } = await collectOutput(child, logPath);
       ended = true;
-      await storeLog(this.storage, this.#layout.log(spec.task, spec.attempt), logPath);
-      const [reason, detail] = cancelled
-        ? ["cancelled", "stopped by kubeface"] as const
-        : explainExit(status.code, stderrTail, cli.command);
+      await storeLog(this.job.storage, this.job.layout.log(spec.task, spec.attempt), {
+        path: logPath,
+      });
+      if (cancelled) return this.ended(spec, "cancelled", status.code, "stopped by kubeface");
+      const { reason, detail } = describeExit({ code: status.code }, stderrTail, cli.command);
       this.ended(spec, reason, status.code, detail);
     })();
     /** Kill the container by name until its CLI process ends; after the grace time, force. */
@@ -271,39 +251,4 @@ class ContainerSession extends QueueSession {
       },
     };
   }
-}
-
-const SIGNALS: Record<number, string> = {
-  1: "SIGHUP",
-  2: "SIGINT",
-  6: "SIGABRT",
-  9: "SIGKILL",
-  11: "SIGSEGV",
-  15: "SIGTERM",
-};
-
-/**
- * What the exit code of `podman run`/`docker run` means: 125 to 127 are the
- * CLI's own failures (the container never ran its command), 128 + N is a
- * container killed by signal N, anything else is the worker's own code.
- */
-export function explainExit(
-  code: number,
-  stderrTail: string,
-  command: string,
-): [ExitReason, string] {
-  const said = stderrTail ? `: ${stderrTail}` : "";
-  if (code >= 125 && code <= 127) {
-    return ["unstartable", `'${command} run' failed with code ${code}${said}`];
-  }
-  if (code > 128 && code <= 128 + 64) {
-    const signal = SIGNALS[code - 128] ?? `signal ${code - 128}`;
-    return [
-      "killed",
-      `killed by ${signal} (out of memory, or killed from outside)${
-        stderrTail ? `; last output: ${stderrTail}` : ""
-      }`,
-    ];
-  }
-  return ["exited", `exited with code ${code}${said}`];
 }

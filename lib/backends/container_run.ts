@@ -12,25 +12,16 @@
 
 import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { readEnv } from "../env.ts";
 import { BackendError } from "../errors.ts";
-import { parsePermissions, permissionFlags, type PermissionSet } from "../permissions.ts";
-import { workerArgs } from "../worker/launch.ts";
+import { IMAGE_WORKER_FILES } from "../image/context.ts";
+import type { PermissionSet } from "../permissions.ts";
+import { storageWorkerEnv } from "../storage/worker_env.ts";
+import { denoRunArgs } from "../worker/launch.ts";
 import type { AttemptSpec, JobContext } from "./backend.ts";
 
-/** Where the worker's files are inside the image. */
-export const IMAGE_WORKER = "/app/worker.ts";
-/** The project config inside the image. */
-export const IMAGE_CONFIG = "/app/deno.json";
 /** The scratch directory inside a container: a private tmpfs. */
 export const CONTAINER_SCRATCH = "/tmp";
-
-/** Environment variables a worker using GCS needs, passed on when set. */
-export const GCS_ENV = [
-  "STORAGE_EMULATOR_HOST",
-  "GOOGLE_APPLICATION_CREDENTIALS",
-  "GOOGLE_CLOUD_PROJECT",
-  "GCLOUD_PROJECT",
-] as const;
 
 /** Variables the container CLI reads itself; a job's values for them go on its command line. */
 const CLI_OWN_ENV = new Set([
@@ -84,14 +75,6 @@ export function containerName(job: string, spec: AttemptSpec): string {
  */
 export const JOB_LABEL = "kubeface.job";
 
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name) || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 function exists(path: string): boolean {
   try {
     Deno.statSync(path);
@@ -102,8 +85,8 @@ function exists(path: string): boolean {
 }
 
 /** Granted permissions with every path made absolute, so they mean the same in the container. */
-export function absolutePermissions(flags: readonly string[]): PermissionSet {
-  const set = parsePermissions(flags);
+export function absolutePaths(granted: PermissionSet): PermissionSet {
+  const set = { ...granted };
   for (const name of ["read", "write"] as const) {
     const value = set[name];
     if (Array.isArray(value)) set[name] = value.map((path) => resolve(path));
@@ -146,9 +129,9 @@ export function mounts(
 
 /** The credentials file a GCS worker needs, if any: the variable, else gcloud's default login. */
 function gcsCredentials(): string | undefined {
-  const given = env("GOOGLE_APPLICATION_CREDENTIALS");
+  const given = readEnv("GOOGLE_APPLICATION_CREDENTIALS");
   if (given) return isAbsolute(given) ? given : resolve(given);
-  const home = env("HOME");
+  const home = readEnv("HOME");
   const adc = home && join(home, ".config/gcloud/application_default_credentials.json");
   return adc && exists(adc) ? adc : undefined;
 }
@@ -161,18 +144,15 @@ function gcsCredentials(): string | undefined {
  */
 export function runPlan(job: JobContext, spec: AttemptSpec, settings: RunSettings): RunPlan {
   const name = containerName(job.key, spec);
-  const granted = absolutePermissions(job.permissions);
-  const gcs = job.storageUrl.startsWith("gs://");
-  const credentials = gcs && !env("STORAGE_EMULATOR_HOST") ? gcsCredentials() : undefined;
-
-  const values: Record<string, string> = { ...job.env };
-  if (gcs) {
-    for (const variable of GCS_ENV) {
-      const value = env(variable);
-      if (value !== undefined) values[variable] = value;
-    }
-    if (credentials) values.GOOGLE_APPLICATION_CREDENTIALS = credentials;
-  }
+  const storageUrl = job.storage.url;
+  const granted = absolutePaths(job.permissions);
+  const gcs = storageUrl.startsWith("gs://");
+  const credentials = gcs && !readEnv("STORAGE_EMULATOR_HOST") ? gcsCredentials() : undefined;
+  const values: Record<string, string> = {
+    ...job.env,
+    ...storageWorkerEnv(storageUrl),
+    ...(credentials ? { GOOGLE_APPLICATION_CREDENTIALS: credentials } : {}),
+  };
 
   const args = [
     "run",
@@ -189,7 +169,7 @@ export function runPlan(job: JobContext, spec: AttemptSpec, settings: RunSetting
     ...settings.userArgs,
     ...settings.ulimits.flatMap((limit) => ["--ulimit", limit]),
   ];
-  for (const [path, mode] of mounts(job.storageUrl, granted, credentials)) {
+  for (const [path, mode] of mounts(storageUrl, granted, credentials)) {
     args.push("--volume", `${path}:${path}:${mode}`);
   }
   // Values travel in the CLI's environment (`--env NAME`), not on its command
@@ -205,16 +185,15 @@ export function runPlan(job: JobContext, spec: AttemptSpec, settings: RunSetting
   }
   args.push(...settings.runArgs, settings.image);
 
-  const deno = workerArgs({
-    worker: IMAGE_WORKER,
-    config: IMAGE_CONFIG,
-    storageUrl: job.storageUrl,
-    job: job.key,
-    run: { task: spec.task, attempt: spec.attempt },
-    scratch: CONTAINER_SCRATCH,
-    permissions: permissionFlags(granted),
-  });
-  // The image holds every dependency; never reach for the network to load code.
-  args.push(deno[0]!, "--cached-only", ...deno.slice(1));
+  // The image's entry point is deno; it holds every dependency, so no code is fetched.
+  args.push(
+    ...denoRunArgs({
+      storageUrl,
+      job: job.key,
+      scratch: CONTAINER_SCRATCH,
+      permissions: granted,
+      mode: spec,
+    }, IMAGE_WORKER_FILES),
+  );
   return { name, args, env: cliEnv };
 }

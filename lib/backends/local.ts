@@ -8,17 +8,19 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
 import { errorMessage } from "../errors.ts";
-import { JobLayout } from "../format/layout.ts";
-import { workerArgs } from "../worker/launch.ts";
-import { WarmSession } from "./warm.ts";
-import { collectOutput, storeLog } from "./worker_output.ts";
-import { parsePermissions } from "../permissions.ts";
-import { openStorage, type Storage } from "../storage/storage.ts";
-import type { AttemptSpec, Backend, BackendEvent, BackendSession, JobContext } from "./backend.ts";
 import { hostName } from "../host.ts";
+import { denoRunArgs, localWorkerFiles } from "../worker/launch.ts";
+import type { AttemptSpec, Backend, BackendEvent, BackendSession, JobContext } from "./backend.ts";
 import { QueueSession, type Started } from "./queue.ts";
+import { WarmSession } from "./warm.ts";
+import {
+  collectOutput,
+  describeExit,
+  spawnWorker,
+  stopProcess,
+  storeLog,
+} from "./worker_process.ts";
 
 /** Options of the local backend. */
 export interface LocalBackendOptions {
@@ -46,16 +48,6 @@ export interface LocalBackendOptions {
   warm?: boolean;
 }
 
-const ROOT = new URL("../../", import.meta.url);
-
-/** Paths of the files a local worker runs: `worker.ts` and the project's `deno.json`. */
-export function workerFiles(): { worker: string; config: string } {
-  return {
-    worker: fileURLToPath(new URL("worker.ts", ROOT)),
-    config: fileURLToPath(new URL("deno.json", ROOT)),
-  };
-}
-
 /** Run attempts as local Deno processes. */
 export class LocalBackend implements Backend {
   readonly name = "local";
@@ -67,19 +59,12 @@ export class LocalBackend implements Backend {
   }
 
   async open(job: JobContext, onEvent: (event: BackendEvent) => void): Promise<BackendSession> {
-    parsePermissions(job.permissions); // fail before anything starts
-    const storage = await openStorage(job.storageUrl);
     if (this.#options.warm) {
-      const session = new WarmSession(
-        job,
-        onEvent,
-        { ...this.#options, ...workerFiles() },
-        storage,
-      );
+      const session = new WarmSession(job, onEvent, this.#options);
       await session.warmUp();
       return session;
     }
-    return new LocalSession(job, onEvent, this.#options, storage);
+    return new LocalSession(job, onEvent, this.#options);
   }
 
   cleanup(_jobKey: string): Promise<string[]> {
@@ -89,75 +74,55 @@ export class LocalBackend implements Backend {
 
 /** Run each attempt as its own `deno run worker.ts` process. */
 class LocalSession extends QueueSession {
-  readonly #layout: JobLayout;
-
   constructor(
     job: JobContext,
     onEvent: (event: BackendEvent) => void,
     readonly options: Required<LocalBackendOptions>,
-    storage: Storage,
   ) {
-    super(job, onEvent, storage);
-    this.#layout = new JobLayout(job.key);
+    super(job, onEvent);
   }
 
   protected start(spec: AttemptSpec): Started | undefined {
     const scratch = Deno.makeTempDirSync({ prefix: "kubeface-worker-" });
-    const { worker, config } = workerFiles();
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(this.options.deno, {
-        args: workerArgs({
-          worker,
-          config,
-          storageUrl: this.job.storageUrl,
+      child = spawnWorker(
+        this.options.deno,
+        denoRunArgs({
+          storageUrl: this.job.storage.url,
           job: this.job.key,
-          run: { task: spec.task, attempt: spec.attempt },
           scratch,
           permissions: this.job.permissions,
-        }),
-        env: { NO_COLOR: "1", ...this.job.env },
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+          mode: spec,
+        }, localWorkerFiles()),
+        this.job.env,
+      );
     } catch (error) {
       Deno.removeSync(scratch, { recursive: true });
       this.report(spec, "unstartable", undefined, `cannot start deno: ${errorMessage(error)}`);
       return undefined;
     }
     let cancelled = false;
-    let killTimer: ReturnType<typeof setTimeout> | undefined;
-    const signal = (name: Deno.Signal) => {
-      try {
-        child.kill(name);
-      } catch { /* already gone */ }
-    };
+    let cancelKill = () => {};
     this.started(spec, hostName());
     const done = (async () => {
       const logPath = `${scratch}.log`;
       const { status, stderrTail } = await collectOutput(child, logPath);
-      clearTimeout(killTimer);
-      await storeLog(this.storage, this.#layout.log(spec.task, spec.attempt), logPath);
+      cancelKill();
+      await storeLog(this.job.storage, this.job.layout.log(spec.task, spec.attempt), {
+        path: logPath,
+      });
       await Deno.remove(scratch, { recursive: true }).catch(() => {});
-      const said = stderrTail ? `: ${stderrTail}` : "";
-      if (cancelled) this.ended(spec, "cancelled", status.code, "stopped by kubeface");
-      else if (status.signal) {
-        this.ended(
-          spec,
-          "killed",
-          status.code,
-          `killed by ${status.signal}${stderrTail ? `; last output: ${stderrTail}` : ""}`,
-        );
-      } else this.ended(spec, "exited", status.code, `exited with code ${status.code}${said}`);
+      if (cancelled) return this.ended(spec, "cancelled", status.code, "stopped by kubeface");
+      const { reason, detail } = describeExit(status, stderrTail);
+      this.ended(spec, reason, status.code, detail);
     })();
     return {
       done,
       stop: () => {
         if (cancelled) return;
         cancelled = true;
-        signal("SIGTERM");
-        killTimer = setTimeout(() => signal("SIGKILL"), this.options.killGraceMs);
+        cancelKill = stopProcess(child, this.options.killGraceMs);
       },
     };
   }

@@ -7,14 +7,12 @@
  * @module
  */
 
-import type { Storage } from "../storage/storage.ts";
 import type {
   AttemptSpec,
   BackendEvent,
   BackendSession,
   ExitReason,
   JobContext,
-  StoredResult,
 } from "./backend.ts";
 
 /** A started attempt, as its session keeps it. */
@@ -31,11 +29,10 @@ export abstract class QueueSession implements BackendSession {
   readonly #running = new Map<string, Started>();
   #closed = false;
 
-  /** A session for `job`; events go to `onEvent`, logs to `storage`. */
+  /** A session for `job`; events go to `onEvent`. */
   constructor(
     protected readonly job: JobContext,
     protected readonly onEvent: (event: BackendEvent) => void,
-    protected readonly storage: Storage,
   ) {}
 
   /**
@@ -91,7 +88,6 @@ export abstract class QueueSession implements BackendSession {
     this.#closed = true;
     await this.cancel([...this.#queue.map((spec) => spec.attempt), ...this.#running.keys()]);
     await this.shutdown();
-    await this.storage[Symbol.asyncDispose]();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -114,10 +110,9 @@ export abstract class QueueSession implements BackendSession {
     reason: ExitReason,
     exitCode: number | undefined,
     detail: string,
-    stored?: StoredResult,
   ): void {
     this.#running.delete(spec.attempt);
-    this.report(spec, reason, exitCode, detail, stored);
+    this.report(spec, reason, exitCode, detail);
     this.#pump();
   }
 
@@ -127,7 +122,6 @@ export abstract class QueueSession implements BackendSession {
     reason: ExitReason,
     exitCode: number | undefined,
     detail: string,
-    stored?: StoredResult,
   ): void {
     this.onEvent({
       type: "exited",
@@ -137,7 +131,6 @@ export abstract class QueueSession implements BackendSession {
       reason,
       exitCode,
       detail,
-      ...(stored ? { stored } : {}),
     });
   }
 

@@ -15,18 +15,17 @@
  */
 
 import { errorMessage } from "../errors.ts";
-import { JobLayout } from "../format/layout.ts";
-import type { Storage } from "../storage/storage.ts";
-import { workerArgs } from "../worker/launch.ts";
+import { hostName } from "../host.ts";
+import { denoRunArgs, localWorkerFiles } from "../worker/launch.ts";
 import {
   type AttemptRequest,
   CONTROL_PREFIX,
   type ControlMessage,
   lines,
 } from "../worker/protocol.ts";
-import type { AttemptSpec, BackendEvent, ExitReason, JobContext, StoredResult } from "./backend.ts";
-import { hostName } from "../host.ts";
+import type { AttemptSpec, BackendEvent, ExitReason, JobContext } from "./backend.ts";
 import { QueueSession, type Started } from "./queue.ts";
+import { describeExit, spawnWorker, stopProcess, storeLog } from "./worker_process.ts";
 
 /** Most bytes of one attempt's output kept for its log (the end is kept). */
 const LOG_BYTES = 8 * 1024 * 1024;
@@ -54,19 +53,20 @@ interface WarmWorker {
   assigned: Assigned[];
   /** Last lines of standard error, to explain a crash. */
   tail: string;
-  killTimer?: ReturnType<typeof setTimeout>;
+  /** Cancels the SIGKILL of a worker being stopped. */
+  cancelKill: () => void;
   exited: Promise<void>;
   /** Settles once the worker has loaded the job (or has died). */
   ready: Promise<void>;
   markReady: () => void;
 }
 
-/** What a warm session needs from the local backend. */
+/** What a warm session needs from the local backend's options. */
 export interface WarmSettings {
+  /** The Deno executable. */
   deno: string;
+  /** Time between SIGTERM and SIGKILL when a worker is stopped. */
   killGraceMs: number;
-  worker: string;
-  config: string;
 }
 
 const encoder = new TextEncoder();
@@ -74,17 +74,16 @@ const encoder = new TextEncoder();
 /** A job's session on a pool of warm local workers. */
 export class WarmSession extends QueueSession {
   readonly #workers = new Set<WarmWorker>();
-  readonly #layout: JobLayout;
+  /** Tasks this session has handed out before: their later attempts look for a result first. */
+  readonly #seen = new Set<number>();
 
   /** Start a session; workers start as attempts arrive (or with {@linkcode warmUp}). */
   constructor(
     job: JobContext,
     onEvent: (event: BackendEvent) => void,
     readonly settings: WarmSettings,
-    storage: Storage,
   ) {
-    super(job, onEvent, storage);
-    this.#layout = new JobLayout(job.key);
+    super(job, onEvent);
   }
 
   /**
@@ -135,7 +134,8 @@ export class WarmSession extends QueueSession {
   protected override async shutdown(): Promise<void> {
     for (const worker of this.#workers) {
       await worker.stdin.close().catch(() => {});
-      worker.killTimer = setTimeout(() => this.#kill(worker), this.settings.killGraceMs);
+      const timer = setTimeout(() => this.#kill(worker), this.settings.killGraceMs);
+      worker.cancelKill = () => clearTimeout(timer);
     }
     await Promise.all([...this.#workers].map((w) => w.exited));
   }
@@ -155,7 +155,9 @@ export class WarmSession extends QueueSession {
 
   #hand(worker: WarmWorker, item: Assigned): void {
     worker.assigned.push(item);
-    const { task, attempt, first } = item.spec;
+    const { task, attempt } = item.spec;
+    const first = !this.#seen.has(task);
+    this.#seen.add(task);
     this.#send(worker, { task, attempt, ...(first ? { first } : {}) } satisfies AttemptRequest);
   }
 
@@ -201,20 +203,18 @@ export class WarmSession extends QueueSession {
     const scratch = Deno.makeTempDirSync({ prefix: "kubeface-warm-" });
     let child: Deno.ChildProcess;
     try {
-      child = new Deno.Command(this.settings.deno, {
-        args: workerArgs({
-          worker: this.settings.worker,
-          config: this.settings.config,
-          storageUrl: this.job.storageUrl,
+      child = spawnWorker(
+        this.settings.deno,
+        denoRunArgs({
+          storageUrl: this.job.storage.url,
           job: this.job.key,
           scratch,
           permissions: this.job.permissions,
-        }),
-        env: { NO_COLOR: "1", ...this.job.env },
-        stdin: "piped",
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+          mode: { serve: true },
+        }, localWorkerFiles()),
+        this.job.env,
+        "piped",
+      );
     } catch (error) {
       Deno.removeSync(scratch, { recursive: true });
       throw error;
@@ -226,6 +226,7 @@ export class WarmSession extends QueueSession {
       scratch,
       assigned: [],
       tail: "",
+      cancelKill: () => {},
       exited: Promise.resolve(),
       ready: new Promise((resolve) => (markReady = resolve)),
       markReady: () => markReady(),
@@ -237,14 +238,8 @@ export class WarmSession extends QueueSession {
 
   /** SIGTERM, then SIGKILL after the grace time. */
   #kill(worker: WarmWorker): void {
-    const signal = (name: Deno.Signal) => {
-      try {
-        worker.child.kill(name);
-      } catch { /* gone */ }
-    };
-    signal("SIGTERM");
-    clearTimeout(worker.killTimer);
-    worker.killTimer = setTimeout(() => signal("SIGKILL"), this.settings.killGraceMs);
+    worker.cancelKill();
+    worker.cancelKill = stopProcess(worker.child, this.settings.killGraceMs);
   }
 
   /** Output belongs to the attempt that runs. */
@@ -274,11 +269,9 @@ export class WarmSession extends QueueSession {
       return;
     }
     worker.assigned.splice(worker.assigned.indexOf(item), 1);
-    const detail = message.code === 0
-      ? "exited with code 0"
-      : `exited with code ${message.code}: ${worker.tail.trim()}`;
+    const { detail } = describeExit({ code: message.code }, message.code ? worker.tail.trim() : "");
     worker.tail = "";
-    await this.#end(item, "exited", message.code, detail, message.stored);
+    await this.#end(item, "exited", message.code, detail);
     this.#rebalance(worker);
   }
 
@@ -305,7 +298,7 @@ export class WarmSession extends QueueSession {
       this.#readStdout(worker).catch(() => {}),
       this.#readStderr(worker).catch(() => {}),
     ]);
-    clearTimeout(worker.killTimer);
+    worker.cancelKill();
     this.#workers.delete(worker);
     await Deno.remove(worker.scratch, { recursive: true }).catch(() => {});
     const [running, ...waiting] = worker.assigned;
@@ -321,23 +314,11 @@ export class WarmSession extends QueueSession {
       running.settle();
       return;
     }
-    const tail = worker.tail.trim();
     if (running.cancelled) {
       await this.#end(running, "cancelled", status.code, "stopped by kubeface");
-    } else if (status.signal) {
-      await this.#end(
-        running,
-        "killed",
-        status.code,
-        `killed by ${status.signal}${tail ? `; last output: ${tail}` : ""}`,
-      );
     } else {
-      await this.#end(
-        running,
-        "exited",
-        status.code,
-        `exited with code ${status.code}${tail ? `: ${tail}` : ""}`,
-      );
+      const { reason, detail } = describeExit(status, worker.tail.trim());
+      await this.#end(running, reason, status.code, detail);
     }
   }
 
@@ -347,21 +328,11 @@ export class WarmSession extends QueueSession {
     reason: ExitReason,
     code: number | undefined,
     detail: string,
-    stored?: StoredResult,
   ): Promise<void> {
-    try {
-      // Most tasks print nothing: store no empty logs.
-      if (item.log.length > 0) {
-        await this.storage.put(
-          this.#layout.log(item.spec.task, item.spec.attempt),
-          encoder.encode(item.log.join("")),
-          { contentType: "text/plain" },
-        );
-      }
-    } catch {
-      // Logs are a convenience; a failed upload must not fail the attempt.
-    }
-    this.ended(item.spec, reason, code, detail, stored);
+    await storeLog(this.job.storage, this.job.layout.log(item.spec.task, item.spec.attempt), {
+      text: item.log.join(""),
+    });
+    this.ended(item.spec, reason, code, detail);
     item.settle();
   }
 }

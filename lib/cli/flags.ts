@@ -8,7 +8,10 @@
  */
 
 import { parseArgs } from "node:util";
+import { defaultStorage } from "../env.ts";
+import { errorMessage } from "../errors.ts";
 import { DEFAULTS } from "../options.ts";
+import { openStorage, type Storage } from "../storage/storage.ts";
 import { UsageError } from "./io.ts";
 
 /** One flag. */
@@ -31,15 +34,23 @@ export interface FlagSpec {
 /** Parsed flag values. */
 export type FlagValues = Record<string, string | boolean | string[] | undefined>;
 
+/** `--storage`, which every command that reads or writes a storage root takes. */
+export const STORAGE_FLAG: FlagSpec = {
+  name: "storage",
+  type: "string",
+  value: "URL",
+  help: "storage root: a directory or gs://BUCKET/PREFIX (env KUBEFACE_STORAGE)",
+  default: "~/.local/share/kubeface",
+};
+
+/** Open the storage `--storage` names, or the default one. */
+export async function storageFrom(values: FlagValues): Promise<Storage> {
+  return await openStorage(str(values, "storage") ?? defaultStorage());
+}
+
 /** Flags every job command (`map`, `run`) takes. */
 export const JOB_FLAGS: FlagSpec[] = [
-  {
-    name: "storage",
-    type: "string",
-    value: "URL",
-    help: "storage root: a directory or gs://BUCKET/PREFIX (env KUBEFACE_STORAGE)",
-    default: "~/.local/share/kubeface",
-  },
+  STORAGE_FLAG,
   {
     name: "backend",
     type: "string",
@@ -209,7 +220,7 @@ export function parseFlags(
   } catch (error) {
     if (error instanceof UsageError) throw error;
     throw new UsageError(
-      error instanceof Error ? error.message.replace(/\. To specify.*$/s, "") : String(error),
+      errorMessage(error).replace(/\. To specify.*$/s, ""),
     );
   }
 }

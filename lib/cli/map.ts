@@ -8,7 +8,7 @@
 import { dirname, join } from "node:path";
 import type { BackendName } from "../backends/backend.ts";
 import { sha256Hex } from "../bundle.ts";
-import { cacheDir } from "../cache_dir.ts";
+import { cacheDir } from "../env.ts";
 import { Client, type ClientOptions, type MapOptions } from "../client.ts";
 import { JobInterruptedError } from "../errors.ts";
 import { applyBackendFlags, backendFlags, backendHelpGroups } from "./backend_flags.ts";
@@ -240,9 +240,10 @@ async function execute(
   const progress = new ProgressLine(io, quiet);
   const options = jobOptions(values, permissions);
   let run;
+  let backend;
   const client = new Client(options.client);
   try {
-    await client.backend(); // check the backend's options before anything runs
+    backend = await client.backend(); // check the backend's options before anything runs
     run = client.map(module, {
       ...options.map,
       onProgress: progress.update,
@@ -274,17 +275,16 @@ async function execute(
     else await io.out(text);
   });
   let interrupts = 0;
-  const clusterKeepsRunning = (await client.backend()).name === "kubernetes";
+  const kept = backend.keepsRunning;
   const removeHandler = io.onInterrupt(async () => {
     if (++interrupts > 1) Deno.exit(130);
     let stopRunning = true;
-    if (clusterKeepsRunning) {
-      // The cluster can finish the job without us: ask before throwing work away.
-      stopRunning = (await io.confirm("\nDelete the job's Kubernetes Jobs and stop their pods?")) ??
-        false;
+    if (kept) {
+      // The backend can finish the job without us: ask before throwing work away.
+      stopRunning = (await io.confirm(`\nStop the job's ${kept} and what they run?`)) ?? false;
       if (!stopRunning) {
         io.err(
-          `kubeface: leaving the Kubernetes Jobs of ${run.job} running; rerun with --job ${run.job} to attach, or delete them with kubeface cleanup ${run.job}\n`,
+          `kubeface: leaving the ${kept} of ${run.job} running; rerun with --job ${run.job} to attach, or delete them with kubeface cleanup ${run.job}\n`,
         );
       }
     }

@@ -20,7 +20,24 @@
 /** Result object suffixes: a value, or an error the task threw. */
 export type ResultKind = "ok" | "error";
 
-/** Keys of one job's objects. */
+/**
+ * Keys of one job's objects, relative to the storage root.
+ *
+ * @example Where a job's objects are
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JobLayout } from "@kubeface/kubeface";
+ *
+ * const layout = new JobLayout("squares-1");
+ * assert.equal(layout.manifest, "jobs/squares-1/manifest.json");
+ * assert.equal(layout.result(7, "a1", "ok"), "jobs/squares-1/results/7/a1.ok");
+ * assert.deepEqual(layout.parseResult("jobs/squares-1/results/7/a1.ok"), {
+ *   task: 7,
+ *   attempt: "a1",
+ *   kind: "ok",
+ * });
+ * ```
+ */
 export class JobLayout {
   /** The job key. */
   readonly key: string;

@@ -12,6 +12,8 @@
  */
 
 import v8 from "node:v8";
+import { concatBytes } from "../bytes.ts";
+import { errorMessage } from "../errors.ts";
 import { heldBytes } from "../storage/storage.ts";
 
 const MAGIC = new TextEncoder().encode("KF1\n");
@@ -47,9 +49,10 @@ export function encodeValue(value: unknown, what: string): EncodedValue {
   try {
     return { encoding: "v8", bytes: v8.serialize(value) };
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
     throw new TypeError(
-      `Cannot serialize ${what}: ${detail}; values must be structured-cloneable (no functions, symbols or class instances that need their methods)`,
+      `Cannot serialize ${what}: ${
+        errorMessage(error)
+      }; values must be structured-cloneable (no functions, symbols or class instances that need their methods)`,
       { cause: error },
     );
   }
@@ -94,15 +97,7 @@ const ONE_BUFFER = 1024 * 1024;
  */
 export function recordBody(chunks: Uint8Array[]): Uint8Array | ReadableStream<Uint8Array> {
   const size = chunks.reduce((n, c) => n + c.length, 0);
-  if (size <= ONE_BUFFER) {
-    const whole = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      whole.set(chunk, offset);
-      offset += chunk.length;
-    }
-    return whole;
-  }
+  if (size <= ONE_BUFFER) return concatBytes(chunks);
   let i = 0;
   return new ReadableStream({
     pull(controller) {

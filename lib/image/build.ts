@@ -25,7 +25,8 @@ import {
   runCli,
 } from "../backends/container_cli.ts";
 import { assembleContext } from "./context.ts";
-import { defaultImage, imageInputsHash, projectRoot } from "./tag.ts";
+import { projectRoot } from "../sources.ts";
+import { defaultImage, imageInputsHash } from "./tag.ts";
 
 const NOT_LOCAL =
   "Cannot build the worker image: kubeface does not run from local files; run it from a checkout";

@@ -11,7 +11,8 @@
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { BackendError } from "../errors.ts";
-import { appFiles } from "./tag.ts";
+import type { WorkerFiles } from "../worker/launch.ts";
+import { workerSourceFiles } from "../sources.ts";
 
 /** Options of {@linkcode assembleContext}. */
 export interface ContextOptions {
@@ -47,6 +48,13 @@ export interface ContextSummary {
 
 /** User and group id of the worker image's user, `kubeface`. */
 export const IMAGE_UID = 1000;
+
+/** Where the worker is inside the image, with every dependency cached. */
+export const IMAGE_WORKER_FILES: Required<WorkerFiles> = {
+  worker: "/app/worker.ts",
+  config: "/app/deno.json",
+  cachedOnly: true,
+};
 
 const DOCKERFILE = new URL("./Dockerfile", import.meta.url);
 
@@ -92,7 +100,7 @@ export async function assembleContext(
   await Deno.chmod(join(runtime, "tmp"), 0o1777);
 
   const app = join(dir, "app");
-  const files = appFiles(root);
+  const files = workerSourceFiles(root);
   for (const file of files) await place(join(root, file), join(app, file), false);
 
   const denoDir = join(dir, "deno-dir");

@@ -8,45 +8,11 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
+import { projectRoot, sourcesHash } from "../sources.ts";
 
 /** Repository name of the worker image. */
 export const IMAGE_REPOSITORY = "kubeface-worker";
-
-const ROOT = new URL("../../", import.meta.url);
-
-/** The kubeface checkout or installation the image is built from, as a directory. */
-export function projectRoot(): string | undefined {
-  return ROOT.protocol === "file:" ? fileURLToPath(ROOT) : undefined;
-}
-
-/**
- * Files of the project that go into the image's `/app`, relative to the
- * project root, sorted: `worker.ts`, `deno.json`, `deno.lock` (when there is
- * one) and every file under `lib/` whose name does not start with a dot.
- *
- * @throws {Deno.errors.NotFound} The project root has no `worker.ts` or `lib/`.
- */
-export function appFiles(root: string): string[] {
-  const files = ["worker.ts", "deno.json"];
-  try {
-    Deno.statSync(join(root, "deno.lock"));
-    files.push("deno.lock");
-  } catch { /* no lock file */ }
-  const walk = (dir: string) => {
-    for (const entry of Deno.readDirSync(dir)) {
-      if (entry.name.startsWith(".")) continue; // editor and OS droppings
-      const path = join(dir, entry.name);
-      if (entry.isDirectory) walk(path);
-      else if (entry.isFile) files.push(relative(root, path));
-    }
-  };
-  walk(join(root, "lib"));
-  Deno.statSync(join(root, "worker.ts"));
-  return files.sort();
-}
 
 /** The version in the project's `deno.json`, or `"dev"`. */
 function projectVersion(root: string): string {
@@ -60,14 +26,11 @@ function projectVersion(root: string): string {
 
 /**
  * The hash of an image's inputs: the Deno version and the path and bytes of
- * every app file (the Dockerfile and build script are among them, under `lib/image/`).
+ * every worker source file (the Dockerfile and build script are among them,
+ * under `lib/image/`).
  */
 export function imageInputsHash(root: string, denoVersion: string = Deno.version.deno): string {
-  const hash = createHash("sha256").update(`deno ${denoVersion}\n`);
-  for (const file of appFiles(root)) {
-    hash.update(`${file}\0`).update(Deno.readFileSync(join(root, file))).update("\0");
-  }
-  return hash.digest("hex");
+  return sourcesHash(root, `deno ${denoVersion}\n`);
 }
 
 /**

@@ -6,16 +6,16 @@
  * @module
  */
 
-import { basename } from "node:path";
 import type { Backend } from "../backends/backend.ts";
 import { bundleModule } from "../bundle.ts";
 import { JobInterruptedError } from "../errors.ts";
 import type { ResolvedJobOptions } from "../options.ts";
 import { readRecord } from "../format/records.ts";
 import type { Storage } from "../storage/storage.ts";
-import { buildStatus, type JobFacts, writeStatus } from "../status/status.ts";
+import type { JobFacts } from "../format/status.ts";
+import { buildStatus, writeStatus } from "../status/status.ts";
 import { type InputSource, loadTaskModule } from "../task_module.ts";
-import { generateJobKey, JobLayout } from "../format/layout.ts";
+import { JobLayout } from "../format/layout.ts";
 import type { InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
 import { prepareJob } from "./prepare.ts";
 import { JobRunner } from "./runner.ts";
@@ -68,15 +68,10 @@ export interface RunParams {
   onRunner?: (runner: JobRunner) => void;
 }
 
-/** The key a run will use. */
-export function jobKeyFor(module: URL, options: ResolvedJobOptions): string {
-  return options.job ?? generateJobKey(basename(module.pathname));
-}
-
 /** Run a job and yield its results in input order. */
 export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, O>> {
   const { storage, backend, options } = params;
-  const layout = new JobLayout(jobKeyFor(params.module, options));
+  const layout = new JobLayout(options.job);
   const module = await loadTaskModule(params.module, params.inputs === undefined);
   const bundle = await bundleModule(params.module);
   const manifest = await prepareJob({
@@ -105,7 +100,7 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
     layout,
     manifest,
     options,
-    writeStatus: (r) => writeStatus(storage, layout, buildStatus(r, facts, layout)),
+    writeStatus: (r) => writeStatus(storage, layout, buildStatus(r.snapshot(), facts, layout)),
   });
   params.onRunner?.(runner);
   const onAbort = () => void runner.stop(new JobInterruptedError(layout.key));
@@ -115,7 +110,8 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
     if (options.signal?.aborted) throw new JobInterruptedError(layout.key);
     const session = await backend.open({
       key: layout.key,
-      storageUrl: storage.url,
+      storage,
+      layout,
       permissions: options.permissions,
       parallelism: options.parallelism,
       env: options.env,

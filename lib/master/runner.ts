@@ -9,13 +9,23 @@
  */
 
 import type { BackendEvent, BackendSession } from "../backends/backend.ts";
-import { JobInterruptedError, TaskError, WorkerCrashError } from "../errors.ts";
-import { readHeader } from "../format/records.ts";
-import type { Storage } from "../storage/storage.ts";
-import type { ResolvedJobOptions } from "../options.ts";
-import { HEARTBEAT_MS } from "../status/status.ts";
+import { errorMessage, JobInterruptedError, TaskError, WorkerCrashError } from "../errors.ts";
 import { type JobLayout, newAttemptId } from "../format/layout.ts";
 import type { Manifest, ResultHeader } from "../format/manifest.ts";
+import { readHeader } from "../format/records.ts";
+import { HEARTBEAT_MS } from "../format/status.ts";
+import type { ResolvedJobOptions } from "../options.ts";
+import type { JobSnapshot } from "../status/status.ts";
+import type { Storage } from "../storage/storage.ts";
+import { type Clock, systemClock, type TimerId } from "./clock.ts";
+import {
+  attemptOutcome,
+  failedAttempts,
+  lateAttempts,
+  nextStep,
+  retryDelayMs,
+  stragglers,
+} from "./policies.ts";
 import {
   type AttemptState,
   type JobPhase,
@@ -26,12 +36,8 @@ import {
 
 /** How often timeouts and stragglers are checked, in milliseconds. */
 const TICK_MS = 250;
-/** No attempt younger than this gets a speculative copy: copies pay only for long tasks. */
-const SPECULATION_FLOOR_MS = 1000;
 /** Most often `onProgress` is called, in milliseconds. */
 const PROGRESS_MS = 100;
-/** Longest delay between retries of one task. */
-const MAX_RETRY_DELAY_MS = 60_000;
 
 /** What the runner needs. */
 export interface RunnerContext {
@@ -41,12 +47,16 @@ export interface RunnerContext {
   options: ResolvedJobOptions;
   /** Writes status pages; called at a bounded rate and at the end. */
   writeStatus: (runner: JobRunner, final: boolean) => Promise<void>;
+  /** @default {systemClock} */
+  clock?: Clock;
+  /** Random numbers from 0 to 1, for the jitter of retries. @default {Math.random} */
+  random?: () => number;
 }
 
 /** Drives one job to its end. */
 export class JobRunner {
   readonly tasks: TaskState[];
-  readonly startedAt: number = Date.now();
+  readonly startedAt: number;
   phase: JobPhase = "running";
   /** Set when the job failed or was stopped. */
   error: Error | undefined;
@@ -55,13 +65,15 @@ export class JobRunner {
   readonly #settling = new Set<Promise<void>>();
 
   readonly #ctx: RunnerContext;
+  readonly #clock: Clock;
+  readonly #random: () => number;
   #session: BackendSession | undefined;
   readonly #attempts = new Map<string, AttemptState>();
   #wake: () => void = () => {};
   #changed: Promise<void>;
-  #timers = new Set<ReturnType<typeof setTimeout>>();
-  #tick: ReturnType<typeof setInterval> | undefined;
-  #statusTimer: ReturnType<typeof setInterval> | undefined;
+  #timers = new Set<TimerId>();
+  #tick: TimerId;
+  #statusTimer: TimerId;
   #statusDirty = true;
   #statusWriting: Promise<void> = Promise.resolve();
   #lastStatusWrite = 0;
@@ -69,11 +81,14 @@ export class JobRunner {
   #lastProgress = 0;
   /** Tasks done or failed for good. */
   #settledTasks = 0;
-  #progressTimer: ReturnType<typeof setTimeout> | undefined;
+  #progressTimer: TimerId;
 
   /** Create a runner for a prepared job. */
   constructor(ctx: RunnerContext) {
     this.#ctx = ctx;
+    this.#clock = ctx.clock ?? systemClock;
+    this.#random = ctx.random ?? Math.random;
+    this.startedAt = this.#clock.now();
     this.tasks = Array.from({ length: ctx.manifest.tasks }, (_, index) => ({
       index,
       phase: "pending",
@@ -91,7 +106,24 @@ export class JobRunner {
 
   /** Current counts. */
   progress(): Progress {
-    return progressOf(this.#ctx.layout.key, this.phase, this.tasks, this.startedAt);
+    return progressOf(
+      this.#ctx.layout.key,
+      this.phase,
+      this.tasks,
+      this.startedAt,
+      this.#clock.now(),
+    );
+  }
+
+  /** The job as it is now, for its status page. */
+  snapshot(): JobSnapshot {
+    return {
+      progress: this.progress(),
+      startedAt: this.startedAt,
+      now: this.#clock.now(),
+      error: this.error,
+      tasks: this.tasks,
+    };
   }
 
   /**
@@ -153,14 +185,10 @@ export class JobRunner {
     const pending = this.tasks.filter((t) => t.phase === "pending");
     const batch = pending.map((task) => this.#newAttempt(task, false));
     if (batch.length > 0) {
-      await session.submit(batch.map(({ task, id }) => ({
-        task,
-        attempt: id,
-        first: this.tasks[task]!.attempts.length === 1,
-      })));
+      await session.submit(batch.map(({ task, id }) => ({ task, attempt: id })));
     }
-    this.#tick = setInterval(() => this.#onTick(), TICK_MS);
-    this.#statusTimer = setInterval(() => this.#maybeWriteStatus(false), 250);
+    this.#tick = this.#clock.setInterval(() => this.#onTick(), TICK_MS);
+    this.#statusTimer = this.#clock.setInterval(() => this.#maybeWriteStatus(false), 250);
     this.#checkFinished();
   }
 
@@ -201,7 +229,7 @@ export class JobRunner {
     const attempt: AttemptState = {
       id: newAttemptId(),
       task: task.index,
-      submittedAt: Date.now(),
+      submittedAt: this.#clock.now(),
       speculative,
     };
     this.#attempts.set(attempt.id, attempt);
@@ -216,108 +244,117 @@ export class JobRunner {
     await this.#session.submit([{ task: task.index, attempt: attempt.id }]);
   }
 
+  /** What the task's results say about an ended attempt: its own record, and the winner. */
+  async #results(task: TaskState, attempt: AttemptState, exitCode: number | undefined) {
+    const { storage, layout } = this.#ctx;
+    if (exitCode === 0) {
+      // Most often the attempt stored its value: one look instead of a listing.
+      const own = await storage.stat(layout.result(task.index, attempt.id, "ok"));
+      if (own) return { stored: "ok" as const, winner: attempt.id, size: own.size };
+    }
+    let stored: "ok" | "error" | undefined;
+    let winner: { id: string; size: number } | undefined;
+    for await (const info of storage.list(layout.taskResults(task.index))) {
+      const parsed = layout.parseResult(info.key);
+      if (!parsed) continue;
+      if (parsed.attempt === attempt.id && stored !== "ok") stored = parsed.kind;
+      if (parsed.kind === "ok" && (!winner || parsed.attempt === attempt.id)) {
+        winner = { id: parsed.attempt, size: info.size };
+      }
+    }
+    return { stored, winner: winner?.id, size: winner?.size };
+  }
+
   /** Decide what an ended attempt means for its task. */
   async #settle(task: TaskState, attempt: AttemptState, event: BackendEvent & { type: "exited" }) {
     const { storage, layout, options } = this.#ctx;
-    const results = new Map<string, { kind: "ok" | "error"; size: number }>();
-    if (event.stored?.kind === "ok") {
-      // The backend says what was stored: no need to list the task's results.
-      results.set(`${attempt.id}.ok`, event.stored);
-    } else {
-      for await (const info of storage.list(layout.taskResults(task.index))) {
-        const parsed = layout.parseResult(info.key);
-        if (parsed) {
-          results.set(`${parsed.attempt}.${parsed.kind}`, { kind: parsed.kind, size: info.size });
-        }
-      }
-    }
-    const own = results.get(`${attempt.id}.ok`) ?? results.get(`${attempt.id}.error`);
-    const winner = own?.kind === "ok"
-      ? attempt.id
-      : [...results.entries()].find(([, r]) => r.kind === "ok")?.[0].replace(/\.ok$/, "");
-    attempt.outcome = own?.kind === "ok"
-      ? "ok"
-      : own?.kind === "error"
-      ? "task-error"
-      : attempt.timedOut || event.reason === "timeout"
-      ? "timeout"
-      : event.reason === "cancelled" || (winner && event.exitCode === 0)
-      ? "cancelled" // stopped, or stood down because another attempt had won
-      : "crash";
+    const { stored, winner, size } = await this.#results(task, attempt, event.exitCode);
+    attempt.outcome = attemptOutcome({
+      stored,
+      won: winner !== undefined,
+      timedOut: attempt.timedOut === true,
+      reason: event.reason,
+      exitCode: event.exitCode,
+    });
     if (attempt.outcome === "ok" && attempt.startedAt !== undefined) {
-      this.#runtimes.push((attempt.endedAt ?? Date.now()) - attempt.startedAt);
+      this.#runtimes.push((attempt.endedAt ?? this.#clock.now()) - attempt.startedAt);
     }
     if (task.phase === "done" || task.phase === "failed") return this.#notify();
-
-    if (winner) {
-      task.phase = "done";
-      this.#settledTasks++;
-      task.winner = winner;
-      task.resultBytes = results.get(`${winner}.ok`)?.size;
-      const losers = task.attempts.filter((a) => a.endedAt === undefined && a.id !== winner);
-      if (losers.length > 0) await this.#session?.cancel(losers.map((a) => a.id));
-      return this.#finishStep();
+    if (attempt.outcome === "crash" || attempt.outcome === "timeout") {
+      // A backend that restarts crashed attempts itself (Kubernetes) says how often it did.
+      task.crashes += event.crashes ?? 1;
     }
-    const stillRunning = task.attempts.some((a) => a.endedAt === undefined);
-    if (attempt.outcome === "cancelled" || this.phase !== "running") {
-      if (!stillRunning) task.phase = "pending"; // stopped, to be run again by a later master
-      return this.#notify();
-    }
-
-    if (attempt.outcome === "task-error") {
-      const header = await readHeader<ResultHeader>(
-        await storage.get(layout.result(task.index, attempt.id, "error")),
-        `error of task ${task.index}`,
-      );
-      const error = header.error!;
-      const taskError = new TaskError({
-        task: task.index,
-        input: task.index * this.#ctx.manifest.itemsPerTask + (error.item ?? 0),
-        attempt: attempt.id,
-        name: error.name,
-        message: error.message,
-        stack: error.stack,
-        host: header.host,
-      });
-      if (options.retryTaskErrors && this.#failedAttempts(task) <= options.maxRetries) {
-        return this.#retryLater(task);
-      }
-      if (stillRunning) return this.#notify();
-      return this.#fail(task, taskError);
-    }
-
-    // A backend that restarts crashed attempts itself (Kubernetes) says how often it did.
-    task.crashes += event.crashes ?? 1;
-    const unstartable = event.reason === "unstartable";
-    if (stillRunning && !unstartable) return this.#notify();
-    if (task.crashes <= options.maxRetries && !unstartable) return this.#retryLater(task);
-    this.#fail(
+    const next = nextStep({
       task,
-      new WorkerCrashError({
-        task: task.index,
-        input: task.index * this.#ctx.manifest.itemsPerTask,
-        attempt: attempt.id,
-        kind: attempt.outcome === "timeout" ? "timeout" : unstartable ? "infrastructure" : "crash",
-        attempts: task.crashes,
-        detail: attempt.outcome === "timeout"
-          ? `it ran longer than the time limit of ${options.timeoutMs} ms`
-          : event.detail,
-      }),
-    );
-  }
-
-  #failedAttempts(task: TaskState): number {
-    return task.attempts.filter((a) => a.outcome && a.outcome !== "ok" && a.outcome !== "cancelled")
-      .length;
+      outcome: attempt.outcome,
+      winner,
+      reason: event.reason,
+      running: this.phase === "running",
+      options,
+    });
+    switch (next.action) {
+      case "done": {
+        task.phase = "done";
+        this.#settledTasks++;
+        task.winner = next.winner;
+        task.resultBytes = size;
+        const losers = task.attempts.filter((a) => a.endedAt === undefined && a.id !== winner);
+        if (losers.length > 0) await this.#session?.cancel(losers.map((a) => a.id));
+        return this.#finishStep();
+      }
+      case "wait":
+        return this.#notify();
+      case "requeue":
+        task.phase = "pending"; // stopped, to be run again by a later master
+        return this.#notify();
+      case "retry":
+        return this.#retryLater(task);
+      case "fail": {
+        const input = task.index * this.#ctx.manifest.itemsPerTask;
+        if (next.kind === "task") {
+          const header = await readHeader<ResultHeader>(
+            await storage.get(layout.result(task.index, attempt.id, "error")),
+            `error of task ${task.index}`,
+          );
+          const error = header.error!;
+          return this.#fail(
+            task,
+            new TaskError({
+              task: task.index,
+              input: input + (error.item ?? 0),
+              attempt: attempt.id,
+              name: error.name,
+              message: error.message,
+              stack: error.stack,
+              host: header.host,
+            }),
+          );
+        }
+        return this.#fail(
+          task,
+          new WorkerCrashError({
+            task: task.index,
+            input,
+            attempt: attempt.id,
+            kind: next.kind,
+            attempts: task.crashes,
+            detail: next.kind === "timeout"
+              ? `it ran longer than the time limit of ${options.timeoutMs} ms`
+              : event.detail,
+          }),
+        );
+      }
+    }
   }
 
   #retryLater(task: TaskState): void {
-    const { retryDelayMs } = this.#ctx.options;
-    const n = this.#failedAttempts(task);
-    const delay = Math.min(MAX_RETRY_DELAY_MS, retryDelayMs * 2 ** (n - 1)) *
-      (0.5 + Math.random() / 2);
+    const delay = retryDelayMs(
+      failedAttempts(task),
+      this.#ctx.options.retryDelayMs,
+      this.#random(),
+    );
     task.phase = "pending";
-    const timer = setTimeout(() => {
+    const timer = this.#clock.setTimeout(() => {
       this.#timers.delete(timer);
       void this.#submit(task, false).catch((error) => this.#abort(error));
     }, delay);
@@ -340,7 +377,7 @@ export class JobRunner {
   #abort(error: unknown): void {
     if (this.phase !== "running") return;
     this.phase = "failed";
-    this.error = this.#fatal = error instanceof Error ? error : new Error(String(error));
+    this.error = this.#fatal = error instanceof Error ? error : new Error(errorMessage(error));
     void this.#shutdown(true);
     this.#notify();
   }
@@ -361,49 +398,24 @@ export class JobRunner {
 
   #onTick(): void {
     if (this.phase !== "running" || !this.#session) return;
-    const now = Date.now();
-    const { timeoutMs } = this.#ctx.options;
-    const running = [...this.#attempts.values()].filter((a) =>
-      a.startedAt !== undefined && a.endedAt === undefined
-    );
-    if (timeoutMs > 0 && !this.#session.enforcesTimeouts) {
-      const late = running.filter((a) => !a.timedOut && now - a.startedAt! > timeoutMs);
+    const now = this.#clock.now();
+    const live = [...this.#attempts.values()].filter((a) => a.endedAt === undefined);
+    if (!this.#session.enforcesTimeouts) {
+      const late = lateAttempts(live, now, this.#ctx.options.timeoutMs);
       for (const a of late) a.timedOut = true;
       if (late.length > 0) {
         void this.#session.cancel(late.map((a) => a.id)).catch((error) => this.#abort(error));
       }
     }
-    this.#speculate(now, running);
-  }
-
-  /** Start copies of stragglers, as the original kubeface did. */
-  #speculate(now: number, running: AttemptState[]): void {
-    const o = this.#ctx.options;
-    if (o.speculationPercent <= 0 || o.speculationMaxReruns <= 0 || this.#runtimes.length === 0) {
-      return;
-    }
-    // The tail of the job: at most that share of the tasks is still unfinished.
-    const unfinished = this.tasks.length - this.#settledTasks;
-    if (unfinished > (o.speculationPercent / 100) * this.tasks.length) return;
-    const runningTasks = new Set(running.map((a) => a.task));
-    const sorted = [...this.#runtimes].sort((a, b) => a - b);
-    const rank = Math.ceil((o.speculationRuntimePercentile / 100) * sorted.length) - 1;
-    const threshold = sorted[Math.min(sorted.length - 1, Math.max(0, rank))]!;
-    let slots = o.parallelism - [...this.#attempts.values()].filter((a) => a.endedAt === undefined)
-      .length;
-    for (const taskIndex of runningTasks) {
-      if (slots <= 0) break;
-      const task = this.tasks[taskIndex]!;
-      const live = task.attempts.filter((a) => a.endedAt === undefined);
-      const copies = task.attempts.filter((a) => a.speculative).length;
-      const oldest = Math.min(...live.map((a) => a.startedAt ?? now));
-      if (task.phase !== "running" || copies >= o.speculationMaxReruns || live.length !== 1) {
-        continue;
-      }
-      if (now - oldest <= Math.max(threshold, SPECULATION_FLOOR_MS)) continue;
-      slots--;
-      void this.#submit(task, true).catch((error) => this.#abort(error));
-    }
+    const copies = stragglers({
+      tasks: this.tasks,
+      settled: this.#settledTasks,
+      runtimes: this.#runtimes,
+      live: live.length,
+      now,
+      options: this.#ctx.options,
+    });
+    for (const task of copies) void this.#submit(task, true).catch((error) => this.#abort(error));
   }
 
   #notify(): void {
@@ -421,14 +433,14 @@ export class JobRunner {
   #reportProgress(final: boolean): void {
     const onProgress = this.#ctx.options.onProgress;
     if (!onProgress) return;
-    const now = Date.now();
+    const now = this.#clock.now();
     if (final || now - this.#lastProgress >= PROGRESS_MS) {
-      clearTimeout(this.#progressTimer);
+      this.#clock.clearTimeout(this.#progressTimer);
       this.#progressTimer = undefined;
       this.#lastProgress = now;
       onProgress(this.progress());
     } else {
-      this.#progressTimer ??= setTimeout(() => {
+      this.#progressTimer ??= this.#clock.setTimeout(() => {
         this.#progressTimer = undefined;
         this.#reportProgress(false);
       }, PROGRESS_MS - (now - this.#lastProgress));
@@ -436,7 +448,7 @@ export class JobRunner {
   }
 
   #maybeWriteStatus(final: boolean): Promise<void> {
-    const now = Date.now();
+    const now = this.#clock.now();
     const since = now - this.#lastStatusWrite;
     const due = (this.#statusDirty && since >= this.#ctx.options.statusIntervalMs) ||
       since >= HEARTBEAT_MS;
@@ -455,9 +467,9 @@ export class JobRunner {
 
   #shutdown(stopRunning: boolean): Promise<void> {
     this.#shuttingDown ??= (async () => {
-      clearInterval(this.#tick);
-      clearInterval(this.#statusTimer);
-      for (const timer of this.#timers) clearTimeout(timer);
+      this.#clock.clearInterval(this.#tick);
+      this.#clock.clearInterval(this.#statusTimer);
+      for (const timer of this.#timers) this.#clock.clearTimeout(timer);
       if (this.phase === "running") {
         this.phase = "interrupted";
         this.error = this.#fatal = new JobInterruptedError(this.#ctx.layout.key);

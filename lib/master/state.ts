@@ -5,13 +5,9 @@
  * @module
  */
 
-/** How an attempt ended. */
-export type AttemptOutcome =
-  | "ok"
-  | "task-error"
-  | "crash"
-  | "timeout"
-  | "cancelled";
+import type { AttemptOutcome, JobPhase, Progress } from "../format/status.ts";
+
+export type { AttemptOutcome, JobPhase, Progress };
 
 /** One attempt at a task. */
 export interface AttemptState {
@@ -49,37 +45,6 @@ export interface TaskState {
   crashes: number;
   /** The error that failed the task. */
   error?: Error;
-}
-
-/** Overall state of a job. */
-export type JobPhase = "preparing" | "running" | "done" | "failed" | "interrupted";
-
-/** Counts of tasks by state, for progress lines and status pages. */
-export interface Progress {
-  /** Job key. */
-  job: string;
-  /** Where the job is. */
-  phase: JobPhase;
-  /** Number of tasks. */
-  total: number;
-  /** Tasks waiting to run (or to run again). */
-  pending: number;
-  /** Tasks with an attempt running. */
-  running: number;
-  /** Tasks with a result. */
-  done: number;
-  /** Tasks that failed for good. */
-  failed: number;
-  /** Done tasks whose result came from an earlier run. */
-  reused: number;
-  /** Attempts started again after a crash, timeout or error. */
-  retried: number;
-  /** Speculative attempts started. */
-  speculative: number;
-  /** Milliseconds since the job started. */
-  elapsedMs: number;
-  /** Estimated milliseconds until every task is done, when it can be told. */
-  etaMs?: number;
 }
 
 /** Count tasks and estimate the time left. */

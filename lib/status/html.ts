@@ -13,7 +13,7 @@ import { attemptCount, durationStats, formatMs } from "./page_data.ts";
 import { PAGE_SCRIPT } from "./page_script.ts";
 import { OUTCOME_COLOURS, OUTCOME_LABELS, PAGE_CSS } from "./page_style.ts";
 import { failedSection, slowestSection } from "./page_tables.ts";
-import type { JobStatus } from "./status.ts";
+import type { JobStatus } from "../format/status.ts";
 
 export { escapeHtml };
 

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { AttemptStatus, JobStatus, TaskStatus } from "./status.ts";
+import type { AttemptStatus, JobStatus, TaskStatus } from "../format/status.ts";
 
 /** Milliseconds as `850ms`, `4.2s`, `3m05s` or `1h02m`. */
 export function formatMs(ms: number): string {

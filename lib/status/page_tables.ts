@@ -8,7 +8,7 @@
 import { escapeHtml, plainText } from "./escape.ts";
 import { catCommand, formatMs, logKey, logsCommand, resultKey, slowestTasks } from "./page_data.ts";
 import { OUTCOME_COLOURS, OUTCOME_LABELS } from "./page_style.ts";
-import type { AttemptStatus, JobStatus, TaskStatus } from "./status.ts";
+import type { AttemptStatus, JobStatus, TaskStatus } from "../format/status.ts";
 
 /** Most failed tasks listed. */
 export const FAILED_ROWS = 100;

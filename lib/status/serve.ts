@@ -12,7 +12,7 @@ import { NotFoundError } from "../errors.ts";
 import { JobLayout } from "../format/layout.ts";
 import type { Storage } from "../storage/storage.ts";
 import { renderStatusHtml } from "./html.ts";
-import type { JobStatus } from "./status.ts";
+import type { JobStatus } from "../format/status.ts";
 
 /** Options of {@linkcode serveStatus}. */
 export interface StatusServerOptions {

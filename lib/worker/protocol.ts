@@ -7,7 +7,6 @@
 
 import type { ErrorRecord } from "../format/manifest.ts";
 import type { Encoding } from "../format/records.ts";
-import type { StoredResult } from "../backends/backend.ts";
 
 /** Worker → thread: run the task on a serialized input. */
 export interface RunMessage {
@@ -92,7 +91,7 @@ export async function* lines(stream: ReadableStream<Uint8Array>): AsyncGenerator
 export interface AttemptRequest {
   task: number;
   attempt: string;
-  /** No other attempt of the task can have stored a result (see `AttemptSpec.first`). */
+  /** The pool submits the task for the first time: no other attempt can have stored a result. */
   first?: boolean;
 }
 
@@ -109,6 +108,6 @@ export interface CancelRequest {
 export type ControlMessage =
   | { ready: true }
   | { attempt: string; started: true }
-  | { attempt: string; code: number; stored?: StoredResult }
+  | { attempt: string; code: number }
   /** A cancel request found the attempt not started: it will not run here. */
   | { attempt: string; dropped: true };

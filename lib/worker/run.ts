@@ -16,7 +16,7 @@ import { mergePermissions, type PermissionSet } from "../permissions.ts";
 import { encodeRecord, readRawRecord, recordBody } from "../format/records.ts";
 import { readBytes, readJson, type Storage } from "../storage/storage.ts";
 import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
-import type { AttemptSpec, StoredResult } from "../backends/backend.ts";
+import type { AttemptSpec, RunMap } from "../format/attempt.ts";
 import { TaskThread, THREAD_CODE } from "./thread.ts";
 import { hostName } from "../host.ts";
 
@@ -24,24 +24,17 @@ import { hostName } from "../host.ts";
 export interface AttemptOutcome {
   /** The worker's exit code. */
   code: number;
-  /** The result record stored, when its size is known. */
-  stored?: StoredResult;
 }
 
 /** Options of {@linkcode JobWorker.run}. */
 export interface RunOptions {
   /**
-   * The task's first attempt (see `AttemptSpec.first`): no other attempt's
-   * result can exist, so none is looked for.
+   * The task's first attempt in this session (the warm pool knows): no
+   * other attempt's result can exist, so none is looked for.
    *
    * @default {false}
    */
   first?: boolean;
-}
-
-/** Contents of `jobs/<key>/runs/<name>.json`: what each index of a batch runs. */
-export interface RunMap {
-  attempts: AttemptSpec[];
 }
 
 /** What a worker process is started for: one job, in one storage. */
@@ -94,8 +87,7 @@ export class JobWorker {
 
   /**
    * Run one attempt and store its result. Returns the exit code (`EXIT_OK`,
-   * or `EXIT_TASK_ERROR` when the task threw) and, for small records, what
-   * was stored. A task that already has a result (another attempt won) is
+   * or `EXIT_TASK_ERROR` when the task threw). A task that already has a result (another attempt won) is
    * not run again: `EXIT_OK` at once; the check is skipped for a first
    * attempt.
    *
@@ -145,13 +137,8 @@ export class JobWorker {
       ...(error ? { error } : {}),
     };
     const body = recordBody(encodeRecord(result, done.result));
-    const kind = error ? "error" : "ok";
-    await storage.put(layout.result(task, attempt, kind), body);
-    const size = body instanceof Uint8Array ? body.length : undefined;
-    return {
-      code: error ? EXIT_TASK_ERROR : EXIT_OK,
-      ...(size === undefined ? {} : { stored: { kind, size } }),
-    };
+    await storage.put(layout.result(task, attempt, error ? "error" : "ok"), body);
+    return { code: error ? EXIT_TASK_ERROR : EXIT_OK };
   }
 
   /**

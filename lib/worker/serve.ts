@@ -17,7 +17,7 @@ import {
 } from "./protocol.ts";
 import type { AttemptOutcome } from "./run.ts";
 
-/** Runs one attempt; returns its exit code and what it stored. */
+/** Runs one attempt; returns its exit code. */
 export type RunAttempt = (request: AttemptRequest) => Promise<AttemptOutcome>;
 
 /**
@@ -72,8 +72,8 @@ export async function serve(
     }
     control({ attempt: next.attempt, started: true });
     flush();
-    const { code, stored } = await run(next);
-    control({ attempt: next.attempt, code, ...(stored ? { stored } : {}) });
+    const { code } = await run(next);
+    control({ attempt: next.attempt, code });
   }
   await reading;
 }

@@ -5,8 +5,12 @@
  * @module
  */
 
-import type { AttemptOutcome } from "../../lib/master/state.ts";
-import type { AttemptStatus, JobStatus, TaskStatus } from "../../lib/status/status.ts";
+import type {
+  AttemptOutcome,
+  AttemptStatus,
+  JobStatus,
+  TaskStatus,
+} from "../../lib/format/status.ts";
 
 const T0 = Date.parse("2026-03-01T09:00:00.000Z");
 const at = (seconds: number) => new Date(T0 + seconds * 1000).toISOString();

@@ -7,7 +7,7 @@
  */
 
 import type { KubeConfig } from "@kubernetes/client-node";
-import { BackendError } from "../../errors.ts";
+import { BackendError, errorMessage } from "../../errors.ts";
 
 interface Status {
   message?: string;
@@ -61,7 +61,7 @@ export function apiError(
   where: Where,
 ): BackendError {
   const { code, status } = statusOf(error);
-  const detail = status?.message ?? (error instanceof Error ? error.message : String(error));
+  const detail = status?.message ?? errorMessage(error);
   const options = { cause: error };
   if (code === undefined) {
     return new BackendError(

@@ -9,10 +9,11 @@
  */
 
 import type { V1Container, V1Job, V1Toleration } from "@kubernetes/client-node";
-import type { JobContext } from "../backend.ts";
+import { IMAGE_WORKER_FILES } from "../../image/context.ts";
+import { storageWorkerEnv } from "../../storage/worker_env.ts";
 import { EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";
-import { IMAGE_CONFIG, IMAGE_WORKER } from "../container_run.ts";
-import { parsePermissions } from "../../permissions.ts";
+import { denoRunFlags, workerEnv, type WorkerLaunch } from "../../worker/launch.ts";
+import type { JobContext } from "../backend.ts";
 import { JOB_KEY_ANNOTATION, JOB_LABEL, jobLabel, MANAGED_BY, RUN_LABEL } from "./names.ts";
 import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions } from "./options.ts";
 import { BOOTSTRAP, type Runtime } from "./runtime.ts";
@@ -31,35 +32,31 @@ export interface JobSpecInput {
   name: string;
   /** Number of attempts (indexes). */
   completions: number;
-  runtime: Runtime;
+  /** The stored runtime the stock image's bootstrap downloads; none with a worker image. */
+  runtime: Runtime | undefined;
 }
 
-/** Environment variables passed from the master to every pod when set. */
-const PASSED_ENV = ["STORAGE_EMULATOR_HOST", "GOOGLE_CLOUD_PROJECT"];
-
-function env(name: string): string | undefined {
-  try {
-    return Deno.env.get(name);
-  } catch {
-    return undefined;
+/** The worker container's command and the environment that tells it what to run. */
+function worker(launch: WorkerLaunch, runtime: Runtime | undefined) {
+  const settings = Object.entries(workerEnv(launch)).map(([name, value]) => ({ name, value }));
+  if (!runtime) {
+    // A worker image: every dependency is cached in it, and its HOME and DENO_DIR are set.
+    return { command: ["deno", ...denoRunFlags(launch, IMAGE_WORKER_FILES)], env: settings };
   }
-}
-
-function command(options: KubernetesBackendOptions): string[] {
-  if (options.workerImage) {
-    // The task thread inside still gets only the task's permissions.
-    return [
-      "deno",
-      "run",
-      "--no-check",
-      "--cached-only",
-      "--unstable-worker-options",
-      `--config=${IMAGE_CONFIG}`,
-      "--allow-all",
-      IMAGE_WORKER,
-    ];
-  }
-  return ["deno", "eval", "--unstable-worker-options", BOOTSTRAP];
+  return {
+    command: ["deno", "eval", "--unstable-worker-options", BOOTSTRAP],
+    env: [
+      ...settings,
+      {
+        name: "KUBEFACE_RUNTIME",
+        value:
+          `${runtime.worker.key}@${runtime.worker.sha256},${runtime.thread.key}@${runtime.thread.sha256}`,
+      },
+      // The stock image's Deno cache and home are on the read-only root.
+      { name: "DENO_DIR", value: `${SCRATCH}/deno-dir` },
+      { name: "HOME", value: SCRATCH },
+    ],
+  };
 }
 
 function resources(o: KubernetesBackendOptions): V1Container["resources"] {
@@ -84,10 +81,13 @@ export function jobSpec(input: JobSpecInput): V1Job {
   const annotations = { ...o.annotations, [JOB_KEY_ANNOTATION]: job.key };
   const deadline = o.activeDeadlineSeconds ??
     (job.timeoutMs ? Math.ceil(job.timeoutMs / 1000) : undefined);
-  const passed = PASSED_ENV.flatMap((n) => {
-    const value = env(n);
-    return value ? [{ name: n, value }] : [];
-  });
+  const { command, env } = worker({
+    storageUrl: job.storage.url,
+    job: job.key,
+    scratch: `${SCRATCH}/kubeface`,
+    permissions: job.permissions,
+    mode: { run: name },
+  }, runtime);
   const runAsUser = o.runAsUser ?? KUBERNETES_DEFAULTS.runAsUser;
   return {
     apiVersion: "batch/v1",
@@ -133,26 +133,12 @@ export function jobSpec(input: JobSpecInput): V1Job {
             name: CONTAINER,
             image: o.image ?? KUBERNETES_DEFAULTS.image,
             imagePullPolicy: o.imagePullPolicy ?? KUBERNETES_DEFAULTS.imagePullPolicy,
-            command: command(o),
+            command,
             env: [
               ...Object.entries(job.env).map(([n, value]) => ({ name: n, value })),
-              ...passed,
-              { name: "KUBEFACE_STORAGE", value: job.storageUrl },
-              { name: "KUBEFACE_JOB", value: job.key },
-              { name: "KUBEFACE_RUN", value: name },
-              { name: "KUBEFACE_SCRATCH", value: `${SCRATCH}/kubeface` },
-              {
-                name: "KUBEFACE_PERMISSIONS",
-                value: JSON.stringify(parsePermissions(job.permissions)),
-              },
-              {
-                name: "KUBEFACE_RUNTIME",
-                value:
-                  `${runtime.worker.key}@${runtime.worker.sha256},${runtime.thread.key}@${runtime.thread.sha256}`,
-              },
-              // The stock image's Deno cache is on the read-only root; the worker image's is pre-filled.
-              ...(o.workerImage ? [] : [{ name: "DENO_DIR", value: `${SCRATCH}/deno-dir` }]),
-              { name: "HOME", value: SCRATCH },
+              ...Object.entries(storageWorkerEnv(job.storage.url))
+                .map(([n, value]) => ({ name: n, value })),
+              ...env,
               { name: "NO_COLOR", value: "1" },
             ],
             resources: resources(o),

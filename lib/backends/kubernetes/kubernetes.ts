@@ -8,10 +8,11 @@
  */
 
 import { BatchV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
+import type { RunMap } from "../../format/attempt.ts";
 import { JobLayout } from "../../format/layout.ts";
-import { openStorage, readJson } from "../../storage/storage.ts";
-import type { RunMap } from "../../worker/run.ts";
+import { readJson, type Storage } from "../../storage/storage.ts";
 import type { Backend, BackendEvent, BackendSession, JobContext, WorkerLog } from "../backend.ts";
+import { errorMessage } from "../../errors.ts";
 import { apiError, whereOf } from "./api_errors.ts";
 import { CONTAINER } from "./job_spec.ts";
 import { JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
@@ -22,6 +23,8 @@ import { KubernetesSession } from "./session.ts";
 /** Run attempts as pods of Kubernetes Jobs. */
 export class KubernetesBackend implements Backend {
   readonly name = "kubernetes";
+  /** Pods run on without the master; a new master with the same key attaches. */
+  readonly keepsRunning = "Kubernetes Jobs";
   readonly #options: KubernetesBackendOptions;
   #kubeConfig: KubeConfig | undefined;
 
@@ -50,9 +53,7 @@ export class KubernetesBackend implements Backend {
       throw new TypeError(
         `Cannot read the kubeconfig '${
           this.#options.kubeconfig ?? "$KUBECONFIG or ~/.kube/config"
-        }': ${
-          error instanceof Error ? error.message : String(error)
-        }; pass --kubeconfig or set KUBECONFIG`,
+        }': ${errorMessage(error)}; pass --kubeconfig or set KUBECONFIG`,
         { cause: error },
       );
     }
@@ -84,24 +85,15 @@ export class KubernetesBackend implements Backend {
 
   async open(job: JobContext, onEvent: (event: BackendEvent) => void): Promise<BackendSession> {
     const kubeConfig = this.kubeConfig();
-    const storage = await openStorage(job.storageUrl);
-    try {
-      const runtime = this.#options.workerImage
-        ? { worker: { key: "", sha256: "" }, thread: { key: "", sha256: "" } }
-        : await storeRuntime(storage);
-      return await KubernetesSession.open({
-        job,
-        options: this.#options,
-        kubeConfig,
-        namespace: this.namespace(),
-        storage,
-        runtime,
-        onEvent,
-      });
-    } catch (error) {
-      await storage[Symbol.asyncDispose]();
-      throw error;
-    }
+    const runtime = this.#options.workerImage ? undefined : await storeRuntime(job.storage);
+    return await KubernetesSession.open({
+      job,
+      options: this.#options,
+      kubeConfig,
+      namespace: this.namespace(),
+      runtime,
+      onEvent,
+    });
   }
 
   async cleanup(jobKey: string): Promise<string[]> {
@@ -130,7 +122,7 @@ export class KubernetesBackend implements Backend {
     return lines;
   }
 
-  async *logs(jobKey: string, task?: number): AsyncIterable<WorkerLog> {
+  async *logs(storage: Storage, jobKey: string, task?: number): AsyncIterable<WorkerLog> {
     const kc = this.kubeConfig();
     const core = kc.makeApiClient(CoreV1Api);
     const namespace = this.namespace();
@@ -144,6 +136,7 @@ export class KubernetesBackend implements Backend {
     } catch (error) {
       throw apiError(error, "list pods", where);
     }
+    const layout = new JobLayout(jobKey);
     const maps = new Map<string, RunMap | undefined>();
     for (
       const pod of pods.sort((a, b) =>
@@ -152,16 +145,10 @@ export class KubernetesBackend implements Backend {
     ) {
       const run = pod.metadata?.labels?.[RUN_LABEL];
       const index = Number(pod.metadata?.labels?.["batch.kubernetes.io/job-completion-index"]);
-      const storageUrl = pod.spec?.containers?.[0]?.env?.find((e) => e.name === "KUBEFACE_STORAGE")
-        ?.value;
-      if (!run || !storageUrl) continue;
+      if (!run) continue;
       if (!maps.has(run)) {
-        try {
-          await using storage = await openStorage(storageUrl);
-          maps.set(run, await readJson<RunMap>(storage, new JobLayout(jobKey).run(run)));
-        } catch {
-          maps.set(run, undefined);
-        }
+        // Undefined when the pod belongs to a job of the same key in another storage.
+        maps.set(run, await readJson<RunMap>(storage, layout.run(run)).catch(() => undefined));
       }
       const spec = maps.get(run)?.attempts[index];
       if (!spec || (task !== undefined && spec.task !== task)) continue;

@@ -11,12 +11,11 @@
  */
 
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { sha256Hex } from "../../bundle.ts";
-import { cacheDir } from "../../cache_dir.ts";
+import { denoBundle, sha256Hex } from "../../bundle.ts";
+import { cacheDir } from "../../env.ts";
+import { BackendError, errorMessage } from "../../errors.ts";
+import { projectRoot, sourcesHash } from "../../sources.ts";
 import type { Storage } from "../../storage/storage.ts";
-
-const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 
 /** One stored runtime file. */
 export interface RuntimeFile {
@@ -31,46 +30,12 @@ export interface Runtime {
   thread: RuntimeFile;
 }
 
-/** Hash of every source file the bundles are made of, to cache them by. */
-async function sourceHash(): Promise<string> {
-  const files: string[] = [
-    join(ROOT, "worker.ts"),
-    join(ROOT, "deno.json"),
-    join(ROOT, "deno.lock"),
-  ];
-  const walk = async (dir: string) => {
-    for await (const entry of Deno.readDir(dir)) {
-      const path = join(dir, entry.name);
-      if (entry.isDirectory) await walk(path);
-      else if (entry.name.endsWith(".ts")) files.push(path);
-    }
-  };
-  await walk(join(ROOT, "lib"));
-  files.sort();
-  const parts: Uint8Array[] = [];
-  for (const file of files) {
-    parts.push(new TextEncoder().encode(`${file.slice(ROOT.length)}\n`));
-    parts.push(await Deno.readFile(file).catch(() => new Uint8Array()));
-  }
-  const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    all.set(part, offset);
-    offset += part.length;
-  }
-  return (await sha256Hex(all)).slice(0, 24);
-}
-
-async function bundle(entry: string, out: string): Promise<void> {
-  const { code, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["bundle", "--quiet", "--platform", "deno", "-o", out, join(ROOT, entry)],
-    cwd: ROOT,
-    stdout: "null",
-    stderr: "piped",
-  }).output();
-  if (code !== 0) {
-    throw new Error(
-      `Cannot bundle kubeface's ${entry} for the pods: ${new TextDecoder().decode(stderr).trim()}`,
+async function bundleRuntime(root: string, entry: string, out: string): Promise<void> {
+  try {
+    await denoBundle(join(root, entry), out, { cwd: root });
+  } catch (error) {
+    throw new BackendError(
+      `Cannot bundle kubeface's ${entry} for the pods: ${errorMessage(error)}`,
     );
   }
 }
@@ -80,15 +45,21 @@ async function bundle(entry: string, out: string): Promise<void> {
  * store them in `storage` if they are not there yet.
  */
 export async function storeRuntime(storage: Storage): Promise<Runtime> {
-  const dir = cacheDir("runtime", await sourceHash());
+  const root = projectRoot();
+  if (root === undefined) {
+    throw new BackendError(
+      "Cannot bundle kubeface's worker for the pods: kubeface does not run from local files; use a worker image (--worker-image)",
+    );
+  }
+  const dir = cacheDir("runtime", sourcesHash(root).slice(0, 24));
   const files = { worker: join(dir, "worker.js"), thread: join(dir, "task_thread.js") };
   try {
     await Deno.stat(files.thread);
   } catch {
     const temp = `${dir}.tmp-${crypto.randomUUID().slice(0, 8)}`;
     await Deno.mkdir(temp, { recursive: true });
-    await bundle("worker.ts", join(temp, "worker.js"));
-    await bundle("lib/worker/task_thread.ts", join(temp, "task_thread.js"));
+    await bundleRuntime(root, "worker.ts", join(temp, "worker.js"));
+    await bundleRuntime(root, "lib/worker/task_thread.ts", join(temp, "task_thread.js"));
     await Deno.rename(temp, dir).catch(async () => {
       await Deno.remove(temp, { recursive: true }); // another master built it meanwhile
     });

@@ -19,18 +19,10 @@ import {
   type V1Job,
   type V1Pod,
 } from "@kubernetes/client-node";
-import { JobLayout } from "../../format/layout.ts";
-import type { Storage } from "../../storage/storage.ts";
+import type { AttemptSpec, RunMap } from "../../format/attempt.ts";
 import { readJson, writeJson } from "../../storage/storage.ts";
 import { EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";
-import type { RunMap } from "../../worker/run.ts";
-import type {
-  AttemptSpec,
-  BackendEvent,
-  BackendSession,
-  ExitReason,
-  JobContext,
-} from "../backend.ts";
+import type { BackendEvent, BackendSession, ExitReason, JobContext } from "../backend.ts";
 import { apiError, whereOf } from "./api_errors.ts";
 import { explainPod, parseIndexes, type PodState } from "./explain.ts";
 import { jobSpec } from "./job_spec.ts";
@@ -65,8 +57,8 @@ export interface SessionContext {
   options: KubernetesBackendOptions;
   kubeConfig: KubeConfig;
   namespace: string;
-  storage: Storage;
-  runtime: Runtime;
+  /** The stored runtime of stock-image pods; none with a worker image. */
+  runtime: Runtime | undefined;
   onEvent: (event: BackendEvent) => void;
 }
 
@@ -77,7 +69,6 @@ export class KubernetesSession implements BackendSession {
   readonly #ctx: SessionContext;
   readonly #batch: BatchV1Api;
   readonly #core: CoreV1Api;
-  readonly #layout: JobLayout;
   readonly #selector: string;
   readonly #slots = new Map<string, Slot>();
   readonly #batches = new Map<string, Slot[]>();
@@ -91,7 +82,6 @@ export class KubernetesSession implements BackendSession {
     this.#ctx = ctx;
     this.#batch = ctx.kubeConfig.makeApiClient(BatchV1Api);
     this.#core = ctx.kubeConfig.makeApiClient(CoreV1Api);
-    this.#layout = new JobLayout(ctx.job.key);
     this.#selector = `${JOB_LABEL}=${jobLabel(ctx.job.key)}`;
   }
 
@@ -131,7 +121,7 @@ export class KubernetesSession implements BackendSession {
       if (!name || finished || job.metadata?.deletionTimestamp) continue;
       let map: RunMap;
       try {
-        map = await readJson<RunMap>(this.#ctx.storage, this.#layout.run(name));
+        map = await readJson<RunMap>(this.#ctx.job.storage, this.#ctx.job.layout.run(name));
       } catch {
         continue; // not this storage's job, or its map is gone
       }
@@ -400,8 +390,8 @@ export class KubernetesSession implements BackendSession {
       this.#validated = true;
     }
     await writeJson(
-      this.#ctx.storage,
-      this.#layout.run(name),
+      this.#ctx.job.storage,
+      this.#ctx.job.layout.run(name),
       { attempts: [...attempts] } satisfies RunMap,
     );
     this.#register(name, attempts);
@@ -462,7 +452,6 @@ export class KubernetesSession implements BackendSession {
     this.#closed = true;
     clearInterval(this.#timer);
     for (const informer of this.#informers) await informer.stop().catch(() => {});
-    await this.#ctx.storage[Symbol.asyncDispose]();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {

@@ -1,0 +1,288 @@
+/**
+ * The job loop against a scripted backend session and a manual clock:
+ * retries and backoff, timeouts, speculation and failures, decided in
+ * milliseconds. Results are real records in a real local storage, written
+ * with the worker's own record code.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import type { AttemptSpec, BackendEvent, BackendSession } from "../lib/backends/backend.ts";
+import { TaskError, WorkerCrashError } from "../lib/errors.ts";
+import { JobLayout } from "../lib/format/layout.ts";
+import type { Manifest, ResultHeader } from "../lib/format/manifest.ts";
+import { encodeRecord, encodeValue, recordBody } from "../lib/format/records.ts";
+import { JobRunner } from "../lib/master/runner.ts";
+import { resolveJobOptions } from "../lib/options.ts";
+import type { JobOptions } from "../mod.ts";
+import { openStorage, type Storage } from "../lib/storage/storage.ts";
+import { ManualClock, settle } from "./support/clock.ts";
+
+/** A backend session that records what the runner asks and reports what the test says. */
+class ScriptedSession implements BackendSession {
+  readonly submitted: AttemptSpec[] = [];
+  readonly cancelled: string[] = [];
+  enforcesTimeouts = false;
+  constructor(readonly emit: (event: BackendEvent) => void) {}
+
+  submit(attempts: readonly AttemptSpec[]): Promise<void> {
+    this.submitted.push(...attempts);
+    return Promise.resolve();
+  }
+
+  cancel(attempts: readonly string[]): Promise<void> {
+    for (const id of attempts) {
+      this.cancelled.push(id);
+      const spec = this.submitted.find((s) => s.attempt === id)!;
+      this.emit({ ...this.#end(spec), reason: "cancelled", exitCode: undefined });
+    }
+    return Promise.resolve();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #end(spec: AttemptSpec) {
+    return {
+      type: "exited" as const,
+      task: spec.task,
+      attempt: spec.attempt,
+      at: new Date(),
+      detail: "scripted",
+    };
+  }
+
+  /** The attempts of a task, in submission order. */
+  of(task: number): AttemptSpec[] {
+    return this.submitted.filter((s) => s.task === task);
+  }
+}
+
+interface Fixture extends AsyncDisposable {
+  runner: JobRunner;
+  session: ScriptedSession;
+  clock: ManualClock;
+  storage: Storage;
+  layout: JobLayout;
+  /** Report that an attempt started. */
+  start(spec: AttemptSpec): void;
+  /** Store a value for an attempt, as a worker does, and report its exit 0. */
+  succeed(spec: AttemptSpec, value: unknown): Promise<void>;
+  /** Store the task's error for an attempt and report exit 3. */
+  throwIn(spec: AttemptSpec, message: string): Promise<void>;
+  /** Report that an attempt's worker died without a result. */
+  crash(spec: AttemptSpec): void;
+}
+
+async function fixture(tasks: number, options: JobOptions = {}): Promise<Fixture> {
+  const dir = await Deno.makeTempDir({ prefix: "kubeface-runner-" });
+  const storage = await openStorage(dir);
+  const layout = new JobLayout("scripted");
+  const clock = new ManualClock();
+  const manifest: Manifest = {
+    format: 1,
+    key: layout.key,
+    createdAt: new Date(clock.now()).toISOString(),
+    module: "file:///scripted.ts",
+    bundle: { sha256: "0".repeat(64), size: 0 },
+    inputs: { count: tasks, digest: "0".repeat(64) },
+    tasks,
+    itemsPerTask: 1,
+  };
+  const runner = new JobRunner({
+    storage,
+    layout,
+    manifest,
+    options: resolveJobOptions(
+      { speculationPercent: 0, retryDelayMs: 1000, ...options, job: layout.key },
+      new URL(manifest.module),
+    ),
+    writeStatus: () => Promise.resolve(),
+    clock,
+    random: () => 1,
+  });
+  const session = new ScriptedSession(runner.onEvent);
+  await runner.start(session);
+  const at = () => new Date(clock.now());
+  const store = async (spec: AttemptSpec, status: "ok" | "error", value: unknown) => {
+    const header: Omit<ResultHeader, "encoding" | "size"> = {
+      kind: "result",
+      status,
+      job: layout.key,
+      task: spec.task,
+      attempt: spec.attempt,
+      host: "scripted",
+      startedAt: at().toISOString(),
+      endedAt: at().toISOString(),
+      durationMs: 0,
+      rssBytes: 0,
+      deno: Deno.version.deno,
+      ...(status === "error"
+        ? { error: { name: "RangeError", message: String(value), stack: "RangeError: here" } }
+        : {}),
+    };
+    const body = encodeRecord(header, status === "ok" ? encodeValue(value, "value") : undefined);
+    await storage.put(layout.result(spec.task, spec.attempt, status), recordBody(body));
+  };
+  const exited = (spec: AttemptSpec, exitCode: number, reason: "exited" | "killed" = "exited") =>
+    runner.onEvent({
+      type: "exited",
+      task: spec.task,
+      attempt: spec.attempt,
+      at: at(),
+      reason,
+      exitCode,
+      detail: `exited with code ${exitCode}`,
+    });
+  return {
+    runner,
+    session,
+    clock,
+    storage,
+    layout,
+    start: (spec) =>
+      runner.onEvent({ type: "started", task: spec.task, attempt: spec.attempt, at: at() }),
+    succeed: async (spec, value) => {
+      await store(spec, "ok", value);
+      exited(spec, 0);
+      await settle();
+    },
+    throwIn: async (spec, message) => {
+      await store(spec, "error", message);
+      exited(spec, 3);
+      await settle();
+    },
+    crash: (spec) => exited(spec, 137, "killed"),
+    async [Symbol.asyncDispose]() {
+      await runner.close();
+      await storage[Symbol.asyncDispose]();
+      await Deno.remove(dir, { recursive: true });
+    },
+  };
+}
+
+Deno.test("the runner submits every task at once and is done when each stored a value", async () => {
+  await using f = await fixture(3);
+  assert.deepEqual(f.session.submitted.map((s) => s.task), [0, 1, 2]);
+  for (const spec of f.session.submitted) {
+    f.start(spec);
+    await f.succeed(spec, spec.task * 10);
+  }
+  await f.runner.finished();
+  assert.equal(f.runner.phase, "done");
+  assert.deepEqual(f.runner.tasks.map((t) => t.winner), f.session.submitted.map((s) => s.attempt));
+  assert.ok(f.runner.tasks.every((t) => t.resultBytes! > 0), "result sizes are known");
+});
+
+Deno.test("a crashed attempt is retried only once its backoff has passed", async () => {
+  await using f = await fixture(1, { retryDelayMs: 1000, maxRetries: 2 });
+  const [first] = f.session.of(0);
+  f.start(first!);
+  f.crash(first!);
+  await settle();
+  await f.clock.advance(999);
+  assert.equal(f.session.of(0).length, 1, "not before the delay");
+  await f.clock.advance(1);
+  assert.equal(f.session.of(0).length, 2, "retried after 1 s");
+  const second = f.session.of(0)[1]!;
+  f.start(second);
+  f.crash(second);
+  await settle();
+  await f.clock.advance(1999);
+  assert.equal(f.session.of(0).length, 2, "the second delay doubles");
+  await f.clock.advance(1);
+  assert.equal(f.session.of(0).length, 3);
+  const third = f.session.of(0)[2]!;
+  await f.succeed(third, "ok");
+  await f.runner.finished();
+  assert.equal(f.runner.tasks[0]!.winner, third.attempt);
+  assert.equal(f.runner.progress().retried, 2);
+});
+
+Deno.test("a task that crashes past maxRetries fails with WorkerCrashError", async () => {
+  await using f = await fixture(2, { maxRetries: 1, retryDelayMs: 10 });
+  f.crash(f.session.of(0)[0]!);
+  await settle();
+  await f.clock.advance(10);
+  f.crash(f.session.of(0)[1]!);
+  await settle();
+  const error = await f.runner.settled(0).then(() => undefined, (e) => e);
+  assert.ok(error instanceof WorkerCrashError, String(error));
+  assert.equal(error.kind, "crash");
+  assert.equal(error.attempts, 2);
+  assert.equal(f.runner.phase, "failed", "fail fast by default");
+});
+
+Deno.test("a task error fails the job with the remote error and is not retried", async () => {
+  await using f = await fixture(1, { maxRetries: 3 });
+  await f.throwIn(f.session.of(0)[0]!, "bad input");
+  const error = await f.runner.finished().then(() => undefined, (e) => e);
+  assert.ok(error instanceof TaskError, String(error));
+  assert.equal(error.remoteName, "RangeError");
+  assert.equal(error.remoteMessage, "bad input");
+  await f.clock.advance(60_000);
+  assert.equal(f.session.submitted.length, 1);
+});
+
+Deno.test("an attempt past the time limit is cancelled and retried as a timeout", async () => {
+  await using f = await fixture(1, { timeoutMs: 5000, maxRetries: 1, retryDelayMs: 10 });
+  const [first] = f.session.of(0);
+  f.start(first!);
+  await f.clock.advance(5000);
+  assert.deepEqual(f.session.cancelled, [], "not at the limit itself");
+  await f.clock.advance(250);
+  assert.deepEqual(f.session.cancelled, [first!.attempt]);
+  await f.clock.advance(10);
+  assert.equal(f.runner.tasks[0]!.attempts[0]!.outcome, "timeout");
+  assert.equal(f.session.of(0).length, 2, "retried");
+});
+
+Deno.test("a backend that enforces timeouts itself is not second-guessed", async () => {
+  await using f = await fixture(1, { timeoutMs: 1000 });
+  f.session.enforcesTimeouts = true;
+  f.start(f.session.of(0)[0]!);
+  await f.clock.advance(10_000);
+  assert.deepEqual(f.session.cancelled, []);
+});
+
+Deno.test("a straggler in the tail gets one copy, and the loser is cancelled", async () => {
+  await using f = await fixture(5, {
+    speculationPercent: 20,
+    speculationRuntimePercentile: 50,
+    parallelism: 5,
+  });
+  for (const spec of f.session.submitted) f.start(spec);
+  for (const task of [0, 1, 2, 3]) {
+    await f.clock.advance(1000);
+    await f.succeed(f.session.of(task)[0]!, task);
+  }
+  assert.equal(f.session.of(4).length, 1, "runtimes of 1 to 4 s: task 4 is not past 2.5 s yet");
+  await f.clock.advance(1000);
+  assert.equal(f.session.of(4).length, 2, "a speculative copy");
+  assert.equal(f.runner.tasks[4]!.attempts[1]!.speculative, true);
+  await f.clock.advance(10_000);
+  assert.equal(f.session.of(4).length, 2, "at most one copy");
+  const [original, copy] = f.session.of(4);
+  f.start(copy!);
+  await f.succeed(copy!, "first");
+  assert.deepEqual(f.session.cancelled, [original!.attempt]);
+  await f.runner.finished();
+  assert.equal(f.runner.tasks[4]!.winner, copy!.attempt);
+});
+
+Deno.test("an attempt that exits 0 after another one won stands down", async () => {
+  await using f = await fixture(1);
+  const [first] = f.session.of(0);
+  const other = { task: 0, attempt: "from-an-earlier-master" };
+  f.runner.onEvent({ type: "started", task: 0, attempt: other.attempt, at: new Date() });
+  await f.succeed(other, "theirs");
+  await f.runner.settled(0);
+  assert.equal(f.runner.tasks[0]!.winner, other.attempt);
+  assert.ok(f.session.cancelled.includes(first!.attempt), "the own attempt is cancelled");
+});
