@@ -13,9 +13,13 @@
 
 import {
   BackendError,
+  CorruptObjectError,
+  InputsError,
+  JobBusyError,
   JobMismatchError,
   StorageError,
   TaskError,
+  userStack,
   WorkerCrashError,
 } from "./lib/errors.ts";
 import { type Io, UsageError } from "./lib/cli/io.ts";
@@ -90,8 +94,14 @@ function terminal(): Io {
       return Promise.resolve(answer !== null && /^y(es)?$/i.test(answer.trim()));
     },
     onInterrupt(handler) {
-      Deno.addSignalListener("SIGINT", handler);
-      return () => Deno.removeSignalListener("SIGINT", handler);
+      // Ctrl-C, and the TERM signal a container stop or a job scheduler sends.
+      const signals: Deno.Signal[] = Deno.build.os === "windows"
+        ? ["SIGINT"]
+        : ["SIGINT", "SIGTERM"];
+      for (const signal of signals) Deno.addSignalListener(signal, handler);
+      return () => {
+        for (const signal of signals) Deno.removeSignalListener(signal, handler);
+      };
     },
   };
 }
@@ -125,9 +135,14 @@ export async function main(args: string[], io: Io = terminal()): Promise<number>
       io.err(`kubeface: ${error.message}\n${indent(error.remoteStack)}\n`);
       return 1;
     }
+    if (error instanceof InputsError) {
+      io.err(`kubeface: ${error.message}\n${indent(userStack(error.cause))}\n`);
+      return 1;
+    }
     if (
       error instanceof WorkerCrashError || error instanceof JobMismatchError ||
       error instanceof StorageError || error instanceof BackendError ||
+      error instanceof JobBusyError || error instanceof CorruptObjectError ||
       error instanceof TypeError || error instanceof RangeError
     ) {
       io.err(`kubeface: ${error.message}\n`);

@@ -29,7 +29,7 @@ import { Client, type ClientOptions, type MapOptions, type MapRun } from "./lib/
 export { Client, MapRun } from "./lib/client.ts";
 export type { ClientOptions, MapOptions } from "./lib/client.ts";
 export { DEFAULTS, type JobOptions } from "./lib/options.ts";
-export type { Entry, JobInfo } from "./lib/master/run.ts";
+export type { Entry, JobInfo, JobStartInfo } from "./lib/master/run.ts";
 export type { JobPhase, Progress } from "./lib/master/state.ts";
 export type { InputSource, TaskModule } from "./lib/task_module.ts";
 export { BACKEND_NAMES } from "./lib/backends/backend.ts";
@@ -55,6 +55,9 @@ export type { Body, ObjectInfo, PutOptions, Storage } from "./lib/storage/storag
 export type { FailureKind } from "./lib/errors.ts";
 export {
   BackendError,
+  CorruptObjectError,
+  InputsError,
+  JobBusyError,
   JobInterruptedError,
   JobMismatchError,
   NotFoundError,

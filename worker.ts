@@ -22,12 +22,17 @@
  */
 
 import { readEnv } from "./lib/env.ts";
-import { errorMessage } from "./lib/errors.ts";
+import { CorruptObjectError, errorMessage } from "./lib/errors.ts";
 import { openStorage } from "./lib/storage/storage.ts";
 import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
 import { parseWorkerLaunch, type WorkerLaunch } from "./lib/worker/launch.ts";
 import { serve as serveRequests } from "./lib/worker/serve.ts";
-import { type AttemptOutcome, JobWorker, type RunOptions } from "./lib/worker/run.ts";
+import {
+  AttemptCrashError,
+  type AttemptOutcome,
+  JobWorker,
+  type RunOptions,
+} from "./lib/worker/run.ts";
 
 /** Run one attempt; infrastructure failures become their exit code. */
 async function attempt(
@@ -40,9 +45,11 @@ async function attempt(
   try {
     return await worker.run(task, id, options);
   } catch (error) {
+    // Damaged objects and crashes are said plainly; anything else keeps its stack.
+    const plain = error instanceof AttemptCrashError || error instanceof CorruptObjectError;
     console.error(
       `kubeface worker: task ${task} of job '${job}' could not run: ${
-        error instanceof Error ? error.stack ?? error.message : String(error)
+        plain ? errorMessage(error) : error instanceof Error ? error.stack : String(error)
       }`,
     );
     return { code: EXIT_INFRASTRUCTURE };

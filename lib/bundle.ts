@@ -31,6 +31,8 @@ export interface DenoBundleOptions {
   sourcemap?: boolean;
   /** The Deno executable. @default {Deno.execPath()} */
   deno?: string;
+  /** Stops the bundler. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -43,7 +45,7 @@ export async function denoBundle(
   out: string,
   options: DenoBundleOptions,
 ): Promise<void> {
-  const { cwd, sourcemap = false, deno = Deno.execPath() } = options;
+  const { cwd, sourcemap = false, deno = Deno.execPath(), signal } = options;
   const { code, stderr } = await new Deno.Command(deno, {
     args: [
       "bundle",
@@ -58,6 +60,7 @@ export async function denoBundle(
     cwd,
     stdout: "null",
     stderr: "piped",
+    signal,
   }).output();
   if (code !== 0) throw new Error(new TextDecoder().decode(stderr).trim());
 }
@@ -68,7 +71,10 @@ export async function denoBundle(
  *
  * @throws {Error} `deno bundle` failed; the message holds its output.
  */
-export async function bundleModule(url: URL, deno: string = Deno.execPath()): Promise<Bundle> {
+export async function bundleModule(
+  url: URL,
+  options: Pick<DenoBundleOptions, "deno" | "signal"> = {},
+): Promise<Bundle> {
   if (url.protocol !== "file:") {
     throw new TypeError(
       `Cannot bundle '${url.href}': only local task modules (paths or file: URLs) can be bundled`,
@@ -78,11 +84,13 @@ export async function bundleModule(url: URL, deno: string = Deno.execPath()): Pr
   const dir = await Deno.makeTempDir({ prefix: "kubeface-bundle-" });
   try {
     const out = join(dir, "bundle.js");
-    await denoBundle(path, out, { cwd: dirname(path), sourcemap: true, deno }).catch((error) => {
-      throw new Error(
-        `Cannot bundle task module '${url.href}' with deno bundle:\n${error.message}`,
-      );
-    });
+    await denoBundle(path, out, { cwd: dirname(path), sourcemap: true, ...options }).catch(
+      (error) => {
+        throw new Error(
+          `Cannot bundle task module '${url.href}' with deno bundle:\n${error.message}`,
+        );
+      },
+    );
     const js = await Deno.readTextFile(out);
     const map = JSON.parse(await Deno.readTextFile(out + ".map")) as { sources?: string[] };
     map.sources = (map.sources ?? []).map((source) =>

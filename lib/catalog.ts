@@ -4,10 +4,11 @@
  * @module
  */
 
-import { JobLayout } from "./format/layout.ts";
-import { deletePrefix } from "./master/prepare.ts";
-import { NotFoundError } from "./errors.ts";
-import { readJson, type Storage } from "./storage/storage.ts";
+import { INDEX_PREFIX, JobLayout } from "./format/layout.ts";
+import { BoundedPool } from "./pool.ts";
+import { CorruptObjectError, NotFoundError } from "./errors.ts";
+import { objectName, readJson } from "./format/json.ts";
+import type { Storage } from "./storage/storage.ts";
 import { HEARTBEAT_MS, type JobPhase, type JobStatus, type JobSummary } from "./format/status.ts";
 
 /**
@@ -30,16 +31,38 @@ export function stateOf(summary: JobSummary, now: number = Date.now()): JobState
   return summary.phase;
 }
 
-/** Every job with a summary in the storage root, newest first. */
-export async function listJobs(storage: Storage): Promise<JobListing[]> {
+/** Whether a parsed summary has every field a listing shows. */
+function isSummary(value: Partial<JobSummary>): value is JobSummary {
+  return typeof value.job === "string" && typeof value.phase === "string" &&
+    typeof value.backend === "string" && typeof value.startedAt === "string" &&
+    typeof value.updatedAt === "string" && typeof value.total === "number" &&
+    typeof value.done === "number" && typeof value.failed === "number";
+}
+
+/**
+ * Every job with a summary in the storage root, newest first. A damaged
+ * summary is left out, and `onWarning` hears which.
+ */
+export async function listJobs(
+  storage: Storage,
+  onWarning: (message: string) => void = () => {},
+): Promise<JobListing[]> {
   const jobs: JobListing[] = [];
-  for await (const { key } of storage.list("index/")) {
+  for await (const { key } of storage.list(INDEX_PREFIX)) {
     if (!key.endsWith(".json")) continue;
     try {
-      const summary = await readJson<JobSummary>(storage, key);
+      const summary = await readJson<Partial<JobSummary>>(storage, key, "job summary");
+      if (!isSummary(summary)) {
+        throw new CorruptObjectError(
+          objectName(storage, key, "job summary"),
+          "it lacks the fields of a summary",
+        );
+      }
       jobs.push({ ...summary, state: stateOf(summary) });
     } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error; // deleted meanwhile
+      if (error instanceof NotFoundError) continue; // deleted meanwhile
+      if (!(error instanceof CorruptObjectError)) throw error;
+      onWarning(`${error.message}; it is left out (delete it, or rerun its job)`);
     }
   }
   return jobs.sort((a, b) => b.startedAt.localeCompare(a.startedAt));
@@ -53,7 +76,7 @@ export async function listJobs(storage: Storage): Promise<JobListing[]> {
 export async function readStatus(storage: Storage, key: string): Promise<JobStatus> {
   const layout = new JobLayout(key);
   try {
-    return await readJson<JobStatus>(storage, layout.statusJson);
+    return await readJson<JobStatus>(storage, layout.statusJson, "status");
   } catch (error) {
     if (error instanceof NotFoundError) {
       throw new NotFoundError(storage.url + layout.statusJson, { cause: error });
@@ -81,5 +104,17 @@ export async function deleteJob(storage: Storage, key: string): Promise<number> 
   const layout = new JobLayout(key);
   const deleted = await deletePrefix(storage, layout.prefix);
   await storage.delete(layout.summary);
+  return deleted;
+}
+
+/** Delete every object under a prefix. */
+export async function deletePrefix(storage: Storage, prefix: string): Promise<number> {
+  const pool = new BoundedPool({ concurrency: 16 });
+  let deleted = 0;
+  for await (const { key } of storage.list(prefix)) {
+    deleted++;
+    await pool.add(1, () => storage.delete(key));
+  }
+  await pool.drain();
   return deleted;
 }

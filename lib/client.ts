@@ -9,7 +9,7 @@ import type { Backend, BackendName } from "./backends/backend.ts";
 import { type BackendOptions, createBackend } from "./backends/select.ts";
 import { defaultBackend, defaultStorage } from "./env.ts";
 import { JobInterruptedError } from "./errors.ts";
-import { type Entry, type JobInfo, runJob } from "./master/run.ts";
+import { type Entry, type JobInfo, type JobStartInfo, runJob } from "./master/run.ts";
 import type { JobRunner } from "./master/runner.ts";
 import type { Progress } from "./master/state.ts";
 import { type JobOptions, resolveJobOptions } from "./options.ts";
@@ -42,8 +42,17 @@ export interface MapOptions<I = unknown> extends JobOptions {
    * @default {the module's `inputs` export}
    */
   inputs?: InputSource<I>;
-  /** Called once the job is prepared, with its key and status page URLs. */
+  /** Called with the job's key and status page URLs before its inputs are uploaded. */
+  onPrepare?: (info: JobStartInfo) => void;
+  /** Called once the job is prepared, with its key, counts and status page URLs. */
   onStart?: (info: JobInfo) => void;
+  /**
+   * Hears what went wrong and was mended, e.g. a damaged result computed
+   * again.
+   *
+   * @default {nothing}
+   */
+  onWarning?: (message: string) => void;
 }
 
 /**
@@ -73,6 +82,7 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
   readonly #start: (withInputs: boolean) => AsyncGenerator<Entry<I, O>>;
   #started = false;
   #runner: JobRunner | undefined;
+  readonly #stop = new AbortController();
 
   /** Used by {@linkcode Client.map}. */
   constructor(
@@ -81,6 +91,11 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
   ) {
     this.job = job;
     this.#start = (withInputs) => start(withInputs, this);
+  }
+
+  /** @internal Aborted by {@linkcode MapRun.cancel}, at any stage of the job. */
+  get signal(): AbortSignal {
+    return this.#stop.signal;
   }
 
   /** @internal Attach the runner so {@linkcode MapRun.cancel} can reach it. */
@@ -110,7 +125,10 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
    * their results up.
    */
   async cancel(options: { stopRunning?: boolean } = {}): Promise<void> {
-    await this.#runner?.stop(new JobInterruptedError(this.job), options.stopRunning ?? true);
+    if (this.#runner) {
+      await this.#runner.stop(new JobInterruptedError(this.job), options.stopRunning ?? true);
+    }
+    this.#stop.abort(new JobInterruptedError(this.job)); // loading, bundling or uploading
   }
 
   #begin(withInputs: boolean): AsyncGenerator<Entry<I, O>> {
@@ -218,7 +236,10 @@ export class Client {
         options: resolved,
         inputs: options.inputs,
         withInputs,
+        signal: resolved.signal ? AbortSignal.any([resolved.signal, run.signal]) : run.signal,
+        onPrepare: options.onPrepare,
         onStart: options.onStart,
+        onWarning: options.onWarning,
         onRunner: (runner) => run.attach(runner),
       });
     });

@@ -158,6 +158,83 @@ export class NotFoundError extends StorageError {
   }
 }
 
+/**
+ * A stored object is damaged: truncated, changed by hand, or not what its
+ * key says. kubeface recomputes what it can (a result) and names the object
+ * otherwise, so a job can be overwritten (`--overwrite`).
+ *
+ * @example A record cut short
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { CorruptObjectError, map, openStorage } from "@kubeface/kubeface";
+ *
+ * const root = await Deno.makeTempDir();
+ * await Array.fromAsync(map("./examples/squares.ts", { storage: root, job: "k", inputs: [3] }));
+ * await using storage = await openStorage(root);
+ * const [input] = await Array.fromAsync(storage.list("jobs/k/inputs/"));
+ * const bytes = await new Response(await storage.get(input!.key)).bytes();
+ * await storage.put(input!.key, bytes.subarray(0, bytes.length - 1));
+ * const run = map("./examples/squares.ts", { storage: root, job: "k", inputs: [3] });
+ * const error = await Array.fromAsync(run.entries()).catch((e) => e);
+ * assert.ok(error instanceof CorruptObjectError);
+ * assert.match(error.message, /input of task 0/);
+ * await Deno.remove(root, { recursive: true });
+ * ```
+ */
+export class CorruptObjectError extends Error {
+  /** What the object is and where, e.g. `result of task 3 (gs://b/jobs/k/results/3/a.ok)`. */
+  readonly object: string;
+  /** What is wrong with it. */
+  readonly detail: string;
+
+  /** Build the error for `object`; `detail` says what is wrong with it. */
+  constructor(object: string, detail: string, options?: ErrorOptions) {
+    super(`Cannot use the ${object}: ${detail}`, options);
+    this.name = "CorruptObjectError";
+    this.object = object;
+    this.detail = detail;
+  }
+}
+
+/**
+ * The task module's `inputs` threw while kubeface read them: the user's
+ * error, with the index reached. Its `cause` is what was thrown.
+ *
+ * @example An inputs generator that fails part way
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { InputsError, map } from "@kubeface/kubeface";
+ *
+ * const storage = await Deno.makeTempDir();
+ * function* inputs() {
+ *   yield 1;
+ *   throw new Error("no more data");
+ * }
+ * const error = await Array.fromAsync(map("./examples/squares.ts", { storage, inputs })).catch(
+ *   (e) => e,
+ * );
+ * assert.ok(error instanceof InputsError);
+ * assert.equal(error.index, 1);
+ * await Deno.remove(storage, { recursive: true });
+ * ```
+ */
+export class InputsError extends Error {
+  /** The index of the input being read when it threw. */
+  readonly index: number;
+
+  /** Build the error; `cause` is what the inputs threw. */
+  constructor(index: number, cause: unknown) {
+    super(
+      `Cannot read input ${index}: the inputs threw ${
+        cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
+      }`,
+      { cause },
+    );
+    this.name = "InputsError";
+    this.index = index;
+  }
+}
+
 /** A backend (local processes, Kubernetes, containers) could not do its part. */
 export class BackendError extends Error {
   /** Build a backend error. */
@@ -198,6 +275,54 @@ export class JobMismatchError extends Error {
   }
 }
 
+/** Who holds a job: the parts of its lease an error names. */
+export interface JobHolder {
+  /** Host of the master. */
+  host: string;
+  /** Process id of the master. */
+  pid: number;
+  /** When it took the job (ISO 8601). */
+  since: string;
+  /** When it last said it runs (ISO 8601). */
+  renewedAt: string;
+}
+
+/**
+ * Another master is running the job: a job has one master at a time.
+ *
+ * @example Two maps with one key at once
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { JobBusyError, map } from "@kubeface/kubeface";
+ *
+ * const storage = await Deno.makeTempDir();
+ * const options = { storage, job: "once", inputs: [1, 2] };
+ * const first = map("./examples/squares.ts", options)[Symbol.asyncIterator]();
+ * await first.next(); // the first master holds the job now
+ * const error = await Array.fromAsync(map("./examples/squares.ts", options)).catch((e) => e);
+ * assert.ok(error instanceof JobBusyError);
+ * assert.equal(error.holder.pid, Deno.pid);
+ * await first.return(undefined);
+ * await Deno.remove(storage, { recursive: true });
+ * ```
+ */
+export class JobBusyError extends Error {
+  /** The job key. */
+  readonly job: string;
+  /** The master that runs it. */
+  readonly holder: JobHolder;
+
+  /** Build the error for job `job` held by `holder`. */
+  constructor(job: string, holder: JobHolder) {
+    super(
+      `Cannot run job '${job}': another master is running it (host ${holder.host}, pid ${holder.pid}, since ${holder.since}, last seen ${holder.renewedAt}); wait for it to finish, follow its results with --attach, or take the job over with --overwrite`,
+    );
+    this.name = "JobBusyError";
+    this.job = job;
+    this.holder = holder;
+  }
+}
+
 /**
  * The job was stopped by the user (Ctrl-C or `cancel()`) before it finished.
  *
@@ -224,6 +349,23 @@ export class JobInterruptedError extends Error {
     this.name = "JobInterruptedError";
     this.job = job;
   }
+}
+
+/** Where kubeface's own code is, to tell its stack frames from the user's. */
+const OWN_CODE = new URL("../", import.meta.url).href;
+
+/**
+ * The frames of a stack that are the user's: without kubeface's own
+ * (under its `lib/`, `cli.ts`, `mod.ts`) and the runtime's (`ext:`,
+ * `node:`). The first line (the message) is kept.
+ */
+export function userStack(error: unknown): string {
+  if (!(error instanceof Error) || !error.stack) return errorMessage(error);
+  const [head = "", ...frames] = error.stack.split("\n");
+  const own = (line: string) =>
+    /\(?(ext:|node:)/.test(line) ||
+    [`${OWN_CODE}lib/`, `${OWN_CODE}cli.ts`, `${OWN_CODE}mod.ts`].some((p) => line.includes(p));
+  return [head, ...frames.filter((line) => !own(line))].join("\n");
 }
 
 /** Return a readable message of any thrown value. */

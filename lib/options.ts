@@ -117,6 +117,20 @@ export interface JobOptions {
    * @default {8}
    */
   uploadConcurrency?: number;
+  /**
+   * Most inputs a job may have; more is an error (an endless generator
+   * would otherwise upload without end).
+   *
+   * @default {1000000}
+   */
+  maxInputs?: number;
+  /**
+   * Follow the job another master runs with this key: yield its results as
+   * they are stored, read-only, running nothing.
+   *
+   * @default {false}
+   */
+  attach?: boolean;
   /** Called whenever the counts of tasks change. */
   onProgress?: (progress: Progress) => void;
   /** Stops the job (as Ctrl-C does) when aborted. */
@@ -165,17 +179,23 @@ export const DEFAULTS: Readonly<Required<Omit<JobOptions, "job" | "onProgress" |
   statusIntervalMs: 5000,
   overwrite: false,
   uploadConcurrency: 8,
+  maxInputs: 1_000_000,
+  attach: false,
 };
 
-function positiveInteger(name: string, value: number, allowZero = false): number {
-  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1)) {
+/** Most tasks running at once: what one Indexed Job allows. */
+export const MAX_PARALLELISM = 100_000;
+/** Status pages are rewritten at most this often. */
+export const MIN_STATUS_INTERVAL_MS = 100;
+
+function integerIn(name: string, value: number, min: number, max = Number.MAX_SAFE_INTEGER): void {
+  if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(
-      `Cannot use ${name} ${value}: it must be a${
-        allowZero ? " non-negative" : " positive"
-      } integer`,
+      `Cannot use ${name} ${value}: it must be a whole number from ${min}${
+        max < Number.MAX_SAFE_INTEGER ? ` to ${max}` : " up"
+      }`,
     );
   }
-  return value;
 }
 
 /**
@@ -200,14 +220,15 @@ export function resolveJobOptions(options: JobOptions, module: URL): ResolvedJob
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   };
-  positiveInteger("parallelism", resolved.parallelism);
-  positiveInteger("itemsPerTask", resolved.itemsPerTask);
-  positiveInteger("maxRetries", resolved.maxRetries, true);
-  positiveInteger("retryDelayMs", resolved.retryDelayMs, true);
-  positiveInteger("timeoutMs", resolved.timeoutMs, true);
-  positiveInteger("speculationMaxReruns", resolved.speculationMaxReruns, true);
-  positiveInteger("statusIntervalMs", resolved.statusIntervalMs, true);
-  positiveInteger("uploadConcurrency", resolved.uploadConcurrency);
+  integerIn("parallelism", resolved.parallelism, 1, MAX_PARALLELISM);
+  integerIn("itemsPerTask", resolved.itemsPerTask, 1);
+  integerIn("maxRetries", resolved.maxRetries, 0);
+  integerIn("retryDelayMs", resolved.retryDelayMs, 0);
+  integerIn("timeoutMs", resolved.timeoutMs, 0);
+  integerIn("speculationMaxReruns", resolved.speculationMaxReruns, 0);
+  integerIn("statusIntervalMs", resolved.statusIntervalMs, MIN_STATUS_INTERVAL_MS);
+  integerIn("uploadConcurrency", resolved.uploadConcurrency, 1);
+  integerIn("maxInputs", resolved.maxInputs, 1);
   for (const name of ["speculationPercent", "speculationRuntimePercentile"] as const) {
     const value = resolved[name];
     if (!(value >= 0 && value <= 100)) {

@@ -6,6 +6,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { readEnv } from "./env.ts";
 
 /**
  * Permission names Deno accepts as `--allow-<name>`.
@@ -99,14 +100,45 @@ export function permissionFlags(set: PermissionSet): string[] {
 }
 
 /**
- * What a worker needs to reach a storage: read and write under a local root
- * and its scratch directory, or network, environment and credentials files
- * for GCS.
+ * Hosts a GCS client talks to: the storage API, Google's token endpoints,
+ * and the metadata server that gives a pod its identity.
+ */
+export const GOOGLE_HOSTS: readonly string[] = [
+  "storage.googleapis.com",
+  "oauth2.googleapis.com",
+  "sts.googleapis.com",
+  "iamcredentials.googleapis.com",
+  "metadata.google.internal",
+  "169.254.169.254",
+];
+
+/** `host:port` of a `STORAGE_EMULATOR_HOST` value (`host:port` or a URL). */
+function emulatorHost(value: string): string {
+  return /^[a-z]+:\/\//i.test(value) ? new URL(value).host : value.replace(/\/.*$/, "");
+}
+
+/**
+ * What a worker process needs to reach a storage, and nothing more: read
+ * and write under a local root and its scratch directory; or, for GCS, the
+ * network to the storage's hosts only (the emulator's, or Google's), the
+ * environment (the client's settings and credentials) and the credentials
+ * files.
  */
 export function storagePermissions(storageUrl: string, scratch: string): PermissionSet {
   const base: PermissionSet = { read: [scratch], write: [scratch], sys: ["hostname"] };
   if (storageUrl.startsWith("gs://")) {
-    return mergePermissions(base, { net: true, env: true, read: true, sys: true });
+    const emulator = readEnv("STORAGE_EMULATOR_HOST");
+    const credentials = readEnv("GOOGLE_APPLICATION_CREDENTIALS");
+    const home = readEnv("HOME");
+    return mergePermissions(base, {
+      net: emulator ? [emulatorHost(emulator)] : [...GOOGLE_HOSTS],
+      env: true,
+      read: [
+        ...(credentials ? [credentials] : []),
+        ...(home ? [`${home}/.config/gcloud`] : []),
+      ],
+      sys: ["osRelease", "uid", "gid"],
+    });
   }
   const root = storageUrl.startsWith("file://") ? fileURLToPath(storageUrl) : storageUrl;
   return mergePermissions(base, { read: [root], write: [root] });

@@ -65,6 +65,37 @@ export function setSharedLoader(load: SharedLoader): void {
   loader = load;
 }
 
+/** Whether a value is a reference (a {@linkcode Shared}, or one that crossed storage). */
+function isRef(value: unknown): value is { storage: string; sha256: string } {
+  const record = value as Record<string, unknown>;
+  return record.kind === KIND && typeof record.sha256 === "string" &&
+    typeof record.storage === "string";
+}
+
+/** Containers a reference is looked for in, as {@linkcode reviveShared} looks. */
+function children(value: object): Iterable<unknown> {
+  if (Array.isArray(value) || value instanceof Set) return value;
+  if (value instanceof Map) return value.values();
+  if (Object.getPrototypeOf(value) === Object.prototype) return Object.values(value);
+  return [];
+}
+
+/**
+ * The references in a value, looked for where {@linkcode reviveShared}
+ * revives them: arrays, plain objects, Maps and Sets up to a few levels deep.
+ */
+export function* sharedRefs(
+  value: unknown,
+  depth = 0,
+): Generator<{ storage: string; sha256: string }> {
+  if (depth > 6 || value === null || typeof value !== "object" || ArrayBuffer.isView(value)) return;
+  if (isRef(value)) {
+    yield value;
+    return;
+  }
+  for (const item of children(value)) yield* sharedRefs(item, depth + 1);
+}
+
 /**
  * Give references that crossed storage (plain objects now) their methods
  * back, in place. Looks through arrays, plain objects, Maps and Sets up to
@@ -74,19 +105,10 @@ export function reviveShared<T>(value: T, depth = 0): T {
   if (depth > 6 || value === null || typeof value !== "object" || ArrayBuffer.isView(value)) {
     return value;
   }
-  const record = value as Record<string, unknown>;
-  if (
-    record.kind === KIND && typeof record.sha256 === "string" && typeof record.storage === "string"
-  ) {
+  if (isRef(value)) {
     Object.setPrototypeOf(value, Shared.prototype);
     return value;
   }
-  if (Array.isArray(value) || value instanceof Set) {
-    for (const item of value) reviveShared(item, depth + 1);
-  } else if (value instanceof Map) {
-    for (const item of value.values()) reviveShared(item, depth + 1);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
-    for (const item of Object.values(record)) reviveShared(item, depth + 1);
-  }
+  for (const item of children(value)) reviveShared(item, depth + 1);
   return value;
 }

@@ -13,36 +13,41 @@ import {
   readRawRecord,
   recordBody,
 } from "./format/records.ts";
+import { objectName } from "./format/json.ts";
 import { Shared } from "./shared.ts";
-import { openStorage, type Storage } from "./storage/storage.ts";
-
-const storages = new Map<string, Promise<Storage>>();
+import { sha256Hex } from "./bundle.ts";
+import { CorruptObjectError } from "./errors.ts";
+import { bytesStream, openStorage, readBytes, type Storage } from "./storage/storage.ts";
 
 /** Key of a shared value. */
 export function sharedKey(sha256: string): string {
   return `shared/${sha256}`;
 }
 
-/** Read a shared value's record from storage, not decoded. */
+/**
+ * Read a shared value's record from storage, not decoded, and check that
+ * it is the value its name says (its sha256).
+ *
+ * @throws {CorruptObjectError} The record is damaged or another value.
+ */
 export async function readShared(
-  root: string,
+  storage: Storage,
   sha256: string,
 ): Promise<{ encoding: Encoding; payload: Uint8Array }> {
-  let storage = storages.get(root);
-  if (!storage) {
-    storage = openStorage(root);
-    storages.set(root, storage);
+  const key = sharedKey(sha256);
+  const what = objectName(storage, key, `shared value ${sha256}`);
+  const bytes = await readBytes(storage, key);
+  if (await sha256Hex(bytes) !== sha256) {
+    throw new CorruptObjectError(what, "its contents do not have the sha256 it is named by");
   }
-  const { header, payload } = await readRawRecord(
-    await (await storage).get(sharedKey(sha256)),
-    `shared value ${sha256}`,
-  );
+  const { header, payload } = await readRawRecord(bytesStream(bytes), what);
   return { encoding: header.encoding, payload };
 }
 
-/** Read and decode a shared value. */
+/** Read and decode a shared value (outside a worker: on the master, or in a script). */
 export async function loadShared(root: string, sha256: string): Promise<unknown> {
-  const { encoding, payload } = await readShared(root, sha256);
+  await using storage = await openStorage(root);
+  const { encoding, payload } = await readShared(storage, sha256);
   return decodeValue(encoding, payload);
 }
 

@@ -53,8 +53,8 @@ Deno.test("values JSON cannot hold become their nearest plain form", () => {
 Deno.test("CSV rows quote commas, quotes and newlines and start with a header", async () => {
   let text = "";
   const writer = new ResultWriter("csv", (t) => void (text += t));
-  await writer.row("a,b", 'say "hi"');
-  await writer.row({ x: 1 }, "line\nbreak");
+  await writer.row(0, "a,b", 'say "hi"');
+  await writer.row(1, { x: 1 }, "line\nbreak");
   assert.equal(text, 'input,result\n"a,b","say ""hi"""\n"{""x"":1}","line\nbreak"\n');
   let empty = "";
   await new ResultWriter("csv", (t) => void (empty += t)).end();

@@ -115,7 +115,7 @@ Deno.test("kubeface map exits 2 with its help on a bad flag, a missing module or
   assert.equal(zero.code, 2);
   assert.match(
     zero.stderr,
-    /^kubeface map: Cannot use parallelism 0: it must be a positive integer/,
+    /^kubeface map: --parallelism must be a whole number from 1 to 100000, not '0'/,
   );
   const word = await kubeface(["map", "-m", "x.ts", "--timeout", "soon"]);
   assert.equal(word.code, 2);

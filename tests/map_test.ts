@@ -299,7 +299,7 @@ targetTest(
 Deno.test("map() rejects bad options before it starts", () => {
   assert.throws(() => map("x.ts", { parallelism: 0 }), {
     name: "RangeError",
-    message: "Cannot use parallelism 0: it must be a positive integer",
+    message: "Cannot use parallelism 0: it must be a whole number from 1 to 100000",
   });
   assert.throws(() => map("x.ts", { job: "bad key!" }), {
     name: "TypeError",

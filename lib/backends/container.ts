@@ -220,9 +220,12 @@ class ContainerSession extends QueueSession {
       const logPath = await Deno.makeTempFile({ prefix: "kubeface-container-", suffix: ".log" });
       const { status, stderrTail } = await collectOutput(child, logPath);
       ended = true;
-      await storeLog(this.job.storage, this.job.layout.log(spec.task, spec.attempt), {
-        path: logPath,
-      });
+      await storeLog(
+        this.job.storage,
+        this.job.layout.log(spec.task, spec.attempt),
+        { path: logPath },
+        status.success,
+      );
       if (cancelled) return this.ended(spec, "cancelled", status.code, "stopped by kubeface");
       const { reason, detail } = describeExit({ code: status.code }, stderrTail, cli.command);
       this.ended(spec, reason, status.code, detail);

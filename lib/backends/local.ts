@@ -109,9 +109,12 @@ class LocalSession extends QueueSession {
       const logPath = `${scratch}.log`;
       const { status, stderrTail } = await collectOutput(child, logPath);
       cancelKill();
-      await storeLog(this.job.storage, this.job.layout.log(spec.task, spec.attempt), {
-        path: logPath,
-      });
+      await storeLog(
+        this.job.storage,
+        this.job.layout.log(spec.task, spec.attempt),
+        { path: logPath },
+        status.success,
+      );
       await Deno.remove(scratch, { recursive: true }).catch(() => {});
       if (cancelled) return this.ended(spec, "cancelled", status.code, "stopped by kubeface");
       const { reason, detail } = describeExit(status, stderrTail);

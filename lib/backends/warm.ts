@@ -329,9 +329,12 @@ export class WarmSession extends QueueSession {
     code: number | undefined,
     detail: string,
   ): Promise<void> {
-    await storeLog(this.job.storage, this.job.layout.log(item.spec.task, item.spec.attempt), {
-      text: item.log.join(""),
-    });
+    await storeLog(
+      this.job.storage,
+      this.job.layout.log(item.spec.task, item.spec.attempt),
+      { text: item.log.join("") },
+      reason === "exited" && code === 0,
+    );
     this.ended(item.spec, reason, code, detail);
     item.settle();
   }

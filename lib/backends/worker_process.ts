@@ -127,21 +127,23 @@ export async function collectOutput(
 
 /**
  * Store an attempt's log under `key`: the text, or the file at `path`
- * (which is deleted). Empty logs are not stored — most tasks print nothing.
- * A failed upload is ignored: logs are a convenience and must not fail the
- * attempt.
+ * (which is deleted). A log is stored when the attempt printed something or
+ * did not succeed, so every failure has one to look at; most tasks succeed
+ * and print nothing. A failed upload is ignored: logs are a convenience and
+ * must not fail the attempt.
  */
 export async function storeLog(
   storage: Storage,
   key: string,
   log: { text: string } | { path: string },
+  succeeded: boolean,
 ): Promise<void> {
   try {
     if ("text" in log) {
-      if (log.text) {
+      if (log.text || !succeeded) {
         await storage.put(key, new TextEncoder().encode(log.text), { contentType: "text/plain" });
       }
-    } else if ((await Deno.stat(log.path)).size > 0) {
+    } else if (!succeeded || (await Deno.stat(log.path)).size > 0) {
       const file = await Deno.open(log.path, { read: true });
       await storage.put(key, file.readable, { contentType: "text/plain" });
     }

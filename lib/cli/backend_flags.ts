@@ -154,6 +154,13 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
       },
       { name: "gpus", type: "string", value: "N", help: "nvidia.com/gpu per task" },
       {
+        name: "scratch-size",
+        type: "string",
+        value: "QTY",
+        help: "size limit of a pod's /tmp (its scratch volume)",
+        default: KUBERNETES_DEFAULTS.scratchSize,
+      },
+      {
         name: "node-selector",
         type: "string",
         multiple: true,
@@ -233,6 +240,7 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         memory: str(values, "memory"),
         cpuLimit: str(values, "cpu-limit"),
         memoryLimit: str(values, "memory-limit"),
+        scratchSize: str(values, "scratch-size"),
         gpus,
         nodeSelector: list("node-selector").length
           ? keyValues(list("node-selector"), "node-selector")

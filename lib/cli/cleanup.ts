@@ -58,7 +58,7 @@ export async function cleanupCommand(args: string[], io: Io): Promise<number> {
     throw new UsageError("name the jobs to delete, or pass --done or --older-than");
   }
   await using storage = await storageFrom(values);
-  const all = await listJobs(storage);
+  const all = await listJobs(storage, (message) => io.err(`kubeface: warning: ${message}\n`));
   const now = Date.now();
   const chosen: Doomed[] = all.filter((j) =>
     positionals.includes(j.job) ||

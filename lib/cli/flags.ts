@@ -96,7 +96,20 @@ export const JOB_FLAGS: FlagSpec[] = [
   {
     name: "overwrite",
     type: "boolean",
-    help: "replace a stored job with this key made from another module or inputs",
+    help:
+      "replace a stored job with this key made from another module or inputs, or a damaged one; take it over from a running master",
+  },
+  {
+    name: "attach",
+    type: "boolean",
+    help: "follow the job another master runs with this key: print its results, run nothing",
+  },
+  {
+    name: "max-inputs",
+    type: "string",
+    value: "N",
+    help: "most inputs a job may have",
+    default: String(DEFAULTS.maxInputs),
   },
   {
     name: "no-fail-fast",
@@ -206,9 +219,19 @@ export function parseFlags(
       ...(spec.short ? { short: spec.short } : {}),
     };
   }
+  // `--flag -5` would read as two flags: keep a negative value with its flag, to be judged as a value.
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const name = /^--([a-z][a-z0-9-]*)$/.exec(args[i]!)?.[1];
+    const next = args[i + 1];
+    if (name && options[name]?.type === "string" && next !== undefined && /^-\d/.test(next)) {
+      joined.push(`--${name}=${next}`);
+      i++;
+    } else joined.push(args[i]!);
+  }
   try {
     const parsed = parseArgs({
-      args: [...args],
+      args: joined,
       options,
       strict: true,
       allowPositionals: positionals > 0,
@@ -251,18 +274,29 @@ export function str(values: FlagValues, name: string): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
+/** Bounds of a number flag. */
+export interface Bounds {
+  /** @default {0} */
+  min?: number;
+  /** @default {Number.MAX_SAFE_INTEGER} */
+  max?: number;
+}
+
 /**
- * A whole number flag.
+ * A whole number flag within bounds.
  *
- * @throws {UsageError} The value is not a whole number.
+ * @throws {UsageError} The value is not a whole number, or out of bounds.
  */
-export function int(values: FlagValues, name: string): number | undefined {
+export function int(values: FlagValues, name: string, bounds: Bounds = {}): number | undefined {
+  const { min = 0, max = Number.MAX_SAFE_INTEGER } = bounds;
   const value = str(values, name);
   if (value === undefined) return undefined;
-  if (!/^\d+$/.test(value)) {
-    throw new UsageError(`--${name} must be a whole number, not '${value}'`);
+  const n = Number(value);
+  if (!/^-?\d+$/.test(value.trim()) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `${min} or more` : `from ${min} to ${max}`;
+    throw new UsageError(`--${name} must be a whole number ${range}, not '${value}'`);
   }
-  return Number(value);
+  return n;
 }
 
 /**
@@ -298,10 +332,23 @@ export function parseDuration(text: string, what: string): number {
   return Math.round(Number(match[1]) * UNITS[match[2] ?? "s"]!);
 }
 
-/** A duration flag in milliseconds. */
-export function duration(values: FlagValues, name: string): number | undefined {
+/**
+ * A duration flag in milliseconds, at least `minMs`.
+ *
+ * @throws {UsageError} The value is not a duration, or shorter than `minMs`.
+ */
+export function duration(values: FlagValues, name: string, minMs = 0): number | undefined {
   const value = str(values, name);
-  return value === undefined ? undefined : parseDuration(value, `--${name}`);
+  if (value === undefined) return undefined;
+  const ms = parseDuration(value, `--${name}`);
+  if (ms < minMs) {
+    throw new UsageError(
+      minMs === 1
+        ? `--${name} must be longer than 0, not '${value}'; leave --${name} out for none`
+        : `--${name} must be at least ${minMs}ms, not '${value}'`,
+    );
+  }
+  return ms;
 }
 
 /**

@@ -15,7 +15,7 @@ export interface Io {
   isTerminal: boolean;
   /** Ask a yes/no question; `undefined` when nobody can answer. */
   confirm(question: string): Promise<boolean | undefined>;
-  /** Register a Ctrl-C handler; returns a function that removes it. */
+  /** Register a handler of Ctrl-C and SIGTERM; returns a function that removes it. */
   onInterrupt(handler: () => void): () => void;
 }
 

@@ -30,7 +30,8 @@ export async function jobsCommand(args: string[], io: Io): Promise<number> {
     return 0;
   }
   await using storage = await storageFrom(values);
-  const jobs = (await listJobs(storage)).filter((j) => values.all || j.state !== "done");
+  const warn = (message: string) => io.err(`kubeface: warning: ${message}\n`);
+  const jobs = (await listJobs(storage, warn)).filter((j) => values.all || j.state !== "done");
   if (jobs.length === 0) {
     await io.out(`No ${values.all ? "" : "unfinished "}jobs in ${storage.url}\n`);
     return 0;

@@ -11,6 +11,7 @@ import { sha256Hex } from "../bundle.ts";
 import { cacheDir } from "../env.ts";
 import { Client, type ClientOptions, type MapOptions } from "../client.ts";
 import { JobInterruptedError } from "../errors.ts";
+import { MAX_PARALLELISM, MIN_STATUS_INTERVAL_MS } from "../options.ts";
 import { applyBackendFlags, backendFlags, backendHelpGroups } from "./backend_flags.ts";
 import {
   duration,
@@ -106,19 +107,21 @@ function jobOptions(values: FlagValues, permissions: string[]): {
   applyBackendFlags(values, client);
   const map: MapOptions = {
     job: str(values, "job"),
-    parallelism: int(values, "parallelism"),
-    itemsPerTask: int(values, "items-per-task"),
+    parallelism: int(values, "parallelism", { min: 1, max: MAX_PARALLELISM }),
+    itemsPerTask: int(values, "items-per-task", { min: 1 }),
     permissions,
     env: keyValues((values.env as string[] | undefined) ?? [], "env"),
     failFast: values["no-fail-fast"] ? false : undefined,
     maxRetries: int(values, "max-retries"),
+    maxInputs: int(values, "max-inputs", { min: 1 }),
+    attach: values.attach === true || undefined,
     retryTaskErrors: values["retry-task-errors"] === true || undefined,
     retryDelayMs: duration(values, "retry-delay"),
-    timeoutMs: duration(values, "timeout"),
+    timeoutMs: duration(values, "timeout", 1),
     speculationPercent: num(values, "speculation-percent"),
     speculationRuntimePercentile: num(values, "speculation-runtime-percentile"),
     speculationMaxReruns: int(values, "speculation-max-reruns"),
-    statusIntervalMs: duration(values, "status-interval"),
+    statusIntervalMs: duration(values, "status-interval", MIN_STATUS_INTERVAL_MS),
     overwrite: values.overwrite === true || undefined,
   };
   return { client, map };
@@ -247,13 +250,21 @@ async function execute(
     run = client.map(module, {
       ...options.map,
       onProgress: progress.update,
+      onPrepare: (info) => {
+        if (quiet) return;
+        io.err(`kubeface: job ${info.job}\nkubeface: status ${info.status.html}\n`);
+      },
       onStart: (info) => {
         if (quiet) return;
+        progress.end();
         io.err(
           `kubeface: job ${info.job}: ${info.tasks} task(s) for ${info.inputs} input(s)` +
             (info.reused ? `, ${info.reused} reused` : "") + "\n",
         );
-        io.err(`kubeface: status ${info.status.html}\n`);
+      },
+      onWarning: (message) => {
+        progress.end();
+        io.err(`kubeface: warning: ${message}\n`);
       },
     });
   } catch (error) {
@@ -295,7 +306,7 @@ async function execute(
   let count = 0;
   try {
     for await (const entry of run.entries()) {
-      await writer.row(entry.input, entry.value);
+      await writer.row(entry.index, entry.input, entry.value);
       count++;
     }
     await writer.end();

@@ -7,14 +7,25 @@
  * @module
  */
 
+import { errorMessage } from "../errors.ts";
+
 /** Output formats. */
 export const FORMATS = ["jsonl", "csv"] as const;
 
 /** An output format. */
 export type Format = typeof FORMATS[number];
 
-/** A value in a form `JSON.stringify` keeps. */
+/**
+ * A value in a form `JSON.stringify` keeps.
+ *
+ * @throws {TypeError} The value refers to itself (JSON cannot hold a cycle);
+ * the message gives the path, e.g. `$.a.self`.
+ */
 export function toJsonValue(value: unknown): unknown {
+  return plain(value, "$", new Set());
+}
+
+function plain(value: unknown, path: string, ancestors: Set<object>): unknown {
   if (value === undefined) return null;
   if (typeof value === "bigint") return value.toString();
   if (typeof value === "number" && !Number.isFinite(value)) return String(value);
@@ -24,18 +35,33 @@ export function toJsonValue(value: unknown): unknown {
   if (ArrayBuffer.isView(value)) {
     return value instanceof DataView
       ? Array.from(new Uint8Array(value.buffer, value.byteOffset, value.byteLength))
-      : Array.from(value as unknown as ArrayLike<number | bigint>, toJsonValue);
+      : Array.from(
+        value as unknown as ArrayLike<number | bigint>,
+        (v) => plain(v, path, ancestors),
+      );
   }
   if (value instanceof ArrayBuffer) return Array.from(new Uint8Array(value));
-  if (value instanceof Map) {
-    const stringKeys = [...value.keys()].every((k) => typeof k === "string");
-    return stringKeys
-      ? Object.fromEntries([...value].map(([k, v]) => [k, toJsonValue(v)]))
-      : [...value].map(([k, v]) => [toJsonValue(k), toJsonValue(v)]);
+  if (ancestors.has(value)) {
+    throw new TypeError(`it refers to itself at ${path} (a circular structure JSON cannot hold)`);
   }
-  if (value instanceof Set) return [...value].map(toJsonValue);
-  if (Array.isArray(value)) return value.map(toJsonValue);
-  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, toJsonValue(v)]));
+  ancestors.add(value);
+  try {
+    const at = (key: unknown) =>
+      `${path}${typeof key === "number" ? `[${key}]` : `.${String(key)}`}`;
+    if (value instanceof Map) {
+      const stringKeys = [...value.keys()].every((k) => typeof k === "string");
+      return stringKeys
+        ? Object.fromEntries([...value].map(([k, v]) => [k, plain(v, at(k), ancestors)]))
+        : [...value].map(([k, v], i) => [plain(k, at(i), ancestors), plain(v, at(i), ancestors)]);
+    }
+    if (value instanceof Set) return [...value].map((v, i) => plain(v, at(i), ancestors));
+    if (Array.isArray(value)) return value.map((v, i) => plain(v, at(i), ancestors));
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, plain(v, at(k), ancestors)]),
+    );
+  } finally {
+    ancestors.delete(value);
+  }
 }
 
 function csvCell(value: unknown): string {
@@ -65,19 +91,40 @@ export class ResultWriter {
     this.#write = write;
   }
 
-  /** Write one row. */
-  async row(input: unknown, result: unknown): Promise<void> {
+  /**
+   * Write the row of input `index`.
+   *
+   * @throws {TypeError} The input or result cannot be written in this format (a cycle).
+   */
+  async row(index: number, input: unknown, result: unknown): Promise<void> {
+    const cell = (what: string, value: unknown, convert: (v: unknown) => unknown) => {
+      try {
+        return convert(value);
+      } catch (error) {
+        throw new TypeError(
+          `Cannot write ${what} as ${this.#format}: ${
+            errorMessage(error)
+          }; map from a script (see README) to handle such values yourself`,
+        );
+      }
+    };
     if (this.#format === "jsonl") {
       await this.#write(
-        JSON.stringify({ input: toJsonValue(input), result: toJsonValue(result) }) + "\n",
+        JSON.stringify({
+          input: cell(`input ${index}`, input, toJsonValue),
+          result: cell(`the result of input ${index}`, result, toJsonValue),
+        }) + "\n",
       );
       return;
     }
+    const line = `${cell(`input ${index}`, input, csvCell)},${
+      cell(`the result of input ${index}`, result, csvCell)
+    }\n`;
     if (!this.#started) {
       this.#started = true;
       await this.#write("input,result\n");
     }
-    await this.#write(`${csvCell(input)},${csvCell(result)}\n`);
+    await this.#write(line);
   }
 
   /** Write the CSV header if no row came. */

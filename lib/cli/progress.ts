@@ -18,6 +18,11 @@ export function formatDuration(ms: number): string {
 
 /** One line of counts. */
 export function progressLine(p: Progress): string {
+  if (p.phase === "preparing") {
+    return `${p.job}: preparing, ${p.uploaded ?? 0} input(s) uploaded | ${
+      formatDuration(p.elapsedMs)
+    } elapsed`;
+  }
   const parts = [`${p.done}/${p.total} done`, `${p.running} running`];
   if (p.failed) parts.push(`${p.failed} failed`);
   if (p.reused) parts.push(`${p.reused} reused`);

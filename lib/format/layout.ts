@@ -5,6 +5,7 @@
  *
  * ```
  * index/<key>.json                  summary for `kubeface jobs`
+ * jobs/<key>/lease/<epoch>.json     which master runs the job (see lib/master/lease.ts)
  * jobs/<key>/manifest.json          written last when a job is prepared
  * jobs/<key>/bundle.js              the bundled task module
  * jobs/<key>/inputs/<task>          one record per task
@@ -93,6 +94,19 @@ export class JobLayout {
   /** Index map of a backend run: which task and attempt each index of a batch runs. */
   run(name: string): string {
     return `${this.prefix}runs/${name}.json`;
+  }
+  /** Prefix of the job's leases. */
+  get leasePrefix(): string {
+    return `${this.prefix}lease/`;
+  }
+  /** The lease of one epoch; epochs sort as text. */
+  lease(epoch: number): string {
+    return `${this.leasePrefix}${String(epoch).padStart(10, "0")}.json`;
+  }
+  /** The epoch of a lease key of this job. */
+  parseLease(key: string): number | undefined {
+    const match = /^(\d{10})\.json$/.exec(key.slice(this.leasePrefix.length));
+    return key.startsWith(this.leasePrefix) && match ? Number(match[1]) : undefined;
   }
   /** Log object of one attempt. */
   log(task: number, attempt: string): string {

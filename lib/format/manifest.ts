@@ -5,12 +5,26 @@
  * @module
  */
 
+/**
+ * The manifest format kubeface writes: 2 since records carry checksums and
+ * manifests name their shared values. Format 1 jobs are still read.
+ */
+export const MANIFEST_FORMAT = 2;
+
 /** Contents of `jobs/<key>/manifest.json`. */
 export interface Manifest {
-  /** Format version. */
-  format: 1;
+  /** Format version: 1 or {@linkcode MANIFEST_FORMAT}. */
+  format: 1 | 2;
   /** Job key. */
   key: string;
+  /**
+   * Random id of this preparation of the job; every result names it, so a
+   * result of an earlier, overwritten job under the same key is never taken.
+   * (Format 2.)
+   */
+  id?: string;
+  /** The sha256 of every shared value the inputs refer to; tasks get only these. (Format 2.) */
+  shared?: string[];
   /** When the job was first prepared (ISO 8601). */
   createdAt: string;
   /** URL of the task module on the master that prepared it. */
@@ -67,6 +81,8 @@ export interface ResultHeader {
   rssBytes: number;
   /** Deno version of the worker. */
   deno: string;
+  /** The manifest id of the job the attempt ran for (format 2). */
+  manifest?: string;
   error?: ErrorRecord;
   encoding: "v8" | "bytes" | "none";
   size: number;

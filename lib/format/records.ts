@@ -1,8 +1,12 @@
 /**
  * How values travel through storage.
  *
- * A record is `KF1\n`, a little-endian u32 header length, a JSON header and
- * a payload. The payload of a value is V8's structured-clone serialization
+ * A record is `KF2\n`, a little-endian u32 header length, the CRC32C of the
+ * header (u32), a JSON header and a payload; the header holds the payload's
+ * length and CRC32C, and nothing may follow the payload. Every read checks
+ * both checksums, so a truncated, flipped or edited record is refused as a
+ * {@linkcode CorruptObjectError} rather than decoded. Records of format 1
+ * (`KF1\n`, no checksums, written before kubeface 0.2) are still read. The payload of a value is V8's structured-clone serialization
  * (`node:v8`), which keeps typed arrays, Map, Set, Date, BigInt and errors;
  * a top-level `Uint8Array` is stored as its raw bytes. Readers take the
  * header alone (status listings) or read the payload into one buffer of the
@@ -13,10 +17,12 @@
 
 import v8 from "node:v8";
 import { concatBytes } from "../bytes.ts";
-import { errorMessage } from "../errors.ts";
+import { crc32c, crc32cHex } from "../crc32c.ts";
+import { CorruptObjectError, errorMessage } from "../errors.ts";
 import { heldBytes } from "../storage/storage.ts";
 
-const MAGIC = new TextEncoder().encode("KF1\n");
+const MAGIC = new TextEncoder().encode("KF2\n");
+const MAGIC_V1 = new TextEncoder().encode("KF1\n");
 
 /** How a payload is encoded. */
 export type Encoding = "v8" | "bytes" | "none";
@@ -27,6 +33,8 @@ export interface RecordHeader {
   encoding: Encoding;
   /** Payload length in bytes. */
   size: number;
+  /** CRC32C of the payload, eight hex digits (absent in format 1 records). */
+  crc32c?: string;
 }
 
 /** A serialized value. */
@@ -75,17 +83,21 @@ export function encodeRecord<H extends object>(
   header: H,
   value?: EncodedValue,
 ): Uint8Array[] {
+  const payload = value?.bytes ?? new Uint8Array(0);
   const full = {
     ...header,
     encoding: value?.encoding ?? "none",
-    size: value?.bytes.length ?? 0,
+    size: payload.length,
+    crc32c: crc32cHex(payload),
   };
   const json = new TextEncoder().encode(JSON.stringify(full));
-  const prefix = new Uint8Array(MAGIC.length + 4 + json.length);
+  const prefix = new Uint8Array(MAGIC.length + 8 + json.length);
+  const view = new DataView(prefix.buffer);
   prefix.set(MAGIC, 0);
-  new DataView(prefix.buffer).setUint32(MAGIC.length, json.length, true);
-  prefix.set(json, MAGIC.length + 4);
-  return value && value.bytes.length > 0 ? [prefix, value.bytes] : [prefix];
+  view.setUint32(MAGIC.length, json.length, true);
+  view.setUint32(MAGIC.length + 4, crc32c(json), true);
+  prefix.set(json, MAGIC.length + 8);
+  return payload.length > 0 ? [prefix, payload] : [prefix];
 }
 
 /** Records up to this size are written as one buffer. */
@@ -134,8 +146,9 @@ class ExactReader {
   /** Read exactly `length` bytes, or throw if the stream ends first. */
   async read(length: number, what: string): Promise<Uint8Array> {
     const truncated = (filled: number) =>
-      new RangeError(
-        `Cannot decode ${what}: the record ends after ${filled} of ${length} bytes; it is truncated or not a kubeface record`,
+      new CorruptObjectError(
+        what,
+        `the record ends ${filled} bytes into a part of ${length}; it is truncated or not a kubeface record`,
       );
     if (this.#pending.length >= length) {
       // In memory already (a small object, or what a read left over).
@@ -173,6 +186,21 @@ class ExactReader {
     return target;
   }
 
+  /** Whether the stream has nothing left (reads at most one byte). */
+  async atEnd(): Promise<boolean> {
+    if (this.#pending.length > 0) return false;
+    if (this.#byob) {
+      const { done, value } = await this.#byob.read(new Uint8Array(1));
+      return done || !value || value.length === 0;
+    }
+    if (!this.#reader) return true;
+    for (;;) {
+      const { done, value } = await this.#reader.read();
+      if (done) return true;
+      if (value.length > 0) return false;
+    }
+  }
+
   async cancel(): Promise<void> {
     await (this.#byob ?? this.#reader)?.cancel().catch(() => {});
   }
@@ -182,13 +210,36 @@ async function readHeaderFrom<H extends RecordHeader>(
   reader: ExactReader,
   what: string,
 ): Promise<H> {
-  const prefix = await reader.read(MAGIC.length + 4, what);
-  if (!MAGIC.every((byte, i) => prefix[i] === byte)) {
-    throw new RangeError(`Cannot decode ${what}: it is not a kubeface record (bad magic bytes)`);
+  const magic = await reader.read(MAGIC.length, what);
+  const version = startsWith(magic, MAGIC) ? 2 : startsWith(magic, MAGIC_V1) ? 1 : 0;
+  if (version === 0) {
+    throw new CorruptObjectError(what, "it is not a kubeface record (bad magic bytes)");
   }
-  const length = new DataView(prefix.buffer, prefix.byteOffset).getUint32(MAGIC.length, true);
+  const lengths = await reader.read(version === 2 ? 8 : 4, what);
+  const view = new DataView(lengths.buffer, lengths.byteOffset, lengths.byteLength);
+  const length = view.getUint32(0, true);
+  if (length > MAX_HEADER) {
+    throw new CorruptObjectError(what, `its header claims ${length} bytes; the record is damaged`);
+  }
   const json = await reader.read(length, what);
-  return JSON.parse(new TextDecoder().decode(json)) as H;
+  if (version === 2 && crc32c(json) !== view.getUint32(4, true)) {
+    throw new CorruptObjectError(
+      what,
+      "its header's checksum does not match; the record was changed or damaged",
+    );
+  }
+  try {
+    return JSON.parse(new TextDecoder().decode(json)) as H;
+  } catch {
+    throw new CorruptObjectError(what, "its header is not JSON; the record is damaged");
+  }
+}
+
+/** Headers are small JSON objects; a larger length means a damaged record. */
+const MAX_HEADER = 1024 * 1024;
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  return prefix.every((byte, i) => bytes[i] === byte);
 }
 
 /** Whether a stream starts like a record; reads a few bytes and stops. */
@@ -196,7 +247,7 @@ export async function isRecord(stream: ReadableStream<Uint8Array>): Promise<bool
   const reader = new ExactReader(stream);
   try {
     const head = await reader.read(MAGIC.length, "a record").catch(() => undefined);
-    return head !== undefined && MAGIC.every((byte, i) => head[i] === byte);
+    return head !== undefined && (startsWith(head, MAGIC) || startsWith(head, MAGIC_V1));
   } finally {
     await reader.cancel();
   }
@@ -223,7 +274,22 @@ export async function readRawRecord<H extends RecordHeader>(
   const reader = new ExactReader(stream);
   try {
     const header = await readHeaderFrom<H>(reader, what);
-    return { header, payload: await reader.read(header.size, what) };
+    if (!(Number.isSafeInteger(header.size) && header.size >= 0)) {
+      throw new CorruptObjectError(what, `its header gives no valid size; the record is damaged`);
+    }
+    const payload = await reader.read(header.size, what);
+    if (header.crc32c !== undefined) {
+      if (crc32cHex(payload) !== header.crc32c) {
+        throw new CorruptObjectError(
+          what,
+          "its checksum does not match its contents; the record was changed or damaged",
+        );
+      }
+      if (!(await reader.atEnd())) {
+        throw new CorruptObjectError(what, "bytes follow the end of the record; it was changed");
+      }
+    }
+    return { header, payload };
   } finally {
     await reader.cancel();
   }
@@ -235,5 +301,9 @@ export async function readRecord<H extends RecordHeader>(
   what: string,
 ): Promise<{ header: H; value: unknown }> {
   const { header, payload } = await readRawRecord<H>(stream, what);
-  return { header, value: decodeValue(header.encoding, payload) };
+  try {
+    return { header, value: decodeValue(header.encoding, payload) };
+  } catch (error) {
+    throw new CorruptObjectError(what, `its value cannot be decoded (${errorMessage(error)})`);
+  }
 }

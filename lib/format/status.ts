@@ -46,6 +46,8 @@ export interface Progress {
   elapsedMs: number;
   /** Estimated milliseconds until every task is done, when it can be told. */
   etaMs?: number;
+  /** Inputs uploaded so far, while the job is being prepared. */
+  uploaded?: number;
 }
 
 /** Facts about a job that do not change while it runs. */

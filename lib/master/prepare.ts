@@ -1,21 +1,32 @@
 /**
  * Preparing a job in storage: upload every task's input as a stream (bounded
- * memory), then the bundle, then the manifest. A job whose manifest exists
- * is checked instead: same bundle, same inputs, or a `JobMismatchError`.
- * A failed upload removes what it wrote, so no half-prepared job remains.
+ * memory, at most `maxInputs` inputs, yielding to the event loop so a stop
+ * is heard at once), then the bundle, then the manifest. A job whose
+ * manifest exists is checked instead: same bundle, same inputs, or a
+ * `JobMismatchError`. A failed upload removes what it wrote, so no
+ * half-prepared job remains; a stopped one leaves its inputs for a rerun to
+ * replace (or `cleanup` to remove).
  *
  * @module
  */
 
 import { createHash } from "node:crypto";
 import type { Bundle } from "../bundle.ts";
-import { JobMismatchError } from "../errors.ts";
-import { BoundedPool } from "../pool.ts";
-import { type EncodedValue, encodeRecord, encodeValue, recordBody } from "../format/records.ts";
-import { readJson, type Storage } from "../storage/storage.ts";
-import { type InputSource, iterateInputs } from "../task_module.ts";
+import {
+  CorruptObjectError,
+  InputsError,
+  JobInterruptedError,
+  JobMismatchError,
+} from "../errors.ts";
+import { readJson, writeJson } from "../format/json.ts";
 import type { JobLayout } from "../format/layout.ts";
-import type { InputHeader, Manifest } from "../format/manifest.ts";
+import { type InputHeader, type Manifest, MANIFEST_FORMAT } from "../format/manifest.ts";
+import { type EncodedValue, encodeRecord, encodeValue, recordBody } from "../format/records.ts";
+import { deletePrefix } from "../catalog.ts";
+import { BoundedPool } from "../pool.ts";
+import { sharedRefs } from "../shared.ts";
+import type { Storage } from "../storage/storage.ts";
+import { type InputSource, iterateInputs } from "../task_module.ts";
 
 /** What {@linkcode prepareJob} needs. */
 export interface PrepareOptions {
@@ -26,28 +37,41 @@ export interface PrepareOptions {
   bundle: Bundle;
   inputs: InputSource;
   itemsPerTask: number;
-  /** Replace a stored job made from another module or other inputs. */
+  /** Replace a stored job made from another module or other inputs, or a damaged one. */
   overwrite: boolean;
   /** Most uploads at once. */
   uploadConcurrency: number;
   /** Most bytes of serialized inputs held at once. */
   uploadBytes: number;
+  /** Most inputs; more is an error. */
+  maxInputs: number;
+  /** Stops the upload. */
+  signal?: AbortSignal;
+  /** Called as inputs are uploaded, with how many are. */
+  onUploaded?: (inputs: number) => void;
 }
 
 /** One task's serialized input. */
 interface TaskInput {
-  header: Omit<InputHeader, "encoding" | "size">;
+  header: Omit<InputHeader, "encoding" | "size" | "crc32c">;
   value: EncodedValue;
+  /** Shared values its inputs refer to. */
+  shared: Set<string>;
 }
 
-/** Group inputs into tasks and serialize each, naming the first bad input. */
-async function* serializeTasks(
-  source: InputSource,
-  itemsPerTask: number,
-): AsyncIterable<TaskInput> {
+/** Hand control to the event loop this often while inputs stream, so signals are heard. */
+const YIELD_MS = 50;
+
+/**
+ * Group inputs into tasks and serialize each, naming the first bad input;
+ * an error thrown by the inputs themselves becomes an {@linkcode InputsError}.
+ */
+async function* serializeTasks(options: PrepareOptions): AsyncIterable<TaskInput> {
+  const { itemsPerTask, maxInputs, signal, storage } = options;
   let batch: unknown[] = [];
   let first = 0;
   let task = 0;
+  let lastYield = Date.now();
   const flush = (): TaskInput => {
     const header = {
       kind: "input" as const,
@@ -68,17 +92,72 @@ async function* serializeTasks(
     } else {
       value = encodeValue(batch[0], `input ${first}`);
     }
-    const out = { header, value };
+    const shared = new Set<string>();
+    batch.forEach((item, i) => {
+      for (const ref of sharedRefs(item)) {
+        if (ref.storage !== storage.url) {
+          throw new TypeError(
+            `Cannot use input ${
+              first + i
+            }: it refers to a shared value stored in ${ref.storage}, not in the job's storage ${storage.url}; share it with a client of the job's storage`,
+          );
+        }
+        shared.add(ref.sha256);
+      }
+    });
+    const out = { header, value, shared };
     first += batch.length;
     task++;
     batch = [];
     return out;
   };
-  for await (const item of iterateInputs(source)) {
-    batch.push(item);
+  const items = iterateInputs(options.inputs)[Symbol.asyncIterator]();
+  for (let index = 0;; index++) {
+    let next: IteratorResult<unknown>;
+    try {
+      next = await items.next();
+    } catch (error) {
+      throw new InputsError(index, error);
+    }
+    if (next.done) break;
+    if (index >= maxInputs) {
+      await items.return?.().catch(() => {});
+      throw new RangeError(
+        `Cannot run more than ${maxInputs} inputs: the inputs go on past that (an endless generator?); give fewer, or raise the limit with --max-inputs`,
+      );
+    }
+    batch.push(next.value);
     if (batch.length === itemsPerTask) yield flush();
+    if (Date.now() - lastYield >= YIELD_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      lastYield = Date.now();
+    }
+    if (signal?.aborted) {
+      await items.return?.().catch(() => {});
+      throw signal.reason ?? new JobInterruptedError(options.layout.key);
+    }
   }
   if (batch.length > 0) yield flush();
+}
+
+/**
+ * The stored manifest, if any.
+ *
+ * @throws {CorruptObjectError} It is damaged and `overwrite` is off.
+ */
+async function storedManifest(options: PrepareOptions): Promise<Manifest | undefined> {
+  const { storage, layout } = options;
+  if (!(await storage.stat(layout.manifest))) return undefined;
+  try {
+    return await readJson<Manifest>(storage, layout.manifest, "manifest");
+  } catch (error) {
+    if (!(error instanceof CorruptObjectError) || !options.overwrite) {
+      throw error instanceof CorruptObjectError
+        ? new CorruptObjectError(error.object, `${error.detail}; replace the job with --overwrite`)
+        : error;
+    }
+    return undefined; // damaged: replaced below
+  }
 }
 
 /**
@@ -86,13 +165,15 @@ async function* serializeTasks(
  * Returns the manifest.
  *
  * @throws {JobMismatchError} A stored job with this key differs and `overwrite` is off.
+ * @throws {CorruptObjectError} The stored manifest is damaged and `overwrite` is off.
  * @throws {TypeError} An input cannot be serialized (nothing stays uploaded).
+ * @throws {InputsError} The inputs threw (nothing stays uploaded).
+ * @throws {RangeError} There are no inputs, or more than `maxInputs`.
+ * @throws {JobInterruptedError} The signal was aborted (uploaded inputs stay, for a rerun).
  */
 export async function prepareJob(options: PrepareOptions): Promise<Manifest> {
   const { storage, layout, bundle } = options;
-  const stored = await storage.stat(layout.manifest)
-    ? await readJson<Manifest>(storage, layout.manifest)
-    : undefined;
+  const stored = await storedManifest(options);
   if (stored) {
     const mismatch = await findMismatch(stored, options);
     if (!mismatch) return stored;
@@ -102,10 +183,11 @@ export async function prepareJob(options: PrepareOptions): Promise<Manifest> {
         `Cannot reuse job '${layout.key}': ${mismatch}; use a new job key, or overwrite the stored job and its results with --overwrite`,
       );
     }
-    await deletePrefix(storage, layout.prefix);
   }
+  if (stored || options.overwrite) await deleteJobObjects(storage, layout);
 
   const digest = createHash("sha256");
+  const shared = new Set<string>();
   let tasks = 0;
   let count = 0;
   const pool = new BoundedPool({
@@ -113,41 +195,45 @@ export async function prepareJob(options: PrepareOptions): Promise<Manifest> {
     maxWeight: options.uploadBytes,
   });
   try {
-    for await (const { header, value } of serializeTasks(options.inputs, options.itemsPerTask)) {
-      digest.update(value.bytes);
+    for await (const input of serializeTasks(options)) {
+      digest.update(input.value.bytes);
+      for (const sha256 of input.shared) shared.add(sha256);
       tasks++;
-      count += header.count;
-      await pool.add(value.bytes.length, async () => {
-        await storage.put(layout.input(header.task), recordBody(encodeRecord(header, value)));
+      count += input.header.count;
+      await pool.add(input.value.bytes.length, async () => {
+        await storage.put(
+          layout.input(input.header.task),
+          recordBody(encodeRecord(input.header, input.value)),
+        );
       });
+      options.onUploaded?.(count);
     }
     await pool.drain();
   } catch (error) {
     await pool.drain().catch(() => {});
-    await deletePrefix(storage, layout.inputsPrefix).catch(() => {});
+    // A stop keeps what was uploaded, for a rerun; a mistake removes it.
+    if (!(error instanceof JobInterruptedError)) {
+      await deletePrefix(storage, layout.inputsPrefix).catch(() => {});
+    }
     throw error;
   }
-  if (tasks === 0) {
-    await deletePrefix(storage, layout.prefix);
-    throw new RangeError(`Cannot run job '${layout.key}': its inputs are empty`);
-  }
+  if (tasks === 0) throw new RangeError(`Cannot run job '${layout.key}': its inputs are empty`);
+  options.onUploaded?.(count);
 
   await storage.put(layout.bundle, bundle.code, { contentType: "text/javascript" });
   const manifest: Manifest = {
-    format: 1,
+    format: MANIFEST_FORMAT,
     key: layout.key,
+    id: crypto.randomUUID(),
     createdAt: new Date().toISOString(),
     module: options.module,
     bundle: { sha256: bundle.sha256, size: bundle.code.length },
     inputs: { count, digest: digest.digest("hex") },
     tasks,
     itemsPerTask: options.itemsPerTask,
+    shared: [...shared].sort(),
   };
-  await storage.put(
-    layout.manifest,
-    new TextEncoder().encode(JSON.stringify(manifest, null, 2) + "\n"),
-    { contentType: "application/json" },
-  );
+  await writeJson(storage, layout.manifest, manifest);
   return manifest;
 }
 
@@ -166,7 +252,7 @@ async function findMismatch(
   }
   const digest = createHash("sha256");
   let count = 0;
-  for await (const { header, value } of serializeTasks(options.inputs, options.itemsPerTask)) {
+  for await (const { header, value } of serializeTasks(options)) {
     digest.update(value.bytes);
     count += header.count;
   }
@@ -179,14 +265,14 @@ async function findMismatch(
   return undefined;
 }
 
-/** Delete every object under a prefix. */
-export async function deletePrefix(storage: Storage, prefix: string): Promise<number> {
-  const pool = new BoundedPool({ concurrency: 16 });
-  let deleted = 0;
-  for await (const { key } of storage.list(prefix)) {
-    deleted++;
-    await pool.add(1, () => storage.delete(key));
+/**
+ * Delete what a job is made of and what it computed, but not its lease or
+ * its status: the master replacing it holds the one and rewrites the other.
+ */
+async function deleteJobObjects(storage: Storage, layout: JobLayout): Promise<void> {
+  for (const prefix of [layout.inputsPrefix, layout.resultsPrefix, `${layout.prefix}logs/`]) {
+    await deletePrefix(storage, prefix);
   }
-  await pool.drain();
-  return deleted;
+  for (const key of [layout.manifest, layout.bundle]) await storage.delete(key);
+  await deletePrefix(storage, `${layout.prefix}runs/`);
 }

@@ -8,18 +8,21 @@
 
 import type { Backend } from "../backends/backend.ts";
 import { bundleModule } from "../bundle.ts";
-import { JobInterruptedError } from "../errors.ts";
-import type { ResolvedJobOptions } from "../options.ts";
-import { readRecord } from "../format/records.ts";
-import type { Storage } from "../storage/storage.ts";
-import type { JobFacts } from "../format/status.ts";
-import { buildStatus, writeStatus } from "../status/status.ts";
-import { type InputSource, loadTaskModule } from "../task_module.ts";
+import { CorruptObjectError, JobBusyError, JobInterruptedError } from "../errors.ts";
 import { JobLayout } from "../format/layout.ts";
-import type { InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
+import type { Manifest } from "../format/manifest.ts";
+import type { JobFacts } from "../format/status.ts";
+import type { ResolvedJobOptions } from "../options.ts";
+import { buildStatus, preparingStatus, writeStatus } from "../status/status.ts";
+import type { Storage } from "../storage/storage.ts";
+import { type InputSource, loadTaskModule } from "../task_module.ts";
+import { deleteJob } from "../catalog.ts";
+import { followJob } from "./follow.ts";
+import { acquireLease } from "./lease.ts";
 import { prepareJob } from "./prepare.ts";
+import { readInputs, readResult, type TaskValues } from "./results.ts";
 import { JobRunner } from "./runner.ts";
-import type { TaskState } from "./state.ts";
+import { progressOf } from "./state.ts";
 
 /** Most bytes of results read ahead of the consumer. */
 const READ_AHEAD_BYTES = 64 * 1024 * 1024;
@@ -54,6 +57,16 @@ export interface Entry<I, O> {
   value: O;
 }
 
+/** Where a job's status can be followed, as soon as its key is known. */
+export interface JobStartInfo {
+  /** Job key. */
+  job: string;
+  /** Storage root URL. */
+  storage: string;
+  /** URLs of the status pages. */
+  status: { json: string; html: string };
+}
+
 /** Everything one run needs. */
 export interface RunParams {
   module: URL;
@@ -63,100 +76,181 @@ export interface RunParams {
   inputs?: InputSource;
   /** Read inputs back from storage alongside results. */
   withInputs: boolean;
+  /** Stops the job at any stage (Ctrl-C, `cancel()`, `options.signal`). */
+  signal: AbortSignal;
+  /** Called before the inputs are uploaded. */
+  onPrepare?: (info: JobStartInfo) => void;
   onStart?: (info: JobInfo) => void;
+  /** Hears what went wrong and was mended (a damaged result computed again). */
+  onWarning?: (message: string) => void;
   /** Receives the runner as soon as it exists, so a caller can stop it. */
   onRunner?: (runner: JobRunner) => void;
 }
 
+/** Most times one task's result is computed again because it could not be used. */
+const MAX_REOPENS = 3;
+
+/** Settle with `promise`, or reject as soon as `signal` aborts. */
+function abortable<T>(promise: Promise<T>, signal: AbortSignal, key: string): Promise<T> {
+  if (signal.aborted) return Promise.reject(new JobInterruptedError(key));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(new JobInterruptedError(key));
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 /** Run a job and yield its results in input order. */
 export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, O>> {
-  const { storage, backend, options } = params;
+  const { storage, backend, options, signal } = params;
   const layout = new JobLayout(options.job);
-  const module = await loadTaskModule(params.module, params.inputs === undefined);
-  const bundle = await bundleModule(params.module);
-  const manifest = await prepareJob({
-    storage,
-    layout,
-    module: params.module.href,
-    bundle,
-    inputs: params.inputs ?? module.inputs!,
-    itemsPerTask: options.itemsPerTask,
-    overwrite: options.overwrite,
-    uploadConcurrency: options.uploadConcurrency,
-    uploadBytes: UPLOAD_BYTES,
-  });
-
+  if (options.attach) {
+    yield* followJob<I, O>({ ...params, layout });
+    return;
+  }
+  const module = await abortable(
+    loadTaskModule(params.module, params.inputs === undefined),
+    signal,
+    layout.key,
+  );
+  const bundle = await abortable(bundleModule(params.module, { signal }), signal, layout.key);
+  const lease = await acquireLease(storage, layout, { takeOver: options.overwrite });
+  const startedAt = Date.now();
   const facts: JobFacts = {
     job: layout.key,
     backend: backend.name,
     storage: storage.url,
     module: params.module.href,
     parallelism: options.parallelism,
-    itemsPerTask: manifest.itemsPerTask,
-    inputs: manifest.inputs.count,
+    itemsPerTask: options.itemsPerTask,
+    inputs: 0,
   };
-  const runner = new JobRunner({
-    storage,
-    layout,
-    manifest,
-    options,
-    writeStatus: (r) => writeStatus(storage, layout, buildStatus(r.snapshot(), facts, layout)),
+  const links = { json: storage.url + layout.statusJson, html: storage.url + layout.statusHtml };
+  let runner: JobRunner | undefined;
+  let taken: Error | undefined;
+  lease.keep(() => {
+    const now = new Date().toISOString();
+    taken = new JobBusyError(
+      layout.key,
+      lease.taker ?? { host: "unknown", pid: 0, since: now, renewedAt: now },
+    );
+    // The new master attaches to what still runs, where the backend keeps it.
+    void runner?.stop(taken, false);
   });
-  params.onRunner?.(runner);
-  const onAbort = () => void runner.stop(new JobInterruptedError(layout.key));
-  options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
-    await runner.loadStoredResults();
-    if (options.signal?.aborted) throw new JobInterruptedError(layout.key);
-    const session = await backend.open({
-      key: layout.key,
+    params.onPrepare?.({ job: layout.key, storage: storage.url, status: links });
+    let manifest: Manifest;
+    // A new job is listed (as preparing) while its inputs are uploaded.
+    const isNew = !(await storage.stat(layout.manifest));
+    const preparing = async (phase: "preparing" | "interrupted", error?: Error) => {
+      if (!isNew) return;
+      const at = { startedAt, now: Date.now(), phase };
+      await writeStatus(storage, layout, preparingStatus(facts, layout, at, error));
+    };
+    await preparing("preparing");
+    let lastWrite = Date.now();
+    try {
+      manifest = await prepareJob({
+        storage,
+        layout,
+        module: params.module.href,
+        bundle,
+        inputs: params.inputs ?? module.inputs!,
+        itemsPerTask: options.itemsPerTask,
+        overwrite: options.overwrite,
+        uploadConcurrency: options.uploadConcurrency,
+        uploadBytes: UPLOAD_BYTES,
+        maxInputs: options.maxInputs,
+        signal,
+        onUploaded: (inputs) => {
+          facts.inputs = inputs;
+          options.onProgress?.({
+            ...progressOf(layout.key, "preparing", [], startedAt),
+            uploaded: inputs,
+          });
+          if (Date.now() - lastWrite >= options.statusIntervalMs) {
+            lastWrite = Date.now();
+            void preparing("preparing").catch(() => {}); // also says the master lives
+          }
+        },
+      });
+    } catch (error) {
+      if (error instanceof JobInterruptedError) {
+        // Stopped: listed as interrupted; a rerun uploads the inputs again.
+        await preparing("interrupted", error).catch(() => {});
+      } else if (isNew) {
+        // A mistake in the inputs: leave nothing behind.
+        await lease.release();
+        await deleteJob(storage, layout.key).catch(() => {});
+      }
+      throw error;
+    }
+    facts.inputs = manifest.inputs.count;
+    facts.itemsPerTask = manifest.itemsPerTask;
+    runner = new JobRunner({
       storage,
       layout,
-      permissions: options.permissions,
-      parallelism: options.parallelism,
-      env: options.env,
-      timeoutMs: options.timeoutMs || undefined,
-      tasks: manifest.tasks,
-      maxRetries: options.maxRetries,
-    }, runner.onEvent);
-    params.onStart?.({
-      job: layout.key,
-      storage: storage.url,
-      inputs: manifest.inputs.count,
-      tasks: manifest.tasks,
-      reused: runner.tasks.filter((t) => t.reused).length,
-      status: { json: storage.url + layout.statusJson, html: storage.url + layout.statusHtml },
+      manifest,
+      options,
+      writeStatus: (r) => writeStatus(storage, layout, buildStatus(r.snapshot(), facts, layout)),
     });
-    await runner.start(session);
-    yield* orderedResults<I, O>(runner, storage, layout, manifest, params.withInputs);
-    await runner.finished();
+    params.onRunner?.(runner);
+    if (taken) throw taken;
+    const onAbort = () => void runner?.stop(new JobInterruptedError(layout.key));
+    signal.addEventListener("abort", onAbort, { once: true });
+    try {
+      await runner.loadStoredResults();
+      if (signal.aborted) throw new JobInterruptedError(layout.key);
+      const session = await backend.open({
+        key: layout.key,
+        storage,
+        layout,
+        permissions: options.permissions,
+        parallelism: options.parallelism,
+        env: options.env,
+        timeoutMs: options.timeoutMs || undefined,
+        tasks: manifest.tasks,
+        maxRetries: options.maxRetries,
+      }, runner.onEvent);
+      params.onStart?.({
+        job: layout.key,
+        storage: storage.url,
+        inputs: manifest.inputs.count,
+        tasks: manifest.tasks,
+        reused: runner.tasks.filter((t) => t.reused).length,
+        status: links,
+      });
+      await runner.start(session);
+      yield* orderedResults<I, O>(runner, params, layout, manifest);
+      await runner.finished();
+    } finally {
+      signal.removeEventListener("abort", onAbort);
+      if (runner.phase === "running") await runner.stop(new JobInterruptedError(layout.key));
+      await runner.close();
+    }
   } finally {
-    options.signal?.removeEventListener("abort", onAbort);
-    if (runner.phase === "running") await runner.stop(new JobInterruptedError(layout.key));
-    await runner.close();
+    await lease.release();
   }
 }
 
 /** Yield results task by task, reading a bounded number ahead. */
 async function* orderedResults<I, O>(
   runner: JobRunner,
-  storage: Storage,
+  params: RunParams,
   layout: JobLayout,
   manifest: Manifest,
-  withInputs: boolean,
 ): AsyncGenerator<Entry<I, O>> {
-  const reads = new Map<number, Promise<{ values: O[]; inputs: I[] }>>();
+  const { storage, withInputs } = params;
+  const reads = new Map<number, Promise<TaskValues<I, O>>>();
   let aheadBytes = 0;
   const read = (t: number) => {
     let promise = reads.get(t);
     if (!promise) {
-      promise = readTask<I, O>(
-        storage,
-        layout,
-        runner.tasks[t]!,
-        manifest.itemsPerTask > 1,
-        withInputs,
-      );
+      const attempt = runner.tasks[t]!.winner!;
+      promise = (async () => ({
+        values: await readResult<O>(storage, layout, manifest, t, attempt),
+        inputs: withInputs ? await readInputs<I>(storage, layout, manifest, t) : [],
+      }))();
       promise.catch(() => {}); // awaited later; avoid an unhandled rejection meanwhile
       reads.set(t, promise);
       aheadBytes += runner.tasks[t]!.resultBytes ?? 0;
@@ -165,51 +259,43 @@ async function* orderedResults<I, O>(
   };
   try {
     for (let t = 0; t < manifest.tasks; t++) {
-      const state = await runner.settled(t);
-      if (state.phase === "failed") {
-        await runner.finished().catch(() => {});
-        throw state.error;
+      let values: TaskValues<I, O> | undefined;
+      for (let reopened = 0; values === undefined; reopened++) {
+        const state = await runner.settled(t);
+        if (state.phase === "failed") {
+          await runner.finished().catch(() => {});
+          throw state.error;
+        }
+        for (let u = t + 1; u < manifest.tasks && u <= t + READ_AHEAD; u++) {
+          const next = runner.tasks[u]!;
+          if (next.phase !== "done" || aheadBytes > READ_AHEAD_BYTES) break;
+          read(u);
+        }
+        const attempt = state.winner!;
+        try {
+          values = await read(t);
+        } catch (error) {
+          const damaged = error instanceof CorruptObjectError &&
+            error.object.startsWith("result of");
+          if (!damaged || reopened >= MAX_REOPENS) throw error;
+          // A damaged result counts as missing: delete it, and compute the task again.
+          params.onWarning?.(`${error.message}; computing task ${t} again`);
+          await storage.delete(layout.result(t, attempt, "ok"));
+          await runner.reopen(t);
+        } finally {
+          reads.delete(t);
+          aheadBytes -= state.resultBytes ?? 0;
+        }
       }
-      for (let u = t + 1; u < manifest.tasks && u <= t + READ_AHEAD; u++) {
-        const next = runner.tasks[u]!;
-        if (next.phase !== "done" || aheadBytes > READ_AHEAD_BYTES) break;
-        read(u);
-      }
-      const { values, inputs } = await read(t);
-      reads.delete(t);
-      aheadBytes -= state.resultBytes ?? 0;
-      for (let i = 0; i < values.length; i++) {
+      for (let i = 0; i < values.values.length; i++) {
         yield {
           index: t * manifest.itemsPerTask + i,
-          input: inputs[i] as I,
-          value: values[i] as O,
+          input: values.inputs[i] as I,
+          value: values.values[i] as O,
         };
       }
     }
   } finally {
     reads.clear();
   }
-}
-
-async function readTask<I, O>(
-  storage: Storage,
-  layout: JobLayout,
-  task: TaskState,
-  batch: boolean,
-  withInputs: boolean,
-): Promise<{ values: O[]; inputs: I[] }> {
-  const { value } = await readRecord<ResultHeader>(
-    await storage.get(layout.result(task.index, task.winner!, "ok")),
-    `result of task ${task.index}`,
-  );
-  const input = withInputs
-    ? (await readRecord<InputHeader>(
-      await storage.get(layout.input(task.index)),
-      `input of task ${task.index}`,
-    )).value
-    : undefined;
-  return {
-    values: batch ? (value as O[]) : [value as O],
-    inputs: !withInputs ? [] : batch ? (input as I[]) : [input as I],
-  };
 }

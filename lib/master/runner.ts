@@ -393,7 +393,33 @@ export class JobRunner {
     const failed = this.tasks.find((t) => t.phase === "failed");
     this.phase = failed ? "failed" : "done";
     this.error = failed?.error;
-    void this.#shutdown(true);
+    // The session stays open until `close`: a result found unusable when it
+    // is read is computed again (`reopen`).
+    void this.#maybeWriteStatus(true);
+    this.#reportProgress(true);
+  }
+
+  /**
+   * Run a done task again: its result turned out unusable when it was read
+   * (damaged, or left by another job under the same key).
+   *
+   * @throws {Error} The job is stopping or stopped, so nothing can run.
+   */
+  async reopen(index: number): Promise<void> {
+    const task = this.tasks[index]!;
+    if (this.#shuttingDown || (this.phase !== "running" && this.phase !== "done")) {
+      throw this.#fatal ?? new JobInterruptedError(this.#ctx.layout.key);
+    }
+    if (task.phase !== "done") return;
+    task.phase = "pending";
+    task.winner = undefined;
+    task.resultBytes = undefined;
+    task.reused = false;
+    this.#settledTasks--;
+    this.phase = "running";
+    this.error = undefined;
+    this.#notify();
+    await this.#submit(task, false);
   }
 
   #onTick(): void {

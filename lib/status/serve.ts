@@ -112,8 +112,35 @@ async function object(storage: Storage, key: string, type: string): Promise<Resp
   }
 }
 
+/**
+ * The Host headers a request may carry: the bound address and, on
+ * loopback, `localhost`, each with the port. Any other name may be a DNS
+ * rebinding attack, where a web page on another site gets its name to point
+ * at 127.0.0.1 to read the status page.
+ */
+export function allowedHosts(hostname: string, port: number): Set<string> {
+  const names = new Set([hostname.includes(":") ? `[${hostname}]` : hostname]);
+  if (/^(127\.|::1$|0\.0\.0\.0$|::$)/.test(hostname)) {
+    for (const name of ["localhost", "127.0.0.1", "[::1]"]) names.add(name);
+  }
+  return new Set([...names].map((name) => `${name}:${port}`.toLowerCase()));
+}
+
 /** Answer one request. */
-async function handle(source: StatusSource, request: Request): Promise<Response> {
+async function handle(
+  source: StatusSource,
+  request: Request,
+  hosts: Set<string>,
+): Promise<Response> {
+  const host = request.headers.get("host")?.toLowerCase();
+  if (!host || !hosts.has(host)) {
+    return text(
+      421,
+      `Not served to Host '${host ?? ""}': open ${
+        [...hosts][0]
+      } instead (names that are not this server's are refused, against DNS rebinding)\n`,
+    );
+  }
   if (request.method !== "GET" && request.method !== "HEAD") {
     return text(405, "Only GET and HEAD are served\n");
   }
@@ -176,11 +203,13 @@ export async function serveStatus(
   }
   const source = new StatusSource(storage, new JobLayout(key), refreshMs);
   await source.current();
+  let hosts = new Set<string>();
   const server = Deno.serve(
     { hostname, port, signal, onListen() {} },
-    (request) => handle(source, request),
+    (request) => handle(source, request, hosts),
   );
   const addr = server.addr as Deno.NetAddr;
+  hosts = allowedHosts(addr.hostname, addr.port);
   const host = addr.hostname.includes(":") ? `[${addr.hostname}]` : addr.hostname;
   return {
     url: `http://${host}:${addr.port}/`,

@@ -9,7 +9,8 @@
 import type { JobLayout } from "../format/layout.ts";
 import { type JobFacts, type JobStatus, type Progress, summaryOf } from "../format/status.ts";
 import type { TaskState } from "../master/state.ts";
-import { type Storage, writeJson } from "../storage/storage.ts";
+import { writeJson } from "../format/json.ts";
+import type { Storage } from "../storage/storage.ts";
 import { renderStatusHtml } from "./html.ts";
 
 const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
@@ -56,11 +57,45 @@ export function buildStatus(snapshot: JobSnapshot, facts: JobFacts, layout: JobL
         detail: a.detail,
       })),
     })),
-    links: {
-      json: facts.storage + layout.statusJson,
-      html: facts.storage + layout.statusHtml,
-      prefix: facts.storage + layout.prefix,
+    links: linksOf(facts, layout),
+  };
+}
+
+function linksOf(facts: JobFacts, layout: JobLayout): JobStatus["links"] {
+  return {
+    json: facts.storage + layout.statusJson,
+    html: facts.storage + layout.statusHtml,
+    prefix: facts.storage + layout.prefix,
+  };
+}
+
+/** The status of a job whose inputs are being uploaded (or whose upload stopped). */
+export function preparingStatus(
+  facts: JobFacts,
+  layout: JobLayout,
+  at: { startedAt: number; now: number; phase: "preparing" | "interrupted" },
+  error?: Error,
+): JobStatus {
+  return {
+    format: 1,
+    ...facts,
+    phase: at.phase,
+    startedAt: new Date(at.startedAt).toISOString(),
+    updatedAt: new Date(at.now).toISOString(),
+    counts: {
+      total: 0,
+      pending: 0,
+      running: 0,
+      done: 0,
+      failed: 0,
+      reused: 0,
+      retried: 0,
+      speculative: 0,
+      elapsedMs: at.now - at.startedAt,
     },
+    ...(error ? { error: error.message } : {}),
+    tasks: [],
+    links: linksOf(facts, layout),
   };
 }
 

@@ -138,21 +138,3 @@ export async function readBytes(storage: Storage, key: string): Promise<Uint8Arr
   const stream = await storage.get(key);
   return heldBytes(stream) ?? await new Response(stream).bytes();
 }
-
-/** Read and parse a JSON object. */
-export async function readJson<T>(storage: Storage, key: string): Promise<T> {
-  return JSON.parse(new TextDecoder().decode(await readBytes(storage, key))) as T;
-}
-
-/** Write a value as pretty JSON. */
-export async function writeJson(
-  storage: Storage,
-  key: string,
-  value: unknown,
-  options?: PutOptions,
-): Promise<boolean> {
-  return await storage.put(key, new TextEncoder().encode(JSON.stringify(value, null, 2) + "\n"), {
-    contentType: "application/json",
-    ...options,
-  });
-}

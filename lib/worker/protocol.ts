@@ -29,11 +29,14 @@ export interface LoadMessage {
   module: string;
 }
 
-/** Thread → worker: load a shared value. */
+/**
+ * Thread → worker: load a shared value of the job. The worker serves only
+ * the job's own shared values, from its own storage: the request names no
+ * location.
+ */
 export interface SharedRequest {
   type: "shared";
   id: number;
-  storage: string;
   sha256: string;
 }
 
@@ -51,8 +54,10 @@ export interface DoneMessage {
   result?: { encoding: Encoding; bytes: Uint8Array };
   /** The error, when the task threw (or its result could not be serialized). */
   error?: ErrorRecord;
-  /** The thread ended itself (the task called `Deno.exit`); start a new one. */
+  /** The thread ended itself (the task called `Deno.exit` or `close`); start a new one. */
   closed?: boolean;
+  /** The attempt crashed: no result is stored, and the worker says this. */
+  crash?: string;
 }
 
 /** Every message a thread sends. */

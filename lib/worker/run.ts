@@ -13,8 +13,10 @@ import { sha256Hex } from "../bundle.ts";
 import type { InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
 import { JobLayout } from "../format/layout.ts";
 import { mergePermissions, type PermissionSet } from "../permissions.ts";
-import { encodeRecord, readRawRecord, recordBody } from "../format/records.ts";
-import { readBytes, readJson, type Storage } from "../storage/storage.ts";
+import { encodeRecord, type Encoding, readRawRecord, recordBody } from "../format/records.ts";
+import { objectName, readJson } from "../format/json.ts";
+import { readShared } from "../shared_store.ts";
+import { readBytes, type Storage } from "../storage/storage.ts";
 import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
 import type { AttemptSpec, RunMap } from "../format/attempt.ts";
 import { TaskThread, THREAD_CODE } from "./thread.ts";
@@ -49,6 +51,15 @@ export interface JobWorkerOptions {
   permissions: PermissionSet;
 }
 
+/** The attempt crashed in a way the task caused but did not throw (it ended its thread). */
+export class AttemptCrashError extends Error {
+  /** Build the error; the message is said as it is, without a stack. */
+  constructor(message: string) {
+    super(message);
+    this.name = "AttemptCrashError";
+  }
+}
+
 /** Why a worker could not run a task; not the task's fault. */
 export class WorkerSetupError extends Error {
   /** Build a setup error. */
@@ -81,6 +92,7 @@ export class JobWorker {
         read: [options.scratch, ...THREAD_CODE],
         write: [options.scratch],
       }),
+      (sha256) => this.#shared(sha256),
     );
     this.#thread.start();
   }
@@ -108,9 +120,10 @@ export class JobWorker {
       );
     }
     if (!options.first && await this.#done(task)) return { code: EXIT_OK }; // another attempt won
+    const inputKey = layout.input(task);
     const { header, payload } = await readRawRecord<InputHeader>(
-      await storage.get(layout.input(task)),
-      `input of task ${task}`,
+      await storage.get(inputKey),
+      objectName(storage, inputKey, `input of task ${task}`),
     );
     const done = await this.#thread.run({
       type: "run",
@@ -121,8 +134,9 @@ export class JobWorker {
       encoding: header.encoding,
       payload,
     });
+    if (done.crash) throw new AttemptCrashError(done.crash);
     const error = done.error;
-    const result: Omit<ResultHeader, "encoding" | "size"> = {
+    const result: Omit<ResultHeader, "encoding" | "size" | "crc32c"> = {
       kind: "result",
       status: error ? "error" : "ok",
       job,
@@ -134,6 +148,7 @@ export class JobWorker {
       durationMs: done.endedAt - done.startedAt,
       rssBytes: Deno.memoryUsage().rss,
       deno: Deno.version.deno,
+      ...(manifest.id ? { manifest: manifest.id } : {}),
       ...(error ? { error } : {}),
     };
     const body = recordBody(encodeRecord(result, done.result));
@@ -148,7 +163,7 @@ export class JobWorker {
    * @throws {WorkerSetupError} The map is missing or has no such index.
    */
   async indexed(run: string, index: number): Promise<AttemptSpec> {
-    const map = await readJson<RunMap>(this.#options.storage, this.#layout.run(run));
+    const map = await readJson<RunMap>(this.#options.storage, this.#layout.run(run), "run map");
     const spec = Number.isInteger(index) ? map.attempts[index] : undefined;
     if (!spec) {
       throw new WorkerSetupError(
@@ -173,6 +188,22 @@ export class JobWorker {
     }
   }
 
+  /**
+   * One of the job's shared values, for the task thread: only those the
+   * job's inputs refer to (format 1 jobs did not list them), from the
+   * worker's own storage.
+   */
+  async #shared(sha256: string): Promise<{ encoding: Encoding; payload: Uint8Array }> {
+    this.#setup ??= this.#prepare();
+    const { manifest } = await this.#setup;
+    if (!/^[0-9a-f]{64}$/.test(sha256) || (manifest.shared && !manifest.shared.includes(sha256))) {
+      throw new Error(
+        `Cannot load shared value '${sha256}': the inputs of job '${this.#options.job}' refer to no such value`,
+      );
+    }
+    return await readShared(this.#options.storage, sha256);
+  }
+
   /** Whether some attempt of the task already stored a result. */
   async #done(task: number): Promise<boolean> {
     for await (const { key } of this.#options.storage.list(this.#layout.taskResults(task))) {
@@ -188,7 +219,7 @@ export class JobWorker {
 
   async #prepare(): Promise<{ manifest: Manifest; bundle: string }> {
     const { storage, job, scratch } = this.#options;
-    const manifest = await readJson<Manifest>(storage, this.#layout.manifest);
+    const manifest = await readJson<Manifest>(storage, this.#layout.manifest, "manifest");
     const code = await readBytes(storage, this.#layout.bundle);
     const sha256 = await sha256Hex(code);
     if (sha256 !== manifest.bundle.sha256) {

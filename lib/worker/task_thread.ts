@@ -44,35 +44,46 @@ function trimStack(stack: string): string {
   return (cut > 0 ? lines.slice(0, cut) : lines).join("\n");
 }
 
-// A task that calls Deno.exit() would end only this thread and leave its
-// worker waiting: report it as the task's error instead.
-Object.defineProperty(Deno, "exit", {
-  configurable: true,
-  writable: true,
-  value(code = 0): never {
-    const now = Date.now();
-    scope.postMessage({
-      type: "done",
-      startedAt: now,
-      endedAt: now,
-      closed: true,
-      error: {
-        name: "Error",
-        message: `the task called Deno.exit(${code}); a task must return a result or throw`,
-        stack: trimStack(new Error().stack ?? ""),
-      },
-    });
-    self.close();
-    throw new Error("unreachable: the thread is closed");
-  },
-});
+/** Ends this thread; a task must not reach it (see below). */
+const closeThread = globalThis.close.bind(globalThis);
+
+/** Tell the worker the thread ends itself, then end it. */
+function endThread(done: Omit<DoneMessage, "type" | "startedAt" | "endedAt">): never {
+  const now = Date.now();
+  scope.postMessage({ type: "done", startedAt: now, endedAt: now, closed: true, ...done });
+  closeThread();
+  throw new Error("unreachable: the thread is closed");
+}
+
+// A task that calls Deno.exit() or close() would end only this thread and
+// leave its worker waiting: Deno.exit() is reported as the task's error,
+// close() as a crash of the attempt.
+for (
+  const [target, name, end] of [
+    [Deno, "exit", (code = 0) =>
+      endThread({
+        error: {
+          name: "Error",
+          message: `the task called Deno.exit(${code}); a task must return a result or throw`,
+          stack: trimStack(new Error().stack ?? ""),
+        },
+      })],
+    [globalThis, "close", () =>
+      endThread({
+        crash:
+          "the task called close(), which ends the thread it runs in; a task must return a result or throw",
+      })],
+  ] as const
+) {
+  Object.defineProperty(target, name, { configurable: true, writable: true, value: end });
+}
 
 const pending = new Map<number, (reply: SharedReply) => void>();
 let nextId = 0;
-setSharedLoader((storage, sha256) => {
+setSharedLoader((_storage, sha256) => {
   const id = nextId++;
   const reply = new Promise<SharedReply>((resolve) => pending.set(id, resolve));
-  scope.postMessage({ type: "shared", id, storage, sha256 });
+  scope.postMessage({ type: "shared", id, sha256 });
   return reply.then((r) => {
     if ("error" in r) throw Object.assign(new Error(r.error.message), { name: r.error.name });
     return decodeValue(r.encoding, r.payload);

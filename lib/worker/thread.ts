@@ -7,8 +7,9 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { errorMessage } from "../errors.ts";
+import type { Encoding } from "../format/records.ts";
 import { PERMISSION_NAMES, type PermissionSet } from "../permissions.ts";
-import { readShared } from "../shared_store.ts";
 import type {
   DoneMessage,
   LoadMessage,
@@ -36,15 +37,23 @@ function threadPermissions(set: PermissionSet): Deno.PermissionOptionsObject {
   return out as Deno.PermissionOptionsObject;
 }
 
+/** Reads one of the job's shared values for the thread, not decoded. */
+export type SharedSource = (sha256: string) => Promise<{ encoding: Encoding; payload: Uint8Array }>;
+
 /** A thread that runs tasks with only the permissions it was given. */
 export class TaskThread {
   #worker: Worker | undefined;
   readonly #permissions: PermissionSet;
+  readonly #shared: SharedSource;
   #current: ((done: DoneMessage) => void) | undefined;
 
-  /** A thread with `permissions`; it starts on the first task, or with {@linkcode start}. */
-  constructor(permissions: PermissionSet) {
+  /**
+   * A thread with `permissions`, whose requests for shared values `shared`
+   * answers; it starts on the first task, or with {@linkcode start}.
+   */
+  constructor(permissions: PermissionSet, shared: SharedSource) {
     this.#permissions = permissions;
+    this.#shared = shared;
   }
 
   /** Start the thread now (if it is not running), so it boots while the caller does other work. */
@@ -89,7 +98,7 @@ export class TaskThread {
         this.#finish(data);
         return;
       }
-      readShared(data.storage, data.sha256).then(
+      this.#shared(String(data.sha256)).then(
         ({ encoding, payload }) =>
           worker.postMessage(
             { type: "shared", id: data.id, encoding, payload } satisfies SharedReply,
@@ -100,7 +109,7 @@ export class TaskThread {
             {
               type: "shared",
               id: data.id,
-              error: { name: "Error", message: String(error?.message ?? error), stack: "" },
+              error: { name: "Error", message: errorMessage(error), stack: "" },
             } satisfies SharedReply,
           ),
       );

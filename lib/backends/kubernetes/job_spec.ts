@@ -16,7 +16,7 @@ import { denoRunFlags, workerEnv, type WorkerLaunch } from "../../worker/launch.
 import type { JobContext } from "../backend.ts";
 import { JOB_KEY_ANNOTATION, JOB_LABEL, jobLabel, MANAGED_BY, RUN_LABEL } from "./names.ts";
 import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions } from "./options.ts";
-import { BOOTSTRAP, type Runtime } from "./runtime.ts";
+import { bootstrapUrl, type Runtime } from "./runtime.ts";
 
 /** The worker container's name, used by the pod failure policy and for logs. */
 export const CONTAINER = "worker";
@@ -44,7 +44,7 @@ function worker(launch: WorkerLaunch, runtime: Runtime | undefined) {
     return { command: ["deno", ...denoRunFlags(launch, IMAGE_WORKER_FILES)], env: settings };
   }
   return {
-    command: ["deno", "eval", "--unstable-worker-options", BOOTSTRAP],
+    command: ["deno", ...denoRunFlags(launch, { worker: bootstrapUrl() })],
     env: [
       ...settings,
       {
@@ -128,7 +128,12 @@ export function jobSpec(input: JobSpecInput): V1Job {
             fsGroup: runAsUser,
             seccompProfile: { type: "RuntimeDefault" },
           },
-          volumes: [{ name: "scratch", emptyDir: {} }],
+          // Pods reach nothing through Services; their variables would only add noise.
+          enableServiceLinks: false,
+          volumes: [{
+            name: "scratch",
+            emptyDir: { sizeLimit: o.scratchSize ?? KUBERNETES_DEFAULTS.scratchSize },
+          }],
           containers: [{
             name: CONTAINER,
             image: o.image ?? KUBERNETES_DEFAULTS.image,

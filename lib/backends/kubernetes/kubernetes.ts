@@ -10,7 +10,8 @@
 import { BatchV1Api, CoreV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import type { RunMap } from "../../format/attempt.ts";
 import { JobLayout } from "../../format/layout.ts";
-import { readJson, type Storage } from "../../storage/storage.ts";
+import { readJson } from "../../format/json.ts";
+import type { Storage } from "../../storage/storage.ts";
 import type { Backend, BackendEvent, BackendSession, JobContext, WorkerLog } from "../backend.ts";
 import { errorMessage } from "../../errors.ts";
 import { apiError, whereOf } from "./api_errors.ts";

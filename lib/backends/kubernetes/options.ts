@@ -121,6 +121,13 @@ export interface KubernetesBackendOptions {
    */
   unstartableTimeoutMs?: number;
   /**
+   * Size limit of a pod's scratch volume (its `/tmp`, an emptyDir): a task
+   * that writes past it is evicted instead of filling the node's disk.
+   *
+   * @default {"10Gi"}
+   */
+  scratchSize?: string;
+  /**
    * User id the containers run as (not root).
    *
    * @default {1993, the `deno` user of the stock image}
@@ -137,6 +144,7 @@ export const KUBERNETES_DEFAULTS = {
   ttlSecondsAfterFinished: 3600,
   unstartableTimeoutMs: 600_000,
   runAsUser: 1993,
+  scratchSize: "10Gi",
 } as const satisfies Partial<KubernetesBackendOptions>;
 
 /**
@@ -170,6 +178,7 @@ export function checkKubernetesOptions(o: KubernetesBackendOptions): void {
   if (o.cpuLimit) checkQuantity(o.cpuLimit, "CPU limit");
   if (o.memory) checkQuantity(o.memory, "memory request");
   if (o.memoryLimit) checkQuantity(o.memoryLimit, "memory limit");
+  if (o.scratchSize) checkQuantity(o.scratchSize, "scratch size");
   for (
     const [name, value] of [
       ["gpus", o.gpus],

@@ -6,6 +6,8 @@
  * bootstrap with `deno eval` that downloads them (from GCS with a token from
  * the metadata server, from `STORAGE_EMULATOR_HOST`, or from a local path),
  * checks their sha256, and starts the worker. Nothing else is installed.
+ * The bootstrap runs as a `data:` module under `deno run` with the worker
+ * process's permissions, not with every permission as `deno eval` would.
  *
  * @module
  */
@@ -76,13 +78,24 @@ export async function storeRuntime(storage: Storage): Promise<Runtime> {
   return { worker: await store(files.worker), thread: await store(files.thread) };
 }
 
+/** The bootstrap as a module URL, for `deno run`. */
+export function bootstrapUrl(): string {
+  const bytes = new TextEncoder().encode(BOOTSTRAP);
+  return `data:text/javascript;base64,${
+    btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(""))
+  }`;
+}
+
 /**
- * The bootstrap a stock-image pod runs with `deno eval`. It reads
+ * The bootstrap a stock-image pod runs. It reads
  * `KUBEFACE_STORAGE`, `KUBEFACE_RUNTIME` (`<worker key>@<sha256>,<thread key>@<sha256>`)
  * and `KUBEFACE_SCRATCH` from the environment.
  */
 export const BOOTSTRAP = `
-const env = Deno.env.toObject();
+const env = {};
+for (const name of ["KUBEFACE_STORAGE", "KUBEFACE_SCRATCH", "KUBEFACE_RUNTIME", "STORAGE_EMULATOR_HOST"]) {
+  try { env[name] = Deno.env.get(name); } catch { /* not granted */ }
+}
 const root = env.KUBEFACE_STORAGE.replace(/\\/?$/, "/");
 await Deno.mkdir(env.KUBEFACE_SCRATCH, { recursive: true });
 const dir = await Deno.makeTempDir({ dir: env.KUBEFACE_SCRATCH, prefix: "runtime-" });

@@ -20,7 +20,7 @@ import {
   type V1Pod,
 } from "@kubernetes/client-node";
 import type { AttemptSpec, RunMap } from "../../format/attempt.ts";
-import { readJson, writeJson } from "../../storage/storage.ts";
+import { readJson, writeJson } from "../../format/json.ts";
 import { EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";
 import type { BackendEvent, BackendSession, ExitReason, JobContext } from "../backend.ts";
 import { apiError, whereOf } from "./api_errors.ts";
