@@ -52,7 +52,7 @@ export type { KubernetesBackendOptions, Toleration } from "./lib/backends/kubern
 export { Shared } from "./lib/shared.ts";
 export { openStorage } from "./lib/storage/storage.ts";
 export type { Body, ObjectInfo, PutOptions, Storage } from "./lib/storage/storage.ts";
-export type { FailureKind } from "./lib/errors.ts";
+export type { FailureKind, JobHolder } from "./lib/errors.ts";
 export {
   BackendError,
   CorruptObjectError,
