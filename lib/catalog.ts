@@ -13,10 +13,10 @@ import { HEARTBEAT_MS, type JobPhase, type JobStatus, type JobSummary } from "./
 
 /**
  * What `kubeface jobs` shows as a job's state: its phase, or `stale` for a
- * job marked running whose master has not written for three heartbeats
- * (it was killed; rerun it with its key to resume).
+ * job marked preparing or running whose master has not written for three
+ * heartbeats (it was killed; rerun it with its key to resume).
  */
-export type JobState = Exclude<JobPhase, "preparing"> | "stale";
+export type JobState = JobPhase | "stale";
 
 /** A job as listed. */
 export interface JobListing extends JobSummary {
@@ -26,7 +26,7 @@ export interface JobListing extends JobSummary {
 /** The state shown for a summary at time `now`. */
 export function stateOf(summary: JobSummary, now: number = Date.now()): JobState {
   if (summary.phase === "running" || summary.phase === "preparing") {
-    return now - Date.parse(summary.updatedAt) > 3 * HEARTBEAT_MS ? "stale" : "running";
+    return now - Date.parse(summary.updatedAt) > 3 * HEARTBEAT_MS ? "stale" : summary.phase;
   }
   return summary.phase;
 }
@@ -52,10 +52,13 @@ export async function listJobs(
     if (!key.endsWith(".json")) continue;
     try {
       const summary = await readJson<Partial<JobSummary>>(storage, key, "job summary");
-      if (!isSummary(summary)) {
+      const named = key.slice(INDEX_PREFIX.length, -".json".length);
+      if (!isSummary(summary) || summary.job !== named) {
         throw new CorruptObjectError(
           objectName(storage, key, "job summary"),
-          "it lacks the fields of a summary",
+          isSummary(summary)
+            ? `it is the summary of job '${summary.job}'`
+            : "it lacks the fields of a summary",
         );
       }
       jobs.push({ ...summary, state: stateOf(summary) });
@@ -76,10 +79,23 @@ export async function listJobs(
 export async function readStatus(storage: Storage, key: string): Promise<JobStatus> {
   const layout = new JobLayout(key);
   try {
-    return await readJson<JobStatus>(storage, layout.statusJson, "status");
+    const status = await readJson<JobStatus>(storage, layout.statusJson, "status");
+    if (status.job !== key) {
+      throw new CorruptObjectError(
+        objectName(storage, layout.statusJson, "status"),
+        `it is the status of job '${status.job}'`,
+      );
+    }
+    return status;
   } catch (error) {
     if (error instanceof NotFoundError) {
       throw new NotFoundError(storage.url + layout.statusJson, { cause: error });
+    }
+    if (error instanceof CorruptObjectError) {
+      throw new CorruptObjectError(
+        error.object,
+        `${error.detail}; rerun job '${key}' with its key to write it again`,
+      );
     }
     throw error;
   }

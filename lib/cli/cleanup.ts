@@ -73,7 +73,7 @@ export async function cleanupCommand(args: string[], io: Io): Promise<number> {
     // Objects without a summary: a master died before it wrote one; its backend is unknown.
     if (!chosen.some((j) => j.job === key)) chosen.push({ job: key, state: "interrupted" });
   }
-  const running = chosen.filter((j) => j.state === "running");
+  const running = chosen.filter((j) => j.state === "running" || j.state === "preparing");
   if (running.length > 0 && !values.force) {
     io.err(
       `kubeface: ${running.map((j) => j.job).join(", ")} ${

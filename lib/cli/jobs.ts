@@ -12,7 +12,7 @@ import { ago, table } from "./table.ts";
 /** Help of `kubeface jobs`. */
 export const JOBS_HELP = helpText(
   "kubeface jobs [--all] [--storage URL]",
-  "List the jobs in a storage root, newest first: state (running, stale, done, failed,\ninterrupted), progress and age. Without --all, done jobs are left out.\nA stale job's master stopped writing: rerun it with its key to resume it.",
+  "List the jobs in a storage root, newest first: state (preparing, running, stale, done,\nfailed, interrupted), progress and age. Without --all, done jobs are left out.\nA stale job's master stopped writing: rerun it with its key to resume it.",
   [["Options", [
     { name: "all", type: "boolean", short: "a", help: "also list jobs that are done" },
     STORAGE_FLAG,

@@ -203,6 +203,21 @@ export class Lease {
     }, LEASE_RENEW_MS);
   }
 
+  /**
+   * Make sure the job is still this master's before a write only the holder
+   * may make (the manifest, deleting another attempt's result).
+   *
+   * @throws {JobBusyError} Another master took the job over.
+   */
+  async check(): Promise<void> {
+    if (await this.renew()) return;
+    const now = new Date(this.clock.now()).toISOString();
+    throw new JobBusyError(
+      this.layout.key,
+      this.#taker ?? { host: "unknown", pid: 0, since: now, renewedAt: now },
+    );
+  }
+
   /** Let the job go: the next master may take it at once. */
   async release(): Promise<void> {
     this.clock.clearInterval(this.#timer);

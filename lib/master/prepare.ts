@@ -18,7 +18,7 @@ import {
   JobInterruptedError,
   JobMismatchError,
 } from "../errors.ts";
-import { readJson, writeJson } from "../format/json.ts";
+import { objectName, readJson, writeJson } from "../format/json.ts";
 import type { JobLayout } from "../format/layout.ts";
 import { type InputHeader, type Manifest, MANIFEST_FORMAT } from "../format/manifest.ts";
 import { type EncodedValue, encodeRecord, encodeValue, recordBody } from "../format/records.ts";
@@ -49,6 +49,8 @@ export interface PrepareOptions {
   signal?: AbortSignal;
   /** Called as inputs are uploaded, with how many are. */
   onUploaded?: (inputs: number) => void;
+  /** Throws when this master may no longer write the manifest (it lost the job). */
+  beforeManifest?: () => Promise<void>;
 }
 
 /** One task's serialized input. */
@@ -149,7 +151,14 @@ async function storedManifest(options: PrepareOptions): Promise<Manifest | undef
   const { storage, layout } = options;
   if (!(await storage.stat(layout.manifest))) return undefined;
   try {
-    return await readJson<Manifest>(storage, layout.manifest, "manifest");
+    const manifest = await readJson<Manifest>(storage, layout.manifest, "manifest");
+    if (manifest.key !== layout.key) {
+      throw new CorruptObjectError(
+        objectName(storage, layout.manifest, "manifest"),
+        `it is the manifest of job '${manifest.key}'`,
+      );
+    }
+    return manifest;
   } catch (error) {
     if (!(error instanceof CorruptObjectError) || !options.overwrite) {
       throw error instanceof CorruptObjectError
@@ -233,6 +242,7 @@ export async function prepareJob(options: PrepareOptions): Promise<Manifest> {
     itemsPerTask: options.itemsPerTask,
     shared: [...shared].sort(),
   };
+  await options.beforeManifest?.();
   await writeJson(storage, layout.manifest, manifest);
   return manifest;
 }

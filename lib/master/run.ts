@@ -162,6 +162,7 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
         uploadBytes: UPLOAD_BYTES,
         maxInputs: options.maxInputs,
         signal,
+        beforeManifest: () => lease.check(),
         onUploaded: (inputs) => {
           facts.inputs = inputs;
           options.onProgress?.({
@@ -221,7 +222,7 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
         status: links,
       });
       await runner.start(session);
-      yield* orderedResults<I, O>(runner, params, layout, manifest);
+      yield* orderedResults<I, O>(runner, params, layout, manifest, () => lease.check());
       await runner.finished();
     } finally {
       signal.removeEventListener("abort", onAbort);
@@ -239,6 +240,7 @@ async function* orderedResults<I, O>(
   params: RunParams,
   layout: JobLayout,
   manifest: Manifest,
+  holding: () => Promise<void>,
 ): AsyncGenerator<Entry<I, O>> {
   const { storage, withInputs } = params;
   const reads = new Map<number, Promise<TaskValues<I, O>>>();
@@ -279,6 +281,7 @@ async function* orderedResults<I, O>(
             error.object.startsWith("result of");
           if (!damaged || reopened >= MAX_REOPENS) throw error;
           // A damaged result counts as missing: delete it, and compute the task again.
+          await holding(); // only the job's master may delete what another attempt stored
           params.onWarning?.(`${error.message}; computing task ${t} again`);
           await storage.delete(layout.result(t, attempt, "ok"));
           await runner.reopen(t);

@@ -14,6 +14,7 @@ import type { InputHeader, Manifest, ResultHeader } from "../format/manifest.ts"
 import { JobLayout } from "../format/layout.ts";
 import { mergePermissions, type PermissionSet } from "../permissions.ts";
 import { encodeRecord, type Encoding, readRawRecord, recordBody } from "../format/records.ts";
+import { CorruptObjectError } from "../errors.ts";
 import { objectName, readJson } from "../format/json.ts";
 import { readShared } from "../shared_store.ts";
 import { readBytes, type Storage } from "../storage/storage.ts";
@@ -121,10 +122,14 @@ export class JobWorker {
     }
     if (!options.first && await this.#done(task)) return { code: EXIT_OK }; // another attempt won
     const inputKey = layout.input(task);
+    const inputName = objectName(storage, inputKey, `input of task ${task}`);
     const { header, payload } = await readRawRecord<InputHeader>(
       await storage.get(inputKey),
-      objectName(storage, inputKey, `input of task ${task}`),
+      inputName,
     );
+    if (header.task !== task) {
+      throw new CorruptObjectError(inputName, `it says it is the input of task ${header.task}`);
+    }
     const done = await this.#thread.run({
       type: "run",
       bundle,
@@ -220,6 +225,12 @@ export class JobWorker {
   async #prepare(): Promise<{ manifest: Manifest; bundle: string }> {
     const { storage, job, scratch } = this.#options;
     const manifest = await readJson<Manifest>(storage, this.#layout.manifest, "manifest");
+    if (manifest.key !== job) {
+      throw new CorruptObjectError(
+        objectName(storage, this.#layout.manifest, "manifest"),
+        `it is the manifest of job '${manifest.key}'`,
+      );
+    }
     const code = await readBytes(storage, this.#layout.bundle);
     const sha256 = await sha256Hex(code);
     if (sha256 !== manifest.bundle.sha256) {
