@@ -15,6 +15,8 @@
  * @module
  */
 
+import { findRefs, replaceRefs } from "./refs.ts";
+
 const KIND = "kubeface.shared";
 
 /** A reference to a stored value. Passing it in an input costs a few bytes. */
@@ -66,49 +68,22 @@ export function setSharedLoader(load: SharedLoader): void {
 }
 
 /** Whether a value is a reference (a {@linkcode Shared}, or one that crossed storage). */
-function isRef(value: unknown): value is { storage: string; sha256: string } {
-  const record = value as Record<string, unknown>;
-  return record.kind === KIND && typeof record.sha256 === "string" &&
-    typeof record.storage === "string";
+function isRef(value: Record<string, unknown>): value is { storage: string; sha256: string } {
+  return typeof value.sha256 === "string" && typeof value.storage === "string";
 }
 
-/** Containers a reference is looked for in, as {@linkcode reviveShared} looks. */
-function children(value: object): Iterable<unknown> {
-  if (Array.isArray(value) || value instanceof Set) return value;
-  if (value instanceof Map) return value.values();
-  if (Object.getPrototypeOf(value) === Object.prototype) return Object.values(value);
-  return [];
-}
-
-/**
- * The references in a value, looked for where {@linkcode reviveShared}
- * revives them: arrays, plain objects, Maps and Sets up to a few levels deep.
- */
-export function* sharedRefs(
-  value: unknown,
-  depth = 0,
-): Generator<{ storage: string; sha256: string }> {
-  if (depth > 6 || value === null || typeof value !== "object" || ArrayBuffer.isView(value)) return;
-  if (isRef(value)) {
-    yield value;
-    return;
-  }
-  for (const item of children(value)) yield* sharedRefs(item, depth + 1);
+/** The references in a value, looked for where {@linkcode reviveShared} revives them. */
+export function* sharedRefs(value: unknown): Generator<{ storage: string; sha256: string }> {
+  for (const ref of findRefs(value, KIND)) if (isRef(ref)) yield ref;
 }
 
 /**
  * Give references that crossed storage (plain objects now) their methods
- * back, in place. Looks through arrays, plain objects, Maps and Sets up to
- * a few levels deep; typed arrays are skipped.
+ * back, in place, where `lib/refs.ts` looks for references.
  */
-export function reviveShared<T>(value: T, depth = 0): T {
-  if (depth > 6 || value === null || typeof value !== "object" || ArrayBuffer.isView(value)) {
-    return value;
-  }
-  if (isRef(value)) {
-    Object.setPrototypeOf(value, Shared.prototype);
-    return value;
-  }
-  for (const item of children(value)) reviveShared(item, depth + 1);
-  return value;
+export function reviveShared<T>(value: T): T {
+  return replaceRefs(value, KIND, (ref) => {
+    if (isRef(ref)) Object.setPrototypeOf(ref, Shared.prototype);
+    return ref;
+  }) as T;
 }

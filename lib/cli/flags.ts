@@ -86,6 +86,13 @@ export const JOB_FLAGS: FlagSpec[] = [
     help: "write results to FILE instead of standard output",
   },
   {
+    name: "out-dir",
+    type: "string",
+    value: "DIR",
+    help: "save result files under DIR/<input index>/; rows name them",
+    default: "rows name the files' storage URLs",
+  },
+  {
     name: "format",
     type: "string",
     value: "FORMAT",

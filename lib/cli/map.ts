@@ -11,6 +11,9 @@ import { sha256Hex } from "../bundle.ts";
 import { cacheDir } from "../env.ts";
 import { Client, type ClientOptions, type MapOptions } from "../client.ts";
 import { JobInterruptedError } from "../errors.ts";
+import { StoredFile } from "../file_store.ts";
+import { FILE_KIND } from "../files.ts";
+import { replaceRefs } from "../refs.ts";
 import { MAX_PARALLELISM, MIN_STATUS_INTERVAL_MS } from "../options.ts";
 import { applyBackendFlags, backendFlags, backendHelpGroups } from "./backend_flags.ts";
 import {
@@ -191,6 +194,22 @@ function resumeCommand(command: string, args: readonly string[]): string {
   return `kubeface ${command} ${kept.join(" ")}`;
 }
 
+/**
+ * Save the result files in a value under `dir`, and put where each went in
+ * its place: `{ file: PATH, size }`.
+ */
+async function saveFiles(value: unknown, dir: string): Promise<unknown> {
+  const saves: Promise<void>[] = [];
+  const replaced = replaceRefs(value, FILE_KIND, (ref) => {
+    if (!(ref instanceof StoredFile)) return ref;
+    const path = join(dir, ref.name);
+    saves.push(ref.saveTo(path));
+    return { file: path, size: ref.size };
+  });
+  await Promise.all(saves);
+  return replaced;
+}
+
 /** A task module computing an expression of `value`. */
 export function expressionModule(expression: string, inputs: string): string {
   return `export const inputs = () => (${inputs});
@@ -276,6 +295,7 @@ async function execute(
   }
 
   const out = str(values, "out");
+  const outDir = str(values, "out-dir");
   const temp = out ? `${out}.partial` : undefined;
   const file = temp
     ? await Deno.open(temp, { write: true, create: true, truncate: true })
@@ -306,7 +326,10 @@ async function execute(
   let count = 0;
   try {
     for await (const entry of run.entries()) {
-      await writer.row(entry.index, entry.input, entry.value);
+      const value = outDir
+        ? await saveFiles(entry.value, join(outDir, String(entry.index)))
+        : entry.value;
+      await writer.row(entry.index, entry.input, value);
       count++;
     }
     await writer.end();

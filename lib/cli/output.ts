@@ -2,12 +2,13 @@
  * Writing results as JSON lines or CSV. Values JSON cannot hold are turned
  * into the nearest plain form: BigInt → decimal string, Map → object (or
  * array of pairs), Set → array, typed arrays → arrays of numbers, Error →
- * `{name, message}`, `undefined` → `null`.
+ * `{name, message}`, `undefined` → `null`, a stored file → `{file: URL, size}`.
  *
  * @module
  */
 
 import { errorMessage } from "../errors.ts";
+import { StoredFile } from "../file_store.ts";
 
 /** Output formats. */
 export const FORMATS = ["jsonl", "csv"] as const;
@@ -31,6 +32,7 @@ function plain(value: unknown, path: string, ancestors: Set<object>): unknown {
   if (typeof value === "number" && !Number.isFinite(value)) return String(value);
   if (value === null || typeof value !== "object") return value;
   if (value instanceof Date) return value.toISOString();
+  if (value instanceof StoredFile) return { file: value.url, size: value.size };
   if (value instanceof Error) return { name: value.name, message: value.message };
   if (ArrayBuffer.isView(value)) {
     return value instanceof DataView

@@ -9,6 +9,7 @@
  * jobs/<key>/manifest.json          written last when a job is prepared
  * jobs/<key>/bundle.js              the bundled task module
  * jobs/<key>/inputs/<task>          one record per task
+ * jobs/<key>/files/<sha256>         files given as inputs or returned as results
  * jobs/<key>/results/<task>/<attempt>.ok|.error
  * jobs/<key>/logs/<task>/<attempt>.log
  * jobs/<key>/runs/<name>.json       index → task and attempt, for batch backends
@@ -94,6 +95,10 @@ export class JobLayout {
   /** Index map of a backend run: which task and attempt each index of a batch runs. */
   run(name: string): string {
     return `${this.prefix}runs/${name}.json`;
+  }
+  /** A file of the job, by the sha256 of its content. */
+  file(sha256: string): string {
+    return `${this.prefix}files/${sha256}`;
   }
   /** Prefix of the job's leases. */
   get leasePrefix(): string {

@@ -5,6 +5,8 @@
  * @module
  */
 
+import type { FileEntry } from "../files.ts";
+
 /**
  * The manifest format kubeface writes: 2 since records carry checksums and
  * manifests name their shared values. Format 1 jobs are still read.
@@ -52,6 +54,8 @@ export interface InputHeader {
   batch: boolean;
   encoding: "v8" | "bytes" | "none";
   size: number;
+  /** Where the files the inputs refer to (by slot) are stored. */
+  files?: FileEntry[];
 }
 
 /** An error as a worker records it. */
@@ -86,4 +90,6 @@ export interface ResultHeader {
   error?: ErrorRecord;
   encoding: "v8" | "bytes" | "none";
   size: number;
+  /** Where the files the value refers to (by slot) are stored. */
+  files?: FileEntry[];
 }

@@ -14,10 +14,14 @@ import { createHash } from "node:crypto";
 import type { Bundle } from "../bundle.ts";
 import {
   CorruptObjectError,
+  errorMessage,
   InputsError,
   JobInterruptedError,
   JobMismatchError,
 } from "../errors.ts";
+import { fileEntry, putFile } from "../file_store.ts";
+import { FILE_KIND, type FileEntry, isLocalRef, toSlots } from "../files.ts";
+import { findRefs } from "../refs.ts";
 import { objectName, readJson, writeJson } from "../format/json.ts";
 import type { JobLayout } from "../format/layout.ts";
 import { type InputHeader, type Manifest, MANIFEST_FORMAT } from "../format/manifest.ts";
@@ -59,6 +63,36 @@ interface TaskInput {
   value: EncodedValue;
   /** Shared values its inputs refer to. */
   shared: Set<string>;
+  /** Local files its inputs name, by slot, to upload. */
+  files: { path: string; entry: FileEntry }[];
+}
+
+/**
+ * An input with its local files replaced by slots (a copy: the user's
+ * value is not touched), and the files, hashed.
+ */
+async function withFileSlots(
+  item: unknown,
+  index: number,
+  layout: JobLayout,
+  files: { path: string; entry: FileEntry }[],
+): Promise<unknown> {
+  const paths = [...findRefs(item, FILE_KIND)].filter(isLocalRef).map((ref) => ref.path);
+  if (paths.length === 0) return item;
+  const entries = new Map<string, FileEntry>();
+  for (const path of paths) {
+    try {
+      entries.set(path, await fileEntry(layout, path));
+    } catch (error) {
+      throw new TypeError(`Cannot use input ${index}: its file '${path}': ${errorMessage(error)}`, {
+        cause: error,
+      });
+    }
+  }
+  return toSlots(structuredClone(item), (path) => {
+    const entry = entries.get(path)!;
+    return { slot: files.push({ path, entry }) - 1, name: entry.name, size: entry.size };
+  });
 }
 
 /** Hand control to the event loop this often while inputs stream, so signals are heard. */
@@ -74,13 +108,18 @@ async function* serializeTasks(options: PrepareOptions): AsyncIterable<TaskInput
   let first = 0;
   let task = 0;
   let lastYield = Date.now();
-  const flush = (): TaskInput => {
+  const flush = async (): Promise<TaskInput> => {
+    const files: { path: string; entry: FileEntry }[] = [];
+    for (let i = 0; i < batch.length; i++) {
+      batch[i] = await withFileSlots(batch[i], first + i, options.layout, files);
+    }
     const header = {
       kind: "input" as const,
       task,
       first,
       count: batch.length,
       batch: itemsPerTask > 1,
+      ...(files.length ? { files: files.map((f) => f.entry) } : {}),
     };
     let value: EncodedValue;
     if (itemsPerTask > 1) {
@@ -107,7 +146,7 @@ async function* serializeTasks(options: PrepareOptions): AsyncIterable<TaskInput
         shared.add(ref.sha256);
       }
     });
-    const out = { header, value, shared };
+    const out = { header, value, shared, files };
     first += batch.length;
     task++;
     batch = [];
@@ -129,7 +168,7 @@ async function* serializeTasks(options: PrepareOptions): AsyncIterable<TaskInput
       );
     }
     batch.push(next.value);
-    if (batch.length === itemsPerTask) yield flush();
+    if (batch.length === itemsPerTask) yield await flush();
     if (Date.now() - lastYield >= YIELD_MS) {
       await new Promise((resolve) => setTimeout(resolve, 0));
       lastYield = Date.now();
@@ -139,7 +178,7 @@ async function* serializeTasks(options: PrepareOptions): AsyncIterable<TaskInput
       throw signal.reason ?? new JobInterruptedError(options.layout.key);
     }
   }
-  if (batch.length > 0) yield flush();
+  if (batch.length > 0) yield await flush();
 }
 
 /**
@@ -210,6 +249,8 @@ export async function prepareJob(options: PrepareOptions): Promise<Manifest> {
       tasks++;
       count += input.header.count;
       await pool.add(input.value.bytes.length, async () => {
+        // The files first: a stored input means its files are there.
+        for (const { path, entry } of input.files) await putFile(storage, entry, path);
         await storage.put(
           layout.input(input.header.task),
           recordBody(encodeRecord(input.header, input.value)),

@@ -8,11 +8,30 @@
  */
 
 import { CorruptObjectError } from "../errors.ts";
+import { StoredFile } from "../file_store.ts";
+import { type FileEntry, fromSlots } from "../files.ts";
 import { objectName } from "../format/json.ts";
 import type { JobLayout } from "../format/layout.ts";
 import type { InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
 import { readRecord } from "../format/records.ts";
 import type { Storage } from "../storage/storage.ts";
+
+/** A value with its file slots replaced by the stored files its header lists. */
+function withStoredFiles(
+  value: unknown,
+  files: FileEntry[] | undefined,
+  storage: Storage,
+  what: string,
+): unknown {
+  if (!files?.length) return value;
+  return fromSlots(value, (slot) => {
+    const entry = files[slot.slot];
+    if (!entry) {
+      throw new CorruptObjectError(what, `it refers to file ${slot.slot}, which it does not list`);
+    }
+    return new StoredFile(storage.url, entry);
+  });
+}
 
 /** The values of one task (one per input of the task) and, when asked, its inputs. */
 export interface TaskValues<I, O> {
@@ -44,7 +63,8 @@ export async function readResult<O>(
     ? "it was stored for an earlier job under the same key"
     : undefined;
   if (mismatch) throw new CorruptObjectError(what, mismatch);
-  return manifest.itemsPerTask > 1 ? value as O[] : [value as O];
+  const revived = withStoredFiles(value, header.files, storage, what);
+  return manifest.itemsPerTask > 1 ? revived as O[] : [revived as O];
 }
 
 /**
@@ -73,5 +93,6 @@ export async function readInputs<I>(
       `it says it is the input of task ${header.task}; replace the job with --overwrite`,
     );
   }
-  return manifest.itemsPerTask > 1 ? value as I[] : [value as I];
+  const revived = withStoredFiles(value, header.files, storage, what);
+  return manifest.itemsPerTask > 1 ? revived as I[] : [revived as I];
 }

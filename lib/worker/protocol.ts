@@ -20,6 +20,8 @@ export interface RunMessage {
   batch: boolean;
   encoding: Encoding;
   payload: Uint8Array;
+  /** Local copies of the files the input refers to, by slot. */
+  files?: string[];
 }
 
 /** Worker → thread: import the bundle now, before the first task (warm workers). */
@@ -52,6 +54,8 @@ export interface DoneMessage {
   endedAt: number;
   /** The serialized result, when the task returned. */
   result?: { encoding: Encoding; bytes: Uint8Array };
+  /** Paths of the files the result refers to, by slot, for the worker to store. */
+  files?: string[];
   /** The error, when the task threw (or its result could not be serialized). */
   error?: ErrorRecord;
   /** The thread ended itself (the task called `Deno.exit` or `close`); start a new one. */

@@ -10,11 +10,13 @@
 import { join } from "node:path";
 import { pathToFileURL as toFileUrl } from "node:url";
 import { sha256Hex } from "../bundle.ts";
-import type { InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
+import type { ErrorRecord, InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
 import { JobLayout } from "../format/layout.ts";
 import { mergePermissions, type PermissionSet } from "../permissions.ts";
 import { encodeRecord, type Encoding, readRawRecord, recordBody } from "../format/records.ts";
 import { CorruptObjectError } from "../errors.ts";
+import { fetchFile, storeFile } from "../file_store.ts";
+import type { FileEntry } from "../files.ts";
 import { objectName, readJson } from "../format/json.ts";
 import { readShared } from "../shared_store.ts";
 import { readBytes, type Storage } from "../storage/storage.ts";
@@ -130,35 +132,76 @@ export class JobWorker {
     if (header.task !== task) {
       throw new CorruptObjectError(inputName, `it says it is the input of task ${header.task}`);
     }
-    const done = await this.#thread.run({
-      type: "run",
-      bundle,
-      module: manifest.module,
-      task,
-      batch: header.batch,
-      encoding: header.encoding,
-      payload,
-    });
-    if (done.crash) throw new AttemptCrashError(done.crash);
-    const error = done.error;
-    const result: Omit<ResultHeader, "encoding" | "size" | "crc32c"> = {
-      kind: "result",
-      status: error ? "error" : "ok",
-      job,
-      task,
-      attempt,
-      host: hostName(),
-      startedAt: new Date(done.startedAt).toISOString(),
-      endedAt: new Date(done.endedAt).toISOString(),
-      durationMs: done.endedAt - done.startedAt,
-      rssBytes: Deno.memoryUsage().rss,
-      deno: Deno.version.deno,
-      ...(manifest.id ? { manifest: manifest.id } : {}),
-      ...(error ? { error } : {}),
-    };
-    const body = recordBody(encodeRecord(result, done.result));
-    await storage.put(layout.result(task, attempt, error ? "error" : "ok"), body);
-    return { code: error ? EXIT_TASK_ERROR : EXIT_OK };
+    const fetched = join(this.#options.scratch, "files");
+    try {
+      const inputs: string[] = [];
+      for (const entry of header.files ?? []) {
+        inputs.push(await fetchFile(storage, entry, fetched));
+      }
+      const done = await this.#thread.run({
+        type: "run",
+        bundle,
+        module: manifest.module,
+        task,
+        batch: header.batch,
+        encoding: header.encoding,
+        payload,
+        ...(inputs.length ? { files: inputs } : {}),
+      });
+      if (done.crash) throw new AttemptCrashError(done.crash);
+      const stored = done.error ? { entries: [] } : await this.#storeFiles(done.files ?? []);
+      const error = done.error ?? ("error" in stored ? stored.error : undefined);
+      const files = "entries" in stored ? stored.entries : [];
+      const result: Omit<ResultHeader, "encoding" | "size" | "crc32c"> = {
+        kind: "result",
+        status: error ? "error" : "ok",
+        job,
+        task,
+        attempt,
+        host: hostName(),
+        startedAt: new Date(done.startedAt).toISOString(),
+        endedAt: new Date(done.endedAt).toISOString(),
+        durationMs: done.endedAt - done.startedAt,
+        rssBytes: Deno.memoryUsage().rss,
+        deno: Deno.version.deno,
+        ...(manifest.id ? { manifest: manifest.id } : {}),
+        ...(error ? { error } : {}),
+        ...(!error && files.length ? { files } : {}),
+      };
+      const body = recordBody(encodeRecord(result, error ? undefined : done.result));
+      await storage.put(layout.result(task, attempt, error ? "error" : "ok"), body);
+      return { code: error ? EXIT_TASK_ERROR : EXIT_OK };
+    } finally {
+      await Deno.remove(fetched, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * Store the files a task returned, moving them out of its scratch
+   * directory; a file elsewhere is the task's error (a task must not hand
+   * the worker's own files, such as credentials, to storage).
+   */
+  async #storeFiles(
+    paths: string[],
+  ): Promise<{ entries: FileEntry[] } | { error: ErrorRecord }> {
+    const entries: FileEntry[] = [];
+    const scratch = await Deno.realPath(this.#options.scratch);
+    for (const path of paths) {
+      const real = await Deno.realPath(path).catch(() => path);
+      if (!real.startsWith(`${scratch}/`)) {
+        return {
+          error: {
+            name: "Error",
+            message:
+              `Cannot return the file '${path}': it is not in the task's scratch directory; write result files there`,
+            stack: "",
+          },
+        };
+      }
+      entries.push(await storeFile(this.#options.storage, this.#layout, real));
+      await Deno.remove(real).catch(() => {});
+    }
+    return { entries };
   }
 
   /**

@@ -9,6 +9,8 @@
  */
 
 import type { ErrorRecord } from "../format/manifest.ts";
+import { errorMessage } from "../errors.ts";
+import { fileName, fromSlots, inputFile, toSlots } from "../files.ts";
 import { reviveShared, setSharedLoader } from "../shared.ts";
 import { decodeValue, encodeValue } from "../format/records.ts";
 import { checkTaskModule } from "../task_module.ts";
@@ -104,7 +106,11 @@ async function load(message: RunMessage | LoadMessage) {
 
 async function run(message: RunMessage): Promise<DoneMessage> {
   const { task } = await load(message);
-  const input = reviveShared(decodeValue(message.encoding, message.payload));
+  const files = message.files ?? [];
+  const input = fromSlots(
+    reviveShared(decodeValue(message.encoding, message.payload)),
+    (slot) => inputFile(slot, files[slot.slot]!),
+  );
   const startedAt = Date.now();
   let item = 0;
   try {
@@ -122,8 +128,28 @@ async function run(message: RunMessage): Promise<DoneMessage> {
     const what = message.batch
       ? `the results of task ${message.task}`
       : `the result of task ${message.task}`;
+    const returned: string[] = [];
+    value = toSlots(value, (path) => {
+      let size: number;
+      try {
+        size = Deno.statSync(path).size;
+      } catch (error) {
+        throw new Error(
+          `Cannot return the file '${path}': ${
+            errorMessage(error)
+          }; a task returns files it wrote in its scratch directory`,
+        );
+      }
+      return { slot: returned.push(path) - 1, name: fileName(path), size };
+    });
     const { encoding, bytes } = encodeValue(value, what);
-    return { type: "done", startedAt, endedAt: Date.now(), result: { encoding, bytes } };
+    return {
+      type: "done",
+      startedAt,
+      endedAt: Date.now(),
+      result: { encoding, bytes },
+      ...(returned.length ? { files: returned } : {}),
+    };
   } catch (thrown) {
     return {
       type: "done",
