@@ -60,7 +60,7 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         name: "image",
         type: "string",
         value: "IMAGE",
-        help: "worker image (build it with `deno task image:build`)",
+        help: "worker image; the default one is built when missing",
         default: "kubeface-worker:<version>-<sources hash>",
       },
       {
