@@ -226,6 +226,78 @@ export class JobInterruptedError extends Error {
   }
 }
 
+/** What a task module failed at, in the master. */
+export type TaskModuleStage = "bundle" | "load" | "inputs";
+
+/** kubeface's own sources, whose frames are left out of a user's stack. */
+const KUBEFACE_ROOT = new URL("../", import.meta.url).href;
+
+/**
+ * A stack with only the user's own frames: without the frames of
+ * kubeface's sources (`lib/`, `cli.ts`, `mod.ts`, `worker.ts`) and of the
+ * runtime (`ext:`, `node:`, native code).
+ *
+ * @param stack An error's stack, as `Error.stack` has it.
+ */
+export function userStack(stack: string): string {
+  const own = [
+    `${KUBEFACE_ROOT}lib/`,
+    ...["cli.ts", "mod.ts", "worker.ts"].map((f) => `${KUBEFACE_ROOT}${f}:`),
+  ];
+  return stack.split("\n").filter((line) => {
+    if (!/^\s+at /.test(line)) return true; // the message, and lines of it
+    if (own.some((prefix) => line.includes(prefix))) return false;
+    return /(file|https?):\/\//.test(line); // drop ext:, node:, <anonymous> and native frames
+  }).join("\n");
+}
+
+/**
+ * The task module failed in the master: it could not be bundled, its top
+ * level threw while it was loaded, or its `inputs` threw while they were
+ * read. A mistake in the user's module, not in kubeface: `userStack` has
+ * the user's frames only.
+ *
+ * @example An inputs function that throws
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { map, TaskModuleError } from "@kubeface/kubeface";
+ *
+ * const storage = await Deno.makeTempDir();
+ * const inputs = () => {
+ *   throw new RangeError("no inputs today");
+ * };
+ * const error = await Array.fromAsync(map("./examples/squares.ts", { storage, inputs }))
+ *   .catch((e) => e);
+ * assert.ok(error instanceof TaskModuleError);
+ * assert.equal(error.stage, "inputs");
+ * assert.match(error.message, /threw RangeError: no inputs today/);
+ * await Deno.remove(storage, { recursive: true });
+ * ```
+ */
+export class TaskModuleError extends Error {
+  /** URL of the task module. */
+  readonly module: string;
+  /** What failed: bundling the module, loading it, or reading its inputs. */
+  readonly stage: TaskModuleStage;
+  /**
+   * What the user needs to see: Deno's text for a failed bundle, or the
+   * error's stack with the user's own frames only.
+   */
+  readonly userStack: string;
+
+  /** Build a task module error; `cause` is what the module (or `deno bundle`) threw. */
+  constructor(
+    info: { module: string; stage: TaskModuleStage; message: string; userStack: string },
+    options?: ErrorOptions,
+  ) {
+    super(info.message, options);
+    this.name = "TaskModuleError";
+    this.module = info.module;
+    this.stage = info.stage;
+    this.userStack = info.userStack;
+  }
+}
+
 /** Return a readable message of any thrown value. */
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

@@ -19,6 +19,13 @@ export interface JobOptions {
    */
   job?: string;
   /**
+   * The `deno.json`, `deno.jsonc` or `package.json` the task module is
+   * bundled with (its import map and lock file), as `deno run --config` takes it.
+   *
+   * @default {the nearest one above the task module, as `deno run` of the module finds it}
+   */
+  config?: string;
+  /**
    * Most tasks running at once.
    *
    * @default {4}
@@ -124,12 +131,12 @@ export interface JobOptions {
 }
 
 /** Options that have a fixed default. */
-type Defaulted = Omit<JobOptions, "job" | "onProgress" | "signal">;
+type Defaulted = Omit<JobOptions, "job" | "config" | "onProgress" | "signal">;
 
 /** Job options with every default filled in, the key chosen and the permissions parsed. */
 export type ResolvedJobOptions =
   & Required<Omit<Defaulted, "permissions">>
-  & Pick<JobOptions, "onProgress" | "signal">
+  & Pick<JobOptions, "config" | "onProgress" | "signal">
   & {
     /** The job key, given or generated. */
     job: string;
@@ -149,7 +156,9 @@ export type ResolvedJobOptions =
  * assert.equal(DEFAULTS.failFast, true);
  * ```
  */
-export const DEFAULTS: Readonly<Required<Omit<JobOptions, "job" | "onProgress" | "signal">>> = {
+export const DEFAULTS: Readonly<
+  Required<Omit<JobOptions, "job" | "config" | "onProgress" | "signal">>
+> = {
   parallelism: 4,
   itemsPerTask: 1,
   permissions: [],
@@ -197,6 +206,7 @@ export function resolveJobOptions(options: JobOptions, module: URL): ResolvedJob
     ...defaulted,
     permissions: parsePermissions(defaulted.permissions),
     job: checkJobKey(options.job ?? generateJobKey(basename(module.pathname))),
+    ...(options.config !== undefined ? { config: options.config } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   };

@@ -7,14 +7,15 @@
  */
 
 import type { Backend } from "../backends/backend.ts";
-import { bundleModule } from "../bundle.ts";
-import { JobInterruptedError } from "../errors.ts";
+import { BundleError, bundleModule } from "../bundle.ts";
+import { JobInterruptedError, TaskModuleError } from "../errors.ts";
+import { type Logger, SILENT } from "../log.ts";
 import type { ResolvedJobOptions } from "../options.ts";
 import { readRecord } from "../format/records.ts";
 import type { Storage } from "../storage/storage.ts";
 import type { JobFacts } from "../format/status.ts";
 import { buildStatus, writeStatus } from "../status/status.ts";
-import { type InputSource, loadTaskModule } from "../task_module.ts";
+import { guardInputs, type InputSource, loadBundle } from "../task_module.ts";
 import { JobLayout } from "../format/layout.ts";
 import type { InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
 import { prepareJob } from "./prepare.ts";
@@ -66,20 +67,35 @@ export interface RunParams {
   onStart?: (info: JobInfo) => void;
   /** Receives the runner as soon as it exists, so a caller can stop it. */
   onRunner?: (runner: JobRunner) => void;
+  /** Gets a line per step. */
+  logger?: Logger;
 }
 
 /** Run a job and yield its results in input order. */
 export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, O>> {
-  const { storage, backend, options } = params;
+  const { storage, backend, options, logger = SILENT } = params;
   const layout = new JobLayout(options.job);
-  const module = await loadTaskModule(params.module, params.inputs === undefined);
-  const bundle = await bundleModule(params.module);
+  const href = params.module.href;
+  backend.checkStorage?.(storage.url); // before anything is made
+  let bundle;
+  try {
+    bundle = await bundleModule(params.module, { config: options.config, logger });
+  } catch (error) {
+    if (!(error instanceof BundleError)) throw error;
+    throw new TaskModuleError(
+      { module: href, stage: "bundle", message: error.summary, userStack: error.output },
+      { cause: error },
+    );
+  }
+  // The master loads the bundle, as the workers do: the module's imports resolve as when it was bundled.
+  const module = await loadBundle(bundle, href, params.inputs === undefined);
+  logger("master", `loaded ${href}; preparing job ${layout.key} in ${storage.url}`);
   const manifest = await prepareJob({
     storage,
     layout,
-    module: params.module.href,
+    module: href,
     bundle,
-    inputs: params.inputs ?? module.inputs!,
+    inputs: guardInputs(params.inputs ?? module.inputs!, href, params.inputs === undefined),
     itemsPerTask: options.itemsPerTask,
     overwrite: options.overwrite,
     uploadConcurrency: options.uploadConcurrency,
@@ -90,7 +106,7 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
     job: layout.key,
     backend: backend.name,
     storage: storage.url,
-    module: params.module.href,
+    module: href,
     parallelism: options.parallelism,
     itemsPerTask: manifest.itemsPerTask,
     inputs: manifest.inputs.count,
@@ -102,6 +118,10 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
     options,
     writeStatus: (r) => writeStatus(storage, layout, buildStatus(r.snapshot(), facts, layout)),
   });
+  logger(
+    "master",
+    `job ${layout.key}: ${manifest.tasks} task(s) for ${manifest.inputs.count} input(s)`,
+  );
   params.onRunner?.(runner);
   const onAbort = () => void runner.stop(new JobInterruptedError(layout.key));
   options.signal?.addEventListener("abort", onAbort, { once: true });
