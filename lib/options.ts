@@ -226,3 +226,25 @@ export function resolveJobOptions(options: JobOptions, module: URL): ResolvedJob
   }
   return resolved;
 }
+
+/**
+ * The key of map number `index` (from 0) of a client with a job prefix:
+ * `<prefix>-<index in three digits>`, e.g. `nightly-007`.
+ */
+export function jobPrefixKey(prefix: string, index: number): string {
+  return `${prefix}-${String(index).padStart(3, "0")}`;
+}
+
+/**
+ * Check that a job prefix makes valid job keys.
+ *
+ * @throws {TypeError} The keys it makes are not valid job keys.
+ */
+export function checkJobPrefix(prefix: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/.test(prefix)) {
+    throw new TypeError(
+      `Cannot use job prefix '${prefix}': use 1 to 96 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+  return prefix;
+}

@@ -6,22 +6,21 @@
  */
 
 import { dirname, join } from "node:path";
-import type { BackendName } from "../backends/backend.ts";
 import { sha256Hex } from "../bundle.ts";
 import { cacheDir } from "../env.ts";
-import { Client, type ClientOptions, type MapOptions } from "../client.ts";
-import { JobInterruptedError } from "../errors.ts";
-import { applyBackendFlags, backendFlags, backendHelpGroups } from "./backend_flags.ts";
+import { Client } from "../client.ts";
+import { errorMessage, JobInterruptedError, TaskError, TaskModuleError } from "../errors.ts";
+import type { Logger } from "../log.ts";
+import { moduleUrl } from "../task_module.ts";
+import { clientOptionsFromFlags } from "./args.ts";
+import { backendFlags, backendHelpGroups } from "./backend_flags.ts";
 import {
-  duration,
   type FlagSpec,
   type FlagValues,
   helpText,
-  int,
   JOB_FLAGS,
-  keyValues,
-  num,
   parseFlags,
+  PERMISSION_FLAGS,
   str,
   takePermissionFlags,
 } from "./flags.ts";
@@ -29,13 +28,22 @@ import { type Io, UsageError } from "./io.ts";
 import { type Format, formatFor, FORMATS, ResultWriter } from "./output.ts";
 import { ProgressLine } from "./progress.ts";
 
-const PERMISSIONS_HELP: FlagSpec[] = [
+/** Where the results go, for `map` and `run`. */
+const OUTPUT_FLAGS: FlagSpec[] = [
   {
-    name: "allow-*",
-    type: "boolean",
-    value: "[=…]",
-    help: "Deno permissions for tasks (-A, --allow-net, --allow-read=/data, …); none by default",
+    name: "out",
+    type: "string",
+    value: "FILE",
+    help: "write results to FILE instead of standard output",
   },
+  {
+    name: "format",
+    type: "string",
+    value: "FORMAT",
+    help: "jsonl or csv",
+    default: "from --out's extension, else jsonl",
+  },
+  { name: "quiet", type: "boolean", short: "q", help: "print no progress and no job information" },
 ];
 
 const MAP_FLAGS: FlagSpec[] = [
@@ -74,10 +82,16 @@ const RUN_FLAGS: FlagSpec[] = [
 function groups(own: [string, FlagSpec[]]): [string, readonly FlagSpec[]][] {
   return [
     own,
+    ["Output", OUTPUT_FLAGS],
     ["Job", JOB_FLAGS],
-    ["Permissions", PERMISSIONS_HELP],
+    ["Permissions", PERMISSION_FLAGS],
     ...backendHelpGroups(),
   ];
+}
+
+/** Every flag of a job command, besides its own. */
+function commandFlags(own: FlagSpec[]): FlagSpec[] {
+  return [...own, ...OUTPUT_FLAGS, ...JOB_FLAGS, ...backendFlags()];
 }
 
 /** Help of `kubeface map`. */
@@ -94,36 +108,6 @@ export const RUN_HELP = helpText(
   groups(["Task", RUN_FLAGS]),
 );
 
-/** Turn the shared job flags into client and map options. */
-function jobOptions(values: FlagValues, permissions: string[]): {
-  client: ClientOptions;
-  map: MapOptions;
-} {
-  const client: ClientOptions = {
-    storage: str(values, "storage"),
-    backend: str(values, "backend") as BackendName | undefined,
-  };
-  applyBackendFlags(values, client);
-  const map: MapOptions = {
-    job: str(values, "job"),
-    parallelism: int(values, "parallelism"),
-    itemsPerTask: int(values, "items-per-task"),
-    permissions,
-    env: keyValues((values.env as string[] | undefined) ?? [], "env"),
-    failFast: values["no-fail-fast"] ? false : undefined,
-    maxRetries: int(values, "max-retries"),
-    retryTaskErrors: values["retry-task-errors"] === true || undefined,
-    retryDelayMs: duration(values, "retry-delay"),
-    timeoutMs: duration(values, "timeout"),
-    speculationPercent: num(values, "speculation-percent"),
-    speculationRuntimePercentile: num(values, "speculation-runtime-percentile"),
-    speculationMaxReruns: int(values, "speculation-max-reruns"),
-    statusIntervalMs: duration(values, "status-interval"),
-    overwrite: values.overwrite === true || undefined,
-  };
-  return { client, map };
-}
-
 function outputFormat(values: FlagValues): Format {
   const format = str(values, "format");
   if (format === undefined) return formatFor(str(values, "out"));
@@ -136,7 +120,7 @@ function outputFormat(values: FlagValues): Format {
 /** `kubeface map`. Returns the exit status. */
 export async function mapCommand(args: string[], io: Io): Promise<number> {
   const { permissions, rest } = takePermissionFlags(args);
-  const { values } = parseFlags(rest, [...MAP_FLAGS, ...JOB_FLAGS, ...backendFlags()]);
+  const { values } = parseFlags(rest, commandFlags(MAP_FLAGS));
   if (values.help) {
     await io.out(MAP_HELP);
     return 0;
@@ -144,13 +128,13 @@ export async function mapCommand(args: string[], io: Io): Promise<number> {
   const module = str(values, "module");
   if (!module) throw new UsageError("--module is required: the task module to map");
   const resume = resumeCommand("map", args);
-  return await execute(io, module, values, permissions, resume);
+  return await execute(io, moduleUrl(module), values, permissions, resume);
 }
 
 /** `kubeface run`. Returns the exit status. */
 export async function runCommand(args: string[], io: Io): Promise<number> {
   const { permissions, rest } = takePermissionFlags(args);
-  const { values } = parseFlags(rest, [...RUN_FLAGS, ...JOB_FLAGS, ...backendFlags()]);
+  const { values } = parseFlags(rest, commandFlags(RUN_FLAGS));
   if (values.help) {
     await io.out(RUN_HELP);
     return 0;
@@ -230,22 +214,35 @@ async function writeGeneratedModule(source: string, name: string): Promise<strin
 
 async function execute(
   io: Io,
-  module: string,
+  module: string | URL,
   values: FlagValues,
   permissions: string[],
   resume: string,
 ): Promise<number> {
   const format = outputFormat(values);
   const quiet = values.quiet === true;
-  const progress = new ProgressLine(io, quiet);
-  const options = jobOptions(values, permissions);
+  const verbose = values.verbose === true;
+  const progress = new ProgressLine(io, quiet || verbose);
+  const logger: Logger = (channel, message) => io.err(`kubeface: ${channel}: ${message}\n`);
+  const options = clientOptionsFromFlags(values, permissions, logger);
+  if (!quiet) {
+    // A missing worker image is built on first use: say so, it takes a while.
+    options.container = {
+      ...options.container,
+      onProgress: (line) => io.err(`kubeface: ${line}\n`),
+    };
+  }
   let run;
   let backend;
-  const client = new Client(options.client);
+  const client = new Client(options);
   try {
     backend = await client.backend(); // check the backend's options before anything runs
+    try {
+      backend.checkStorage?.(client.storage);
+    } catch (error) {
+      throw new UsageError(errorMessage(error)); // --storage and --backend do not go together
+    }
     run = client.map(module, {
-      ...options.map,
       onProgress: progress.update,
       onStart: (info) => {
         if (quiet) return;
