@@ -16,6 +16,7 @@ import {
   JobMismatchError,
   StorageError,
   TaskError,
+  TaskModuleError,
   WorkerCrashError,
 } from "./lib/errors.ts";
 import { type Io, UsageError } from "./lib/cli/io.ts";
@@ -70,16 +71,30 @@ function mainHelp(): string {
 
 const encoder = new TextEncoder();
 
+/** Colour codes (SGR escape sequences), as Deno's own messages carry them. */
+// deno-lint-ignore no-control-regex
+const COLOURS = /\x1b\[[0-9;]*m/g;
+
+/** Whether standard error may show colours: a terminal, and `NO_COLOR` unset. */
+function colourful(): boolean {
+  let noColor: string | undefined;
+  try {
+    noColor = Deno.env.get("NO_COLOR");
+  } catch { /* no --allow-env: assume none */ }
+  return Deno.stderr.isTerminal() && !noColor;
+}
+
 /** The real terminal. */
 function terminal(): Io {
+  const colours = colourful();
   return {
     async out(text) {
-      const bytes = encoder.encode(text);
+      const bytes = typeof text === "string" ? encoder.encode(text) : text;
       let written = 0;
       while (written < bytes.length) written += await Deno.stdout.write(bytes.subarray(written));
     },
     err(text) {
-      const bytes = encoder.encode(text);
+      const bytes = encoder.encode(colours ? text : text.replace(COLOURS, ""));
       let written = 0;
       while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
     },
@@ -99,6 +114,16 @@ function terminal(): Io {
 /** Indent every line of a text. */
 function indent(text: string): string {
   return text.split("\n").map((line) => `    ${line}`).join("\n");
+}
+
+/**
+ * What to show under a task module error: Deno's text for a failed bundle,
+ * else the stack's frames (its first line repeats the message).
+ */
+function userLines(error: TaskModuleError): string {
+  if (error.stage === "bundle") return error.userStack;
+  return error.userStack.split("\n").filter((line) => /^\s+at /.test(line))
+    .map((line) => line.trim()).join("\n");
 }
 
 /** Run the command line; returns the exit status. */
@@ -123,6 +148,12 @@ export async function main(args: string[], io: Io = terminal()): Promise<number>
     }
     if (error instanceof TaskError) {
       io.err(`kubeface: ${error.message}\n${indent(error.remoteStack)}\n`);
+      return 1;
+    }
+    if (error instanceof TaskModuleError) {
+      // The user's module failed in the master: show their frames, not kubeface's.
+      const lines = userLines(error);
+      io.err(`kubeface: ${error.message}\n${lines ? `${indent(lines)}\n` : ""}`);
       return 1;
     }
     if (

@@ -146,6 +146,8 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
     throw new UsageError("give exactly one of --expression and --shell-command");
   }
   if (inputs === undefined) throw new UsageError("--inputs-expression is required");
+  checkExpression("--inputs-expression", inputs, []);
+  if (expression !== undefined) checkExpression("--expression", expression, ["value"]);
   const source = expression !== undefined
     ? expressionModule(expression, inputs)
     : shellModule(shell!, inputs);
@@ -155,15 +157,63 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
   );
   if (shell !== undefined) permissions.push("--allow-run=sh");
   const resume = resumeCommand("run", args);
-  return await execute(io, module, values, permissions, resume);
+  try {
+    return await execute(io, module, values, permissions, resume);
+  } catch (error) {
+    throw expressionError(error, expression, inputs) ?? error;
+  }
+}
+
+/**
+ * Check that a flag's text is a JavaScript expression of `params`.
+ *
+ * @throws {UsageError} It does not parse.
+ */
+function checkExpression(flag: string, text: string, params: string[]): void {
+  try {
+    new Function(...params, `return (\n${text}\n);`);
+  } catch (error) {
+    throw new UsageError(
+      `${flag} '${text}' is not a JavaScript expression: ${(error as Error).message}`,
+    );
+  }
+}
+
+/**
+ * The usage error an expression of `kubeface run` caused, if it did: the
+ * inputs expression threw, or the expression names something that does not
+ * exist (a ReferenceError in a task).
+ */
+function expressionError(
+  error: unknown,
+  expression: string | undefined,
+  inputs: string,
+): UsageError | undefined {
+  if (error instanceof TaskModuleError && error.stage === "inputs") {
+    const cause = error.cause instanceof Error
+      ? `${error.cause.name}: ${error.cause.message}`
+      : String(error.cause);
+    return new UsageError(`--inputs-expression '${inputs}' threw ${cause}`);
+  }
+  if (error instanceof TaskModuleError) {
+    return new UsageError(`--expression or --inputs-expression is not valid: ${error.userStack}`);
+  }
+  if (
+    expression !== undefined && error instanceof TaskError && error.remoteName === "ReferenceError"
+  ) {
+    return new UsageError(
+      `--expression '${expression}' threw ReferenceError: ${error.remoteMessage} (for input ${error.input})`,
+    );
+  }
+  return undefined;
 }
 
 /** The command line to resume a job: the same arguments without `--job`. */
 function resumeCommand(command: string, args: readonly string[]): string {
   const kept: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--job") i++;
-    else if (!args[i]!.startsWith("--job=")) {
+    if (args[i] === "--job" || args[i] === "--job-prefix") i++;
+    else if (!/^--job(-prefix)?=/.test(args[i]!)) {
       kept.push(
         /^[\w@%+=:,./-]+$/.test(args[i]!) ? args[i]! : `'${args[i]!.replaceAll("'", "'\\''")}'`,
       );
