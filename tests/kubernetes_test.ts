@@ -26,7 +26,7 @@ import {
 } from "../mod.ts";
 import { parsePermissions } from "../lib/permissions.ts";
 import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
-import { kubeface, spawnKubeface } from "./support/cli.ts";
+import { denoRun, kubeface, REPO_ROOT, spawnKubeface } from "./support/cli.ts";
 import { CountingKubeConfig } from "./support/kubeconfig.ts";
 import { collect, failure, fixture, waitFor } from "./support/jobs.ts";
 import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
@@ -214,6 +214,24 @@ kubernetesTest(
     assert.equal((await jobsOf(ctx, key)).length, 1, "no second Kubernetes Job");
   },
 );
+
+kubernetesTest("the example job file runs on Kubernetes with flags", async (ctx) => {
+  const prefix = `example-${crypto.randomUUID().slice(0, 6)}`;
+  const r = await denoRun(`${REPO_ROOT}examples/job.ts`, [
+    ...clusterFlags(ctx),
+    "--job-prefix",
+    prefix,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout,
+    `job ${prefix}-000: the sum of the first 20 squares is 2470\n` +
+      `job ${prefix}-001: hello-world a-parallel-map-on-kubernetes kubeface-runs-tasks\n`,
+  );
+  for (const key of [`${prefix}-000`, `${prefix}-001`]) {
+    assert.equal((await jobsOf(ctx, key)).length, 1, `${key} ran as a Kubernetes Job`);
+  }
+});
 
 kubernetesTest("the Job made from every option passes the API server's validation", async (ctx) => {
   await using storage = await openStorage(ctx.storage);
