@@ -92,18 +92,20 @@ export {
  * @example Map squares over inputs given here
  * ```ts
  * import assert from "node:assert/strict";
- * import { map } from "./mod.ts";
+ * import { map } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
  * const results = [];
- * for await (const y of map<number, number>("./examples/squares.ts", {
- *   storage,
+ * for await (const y of map<number, number>(module, {
+ *   storage: `${dir}/runs`,
  *   inputs: [1, 2, 3],
  * })) {
  *   results.push(y);
  * }
  * assert.deepEqual(results, [1, 4, 9]);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function map<I = unknown, O = unknown>(

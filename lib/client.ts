@@ -77,8 +77,10 @@ export interface MapOptions<I = unknown> extends JobOptions {
  * import assert from "node:assert/strict";
  * import { map } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const run = map<number, number>("./examples/squares.ts", { storage, inputs: [7, 8] });
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const run = map<number, number>(module, { storage: `${dir}/runs`, inputs: [7, 8] });
  * const entries = [];
  * for await (const entry of run.entries()) entries.push(entry);
  * assert.deepEqual(entries, [
@@ -86,7 +88,7 @@ export interface MapOptions<I = unknown> extends JobOptions {
  *   { index: 1, input: 8, value: 64 },
  * ]);
  * assert.equal(run.progress()?.done, 2);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
@@ -152,17 +154,19 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
  * import assert from "node:assert/strict";
  * import { Client } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const client = new Client({ storage, backend: "local" });
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const client = new Client({ storage: `${dir}/runs`, backend: "local", parallelism: 2 });
  * const squares = [];
- * for await (const y of client.map<number, number>("./examples/squares.ts", { inputs: [2, 3] })) {
+ * for await (const y of client.map<number, number>(module, { inputs: [2, 3] })) {
  *   squares.push(y);
  * }
  * assert.deepEqual(squares, [4, 9]);
- * const again = client.map<number, number>("./examples/squares.ts", { inputs: [5], job: "five" });
+ * const again = client.map<number, number>(module, { inputs: [5], job: "five" });
  * for await (const y of again) assert.equal(y, 25);
  * assert.equal(again.job, "five");
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class Client {

@@ -27,17 +27,27 @@ export interface TaskFailureInfo {
  * import assert from "node:assert/strict";
  * import { map, TaskError } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/checked.ts`;
+ * await Deno.writeTextFile(
+ *   module,
+ *   `export const inputs = [4, 9, -1, 16];
+ * export function task(x: number): number {
+ *   if (x < 0) throw new RangeError("cannot take the square root of " + x);
+ *   return Math.sqrt(x);
+ * }
+ * `,
+ * );
  * try {
- *   await Array.fromAsync(map("./examples/checked.ts", { storage }));
+ *   await Array.fromAsync(map(module, { storage: `${dir}/runs` }));
  *   assert.fail("the job should have failed");
  * } catch (error) {
  *   assert.ok(error instanceof TaskError);
  *   assert.equal(error.input, 2);
  *   assert.equal(error.remoteName, "RangeError");
- *   assert.match(error.remoteStack, /checked\.ts/);
+ *   assert.match(error.remoteStack, /checked\.ts:3/);
  * }
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class TaskError extends Error {
@@ -82,12 +92,14 @@ export class TaskError extends Error {
  * import assert from "node:assert/strict";
  * import { map, WorkerCrashError } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const run = map("./tests/fixtures/forever.ts", { storage, timeoutMs: 300, maxRetries: 0 });
- * const error = await Array.fromAsync(run).catch((e) => e);
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/forever.ts`;
+ * await Deno.writeTextFile(module, "export const task = () => new Promise(() => {});\n");
+ * const options = { storage: `${dir}/runs`, inputs: [1], timeoutMs: 300, maxRetries: 0 };
+ * const error = await Array.fromAsync(map(module, options)).catch((e) => e);
  * assert.ok(error instanceof WorkerCrashError);
  * assert.equal(error.kind, "timeout");
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class WorkerCrashError extends Error {
@@ -176,14 +188,16 @@ export class BackendError extends Error {
  * import assert from "node:assert/strict";
  * import { Client, JobMismatchError } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const client = new Client({ storage });
- * await Array.fromAsync(client.map("./examples/squares.ts", { job: "k", inputs: [1] }));
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const client = new Client({ storage: `${dir}/runs` });
+ * await Array.fromAsync(client.map(module, { job: "k", inputs: [1] }));
  * await assert.rejects(
- *   Array.fromAsync(client.map("./examples/squares.ts", { job: "k", inputs: [2] })),
+ *   Array.fromAsync(client.map(module, { job: "k", inputs: [2] })),
  *   JobMismatchError,
  * );
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class JobMismatchError extends Error {
@@ -206,12 +220,15 @@ export class JobMismatchError extends Error {
  * import assert from "node:assert/strict";
  * import { JobInterruptedError, map } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const run = map<number, number>("./examples/squares.ts", { storage });
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const inputs = Array.from({ length: 100 }, (_, i) => i);
+ * const run = map<number, number>(module, { storage: `${dir}/runs`, inputs });
  * await assert.rejects(async () => {
  *   for await (const y of run) if (y > 10) await run.cancel();
  * }, JobInterruptedError);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class JobInterruptedError extends Error {
@@ -262,16 +279,18 @@ export function userStack(stack: string): string {
  * import assert from "node:assert/strict";
  * import { map, TaskModuleError } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
  * const inputs = () => {
  *   throw new RangeError("no inputs today");
  * };
- * const error = await Array.fromAsync(map("./examples/squares.ts", { storage, inputs }))
+ * const error = await Array.fromAsync(map(module, { storage: `${dir}/runs`, inputs }))
  *   .catch((e) => e);
  * assert.ok(error instanceof TaskModuleError);
  * assert.equal(error.stage, "inputs");
  * assert.match(error.message, /threw RangeError: no inputs today/);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class TaskModuleError extends Error {

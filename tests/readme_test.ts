@@ -1,8 +1,9 @@
 /**
- * README's examples work as written from a project outside this
+ * The docs' examples work as written from a project outside this
  * repository: a project next to a kubeface checkout maps it in its own
  * deno.json (README's entry, verbatim), holds README's task modules and job
- * file, and uses kubeface from a job file and from an installed command.
+ * file, and uses kubeface from a job file and from an installed command;
+ * the JSDoc examples of the public API run there too.
  *
  * @module
  */
@@ -119,6 +120,49 @@ Deno.test("README's examples work as written from a project next to a kubeface c
       slugs.stdout.trimEnd().split("\n").map((line) => JSON.parse(line).result),
       ["hello-world", "a-parallel-map"],
     );
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
+
+/** The runnable examples of the public API's JSDoc: every ```ts block not marked ignore. */
+function docExamples(): { where: string; code: string }[] {
+  const files = ["mod.ts"];
+  const walk = (dir: string) => {
+    for (const entry of Deno.readDirSync(join(REPO_ROOT, dir))) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory) walk(path);
+      else if (entry.name.endsWith(".ts")) files.push(path);
+    }
+  };
+  walk("lib");
+  const examples: { where: string; code: string }[] = [];
+  for (const file of files.sort()) {
+    const text = Deno.readTextFileSync(join(REPO_ROOT, file));
+    for (const match of text.matchAll(/^\s*\* ```ts\n([\s\S]*?)^\s*\* ```/gm)) {
+      const line = text.slice(0, match.index).split("\n").length + 1;
+      const code = match[1]!.replace(/^\s*\*( |$)/gm, "");
+      examples.push({ where: `${file}:${line}`, code });
+    }
+  }
+  return examples;
+}
+
+Deno.test("the JSDoc examples of the public API work as written from a project next to a checkout", async () => {
+  const root = await Deno.makeTempDir({ prefix: "kubeface-doc-test-" });
+  try {
+    await Deno.symlink(REPO_ROOT, join(root, "kubeface"));
+    const project = join(root, "project");
+    await Deno.mkdir(project);
+    await Deno.writeTextFile(join(project, "deno.json"), JSON.stringify(readmeConfig(), null, 2));
+    const examples = docExamples();
+    assert.ok(examples.length >= 15, `only ${examples.length} examples found`);
+    for (const [i, { where, code }] of examples.entries()) {
+      assert.match(code, /from "@kubeface\/kubeface"/, `${where} imports kubeface as a user does`);
+      await Deno.writeTextFile(join(project, `example_${i}.ts`), code);
+      const r = await sh(`deno run -A example_${i}.ts`, project, {});
+      assert.equal(r.code, 0, `the example at ${where} failed:\n${r.stderr}`);
+    }
   } finally {
     await Deno.remove(root, { recursive: true });
   }

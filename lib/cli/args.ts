@@ -248,7 +248,7 @@ function mainModuleName(): string {
  * The help of kubeface's flags, with their defaults, as `--help` of a job
  * file shows it: a job file with flags of its own prints its own after it.
  *
- * @example
+ * @example The help of a job file with flags of its own
  * ```ts
  * import assert from "node:assert/strict";
  * import { kubefaceHelp } from "@kubeface/kubeface";
