@@ -435,6 +435,21 @@ Deno.test("kubeface map exits 1 with Deno's message, without colours, when the m
         Deno.errors.NotFound,
         "nothing stored",
       );
+
+      // On a terminal (script(1) gives the command one) with NO_COLOR set: no colours either.
+      const command = [Deno.execPath(), "run", "-A", `${REPO_ROOT}cli.ts`, "map", "-m", path]
+        .concat(["--storage", join(dir, "s")]).map((a) => `'${a}'`).join(" ");
+      const tty = await new Deno.Command("script", {
+        args: ["-qec", command, "/dev/null"],
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(tty.stdout);
+      assert.equal(tty.code, 1, text);
+      assert.match(text, /Import "not-mapped" not a dependency/);
+      assert.doesNotMatch(text, COLOUR, "NO_COLOR is set: no colours");
     },
   );
 });

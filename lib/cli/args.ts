@@ -4,6 +4,10 @@
  * line into client options, and whatever is not kubeface's is left, in
  * order, for the job file's own parser.
  *
+ * `Client.fromArgs` is a job file's command line, as `cli.ts` is kubeface's:
+ * it alone here writes to the terminal (help, mistakes, `--verbose` lines)
+ * and exits. `parseKubefaceArgs` only parses, for job files that want to.
+ *
  * @module
  */
 
