@@ -16,6 +16,7 @@ import { fileURLToPath } from "node:url";
 import { BACKEND_NAMES, type BackendName } from "../backends/backend.ts";
 import { checkKubernetesOptions } from "../backends/kubernetes/options.ts";
 import type { ClientOptions } from "../client.ts";
+import { defaultBackend } from "../env.ts";
 import type { LogChannel, Logger } from "../log.ts";
 import { checkJobPrefix, resolveJobOptions } from "../options.ts";
 import { applyBackendFlags, backendFlags, backendHelpGroups } from "./backend_flags.ts";
@@ -300,7 +301,13 @@ export function clientOptionsFromArgs(
       Deno.exit(0);
     }
     parseFlags(parsed.rest, []); // anything left is a mistake: name it
-    return parsed.options;
+    const options = parsed.options;
+    if ((options.backend ?? defaultBackend()) === "container") {
+      // A missing worker image is built on first use: say so, it takes a while.
+      const onProgress = (line: string) => write(Deno.stderr, `kubeface: ${line}\n`);
+      options.container = { onProgress, ...options.container };
+    }
+    return options;
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
     write(
