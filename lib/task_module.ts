@@ -1,6 +1,8 @@
 /**
  * The task module contract: a module exports `task`, a function of one
- * input, and `inputs`, the values to map it over.
+ * input, and `inputs`, the values to map it over. The master finds the
+ * module (a path or URL), loads its bundle as the workers do, and reads its
+ * inputs; what the user's code throws there is a `TaskModuleError`.
  *
  * @module
  */
