@@ -14,12 +14,11 @@
 import {
   BackendError,
   CorruptObjectError,
-  InputsError,
   JobBusyError,
   JobMismatchError,
   StorageError,
   TaskError,
-  userStack,
+  TaskModuleError,
   WorkerCrashError,
 } from "./lib/errors.ts";
 import { type Io, UsageError } from "./lib/cli/io.ts";
@@ -74,16 +73,30 @@ function mainHelp(): string {
 
 const encoder = new TextEncoder();
 
+/** Colour codes (SGR escape sequences), as Deno's own messages carry them. */
+// deno-lint-ignore no-control-regex
+const COLOURS = /\x1b\[[0-9;]*m/g;
+
+/** Whether standard error may show colours: a terminal, and `NO_COLOR` unset. */
+function colourful(): boolean {
+  let noColor: string | undefined;
+  try {
+    noColor = Deno.env.get("NO_COLOR");
+  } catch { /* no --allow-env: assume none */ }
+  return Deno.stderr.isTerminal() && !noColor;
+}
+
 /** The real terminal. */
 function terminal(): Io {
+  const colours = colourful();
   return {
     async out(text) {
-      const bytes = encoder.encode(text);
+      const bytes = typeof text === "string" ? encoder.encode(text) : text;
       let written = 0;
       while (written < bytes.length) written += await Deno.stdout.write(bytes.subarray(written));
     },
     err(text) {
-      const bytes = encoder.encode(text);
+      const bytes = encoder.encode(colours ? text : text.replace(COLOURS, ""));
       let written = 0;
       while (written < bytes.length) written += Deno.stderr.writeSync(bytes.subarray(written));
     },
@@ -111,6 +124,16 @@ function indent(text: string): string {
   return text.split("\n").map((line) => `    ${line}`).join("\n");
 }
 
+/**
+ * What to show under a task module error: Deno's text for a failed bundle,
+ * else the stack's frames (its first line repeats the message).
+ */
+function userLines(error: TaskModuleError): string {
+  if (error.stage === "bundle") return error.userStack;
+  return error.userStack.split("\n").filter((line) => /^\s+at /.test(line))
+    .map((line) => line.trim()).join("\n");
+}
+
 /** Run the command line; returns the exit status. */
 export async function main(args: string[], io: Io = terminal()): Promise<number> {
   const [name, ...rest] = args;
@@ -135,8 +158,10 @@ export async function main(args: string[], io: Io = terminal()): Promise<number>
       io.err(`kubeface: ${error.message}\n${indent(error.remoteStack)}\n`);
       return 1;
     }
-    if (error instanceof InputsError) {
-      io.err(`kubeface: ${error.message}\n${indent(userStack(error.cause))}\n`);
+    if (error instanceof TaskModuleError) {
+      // The user's module failed in the master: show their frames, not kubeface's.
+      const lines = userLines(error);
+      io.err(`kubeface: ${error.message}\n${lines ? `${indent(lines)}\n` : ""}`);
       return 1;
     }
     if (

@@ -13,13 +13,20 @@
  * }
  * ```
  *
- * and a job maps it, yielding results in input order:
+ * and a job file next to it maps it, yielding results in input order:
  *
  * ```ts ignore
- * import { map } from "./mod.ts";
+ * // job.ts: deno run -A job.ts [--backend kubernetes --storage gs://BUCKET/runs …]
+ * import { Client } from "@kubeface/kubeface";
  *
- * for await (const square of map<number, number>("./squares.ts")) console.log(square);
+ * const client = Client.fromArgs(Deno.args);
+ * const squares = client.map<number, number>(new URL("./squares.ts", import.meta.url));
+ * for await (const square of squares) console.log(square);
  * ```
+ *
+ * A relative path given to `map()` is resolved against the working
+ * directory; `new URL("./squares.ts", import.meta.url)` names the module
+ * next to the job file from anywhere.
  *
  * @module
  */
@@ -28,6 +35,10 @@ import { Client, type ClientOptions, type MapOptions, type MapRun } from "./lib/
 
 export { Client, MapRun } from "./lib/client.ts";
 export type { ClientOptions, MapOptions } from "./lib/client.ts";
+export { kubefaceHelp, parseKubefaceArgs } from "./lib/cli/args.ts";
+export type { FromArgsOptions, KubefaceArgs, ParseKubefaceArgsOptions } from "./lib/cli/args.ts";
+export { UsageError } from "./lib/cli/io.ts";
+export type { LogChannel, Logger } from "./lib/log.ts";
 export { DEFAULTS, type JobOptions } from "./lib/options.ts";
 export type { Entry, JobInfo, JobStartInfo } from "./lib/master/run.ts";
 export type { JobPhase, Progress } from "./lib/master/state.ts";
@@ -59,13 +70,14 @@ export type { FailureKind, JobHolder } from "./lib/errors.ts";
 export {
   BackendError,
   CorruptObjectError,
-  InputsError,
   JobBusyError,
   JobInterruptedError,
   JobMismatchError,
   NotFoundError,
   StorageError,
   TaskError,
+  TaskModuleError,
+  type TaskModuleStage,
   WorkerCrashError,
 } from "./lib/errors.ts";
 
@@ -74,7 +86,9 @@ export {
  * results in input order. Shorthand for `new Client(options).map(module, options)`.
  *
  * @param module Path or URL of the task module; it must export `task`, and
- * `inputs` unless `options.inputs` is given.
+ * `inputs` unless `options.inputs` is given. A relative path is resolved
+ * against the working directory: name a module next to the calling file
+ * with `new URL("./m.ts", import.meta.url)`.
  * @param options Where to run (storage, backend) and how (see {@linkcode JobOptions}).
  * @returns The running job; iterate it for the results.
  * @throws {TypeError} An option is malformed (the module itself is checked when iteration starts).
@@ -83,27 +97,26 @@ export {
  * @example Map squares over inputs given here
  * ```ts
  * import assert from "node:assert/strict";
- * import { map } from "./mod.ts";
+ * import { map } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
  * const results = [];
- * for await (const y of map<number, number>("./examples/squares.ts", {
- *   storage,
+ * for await (const y of map<number, number>(module, {
+ *   storage: `${dir}/runs`,
  *   inputs: [1, 2, 3],
  * })) {
  *   results.push(y);
  * }
  * assert.deepEqual(results, [1, 4, 9]);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function map<I = unknown, O = unknown>(
   module: string | URL,
   options: ClientOptions & MapOptions<I> = {},
 ): MapRun<I, O> {
-  const { storage, backend, local, container, kubernetes, ...mapOptions } = options;
-  return new Client({ storage, backend, local, container, kubernetes }).map<I, O>(
-    module,
-    mapOptions,
-  );
+  const { inputs, onStart, ...clientOptions } = options;
+  return new Client(clientOptions).map<I, O>(module, { inputs, onStart });
 }

@@ -7,19 +7,25 @@
 
 import type { Backend, BackendName } from "./backends/backend.ts";
 import { type BackendOptions, createBackend } from "./backends/select.ts";
+import { clientOptionsFromArgs, type FromArgsOptions } from "./cli/args.ts";
 import { defaultBackend, defaultStorage } from "./env.ts";
 import { JobInterruptedError } from "./errors.ts";
+import { loggedBackend, loggedStorage, type Logger } from "./log.ts";
 import { type Entry, type JobInfo, type JobStartInfo, runJob } from "./master/run.ts";
 import type { JobRunner } from "./master/runner.ts";
 import type { Progress } from "./master/state.ts";
-import { type JobOptions, resolveJobOptions } from "./options.ts";
+import { checkJobPrefix, type JobOptions, jobPrefixKey, resolveJobOptions } from "./options.ts";
 import type { Shared } from "./shared.ts";
 import { shareValue } from "./shared_store.ts";
-import { openStorage } from "./storage/storage.ts";
-import { type InputSource, moduleUrl } from "./task_module.ts";
+import { openStorage, type Storage } from "./storage/storage.ts";
+import { checkModuleExists, type InputSource, moduleUrl } from "./task_module.ts";
 
-/** Where jobs run and where their data goes. */
-export interface ClientOptions extends BackendOptions {
+/**
+ * Where jobs run and where their data goes, and the job options every map
+ * of the client uses unless the map gives its own. A client with a `job`
+ * key runs one map; with `jobPrefix`, each map gets a key of its own.
+ */
+export interface ClientOptions extends BackendOptions, JobOptions {
   /**
    * Storage root: a local directory (path or `file://` URL) or `gs://BUCKET/PREFIX`.
    *
@@ -32,6 +38,22 @@ export interface ClientOptions extends BackendOptions {
    * @default {$KUBEFACE_BACKEND, else "local"}
    */
   backend?: BackendName | Backend;
+  /**
+   * Key prefix of this client's maps: the n-th `map()` of the client
+   * (counting from 0) gets the key `<prefix>-<n in three digits>`, e.g.
+   * `nightly-000`, `nightly-001`, so running the same job file again resumes
+   * each map. A map's own `job` wins.
+   *
+   * @default {none: each map gets a generated key}
+   */
+  jobPrefix?: string;
+  /**
+   * Gets one line per step: bundling, each storage call, each backend call
+   * and event (`--verbose` prints them).
+   *
+   * @default {nothing is logged}
+   */
+  logger?: Logger;
 }
 
 /** Options of one map call. */
@@ -64,8 +86,10 @@ export interface MapOptions<I = unknown> extends JobOptions {
  * import assert from "node:assert/strict";
  * import { map } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const run = map<number, number>("./examples/squares.ts", { storage, inputs: [7, 8] });
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const run = map<number, number>(module, { storage: `${dir}/runs`, inputs: [7, 8] });
  * const entries = [];
  * for await (const entry of run.entries()) entries.push(entry);
  * assert.deepEqual(entries, [
@@ -73,7 +97,7 @@ export interface MapOptions<I = unknown> extends JobOptions {
  *   { index: 1, input: 8, value: 64 },
  * ]);
  * assert.equal(run.progress()?.done, 2);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
@@ -148,27 +172,77 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
  * import assert from "node:assert/strict";
  * import { Client } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const client = new Client({ storage, backend: "local" });
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const client = new Client({ storage: `${dir}/runs`, backend: "local", parallelism: 2 });
  * const squares = [];
- * for await (const y of client.map<number, number>("./examples/squares.ts", { inputs: [2, 3] })) {
+ * for await (const y of client.map<number, number>(module, { inputs: [2, 3] })) {
  *   squares.push(y);
  * }
  * assert.deepEqual(squares, [4, 9]);
- * const again = client.map<number, number>("./examples/squares.ts", { inputs: [5], job: "five" });
+ * const again = client.map<number, number>(module, { inputs: [5], job: "five" });
  * for await (const y of again) assert.equal(y, 25);
  * assert.equal(again.job, "five");
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class Client {
   /** The options this client was made with. */
   readonly options: Readonly<ClientOptions>;
   #backend: Promise<Backend> | undefined;
+  /** How many maps this client started, which numbers the keys of `jobPrefix`. */
+  #maps = 0;
 
-  /** Create a client; nothing is opened until a job runs. */
+  /**
+   * Create a client; nothing is opened until a job runs.
+   *
+   * @throws {TypeError} `jobPrefix` cannot start a job key.
+   */
   constructor(options: ClientOptions = {}) {
+    if (options.jobPrefix !== undefined) checkJobPrefix(options.jobPrefix);
     this.options = options;
+  }
+
+  /**
+   * A client configured from kubeface's command-line flags, for a job file:
+   * `Client.fromArgs(Deno.args)`. It takes every flag of `kubeface map`
+   * that says where and how jobs run: `--storage`, `--backend` and the
+   * backend's flags, `--parallelism`, retries, speculation, Deno permission
+   * flags for the tasks (`-A`, `--allow-net`, …), `--job` or
+   * `--job-prefix`, `--config` and `--verbose`.
+   *
+   * Like a command, it prints kubeface's flags and their defaults and exits
+   * on `--help`, and prints the mistake and exits with status 2 on an
+   * unknown flag or a bad value. A job file with flags of its own uses
+   * {@linkcode parseKubefaceArgs} instead.
+   *
+   * @example A job file's command line
+   * ```ts
+   * import assert from "node:assert/strict";
+   * import { Client } from "@kubeface/kubeface";
+   *
+   * const client = Client.fromArgs([
+   *   "--storage",
+   *   "/tmp/runs",
+   *   "--parallelism",
+   *   "8",
+   *   "--job-prefix",
+   *   "nightly",
+   *   "--allow-net",
+   * ]);
+   * assert.equal(client.storage, "/tmp/runs");
+   * assert.equal(client.options.parallelism, 8);
+   * assert.equal(client.options.jobPrefix, "nightly");
+   * assert.deepEqual(client.options.permissions, ["--allow-net"]);
+   * ```
+   *
+   * @param args The command line, usually `Deno.args`.
+   * @param options How `--help` introduces the job file.
+   * @returns A client with those options.
+   */
+  static fromArgs(args: readonly string[], options: FromArgsOptions = {}): Client {
+    return new Client(clientOptionsFromArgs(args, options));
   }
 
   /** Storage root this client uses. */
@@ -183,9 +257,11 @@ export class Client {
    */
   backend(): Promise<Backend> {
     const backend = this.options.backend ?? defaultBackend();
-    this.#backend ??= typeof backend === "string"
-      ? createBackend(backend, this.options)
-      : Promise.resolve(backend);
+    const logger = this.options.logger;
+    this.#backend ??=
+      (typeof backend === "string"
+        ? createBackend(backend, this.options)
+        : Promise.resolve(backend)).then((b) => logger ? loggedBackend(b, logger) : b);
     return this.#backend;
   }
 
@@ -211,24 +287,75 @@ export class Client {
    * @throws {TypeError} The value cannot be serialized.
    */
   async share<T>(value: T): Promise<Shared<T>> {
-    await using storage = await openStorage(this.storage);
+    await using storage = await this.#openStorage();
     return await shareValue(storage, value);
   }
 
+  /** Open this client's storage, logging its calls when there is a logger. */
+  async #openStorage(): Promise<Storage> {
+    const { logger } = this.options;
+    const started = performance.now();
+    const storage = await openStorage(this.storage);
+    if (!logger) return storage;
+    logger(
+      "storage",
+      `opened ${storage.url} (${Math.round(performance.now() - started)} ms)`,
+    );
+    return loggedStorage(storage, logger);
+  }
+
+  /** The key of this client's map number `index`, when the client chooses it. */
+  #jobKey(index: number): string | undefined {
+    const { job, jobPrefix } = this.options;
+    if (job !== undefined) {
+      if (index > 0) {
+        throw new TypeError(
+          `Cannot run a second map with the client's job key '${job}': a key names one map; give each map its own job, or key them with jobPrefix (--job-prefix)`,
+        );
+      }
+      return job;
+    }
+    return jobPrefix === undefined ? undefined : jobPrefixKey(jobPrefix, index);
+  }
+
   /**
-   * Map a task module over inputs.
+   * Map a task module over inputs. Options not given here are the client's.
    *
-   * @throws {TypeError} A path, option or permission flag is malformed.
+   * @param module Path or URL of the task module. A relative path is
+   * resolved against the working directory; name a module next to the
+   * calling file with `new URL("./m.ts", import.meta.url)`.
+   * @param options Options of this map; they win over the client's.
+   * @throws {TypeError} A path, option or permission flag is malformed, or
+   * the client has a `job` key and already ran a map.
    * @throws {RangeError} A number option is out of range.
    */
   map<I = unknown, O = unknown>(module: string | URL, options: MapOptions<I> = {}): MapRun<I, O> {
     const url = moduleUrl(module);
-    const resolved = resolveJobOptions(options, url);
-    const storageUrl = this.storage;
+    const index = this.#maps++;
+    const {
+      storage: _storage,
+      backend: _backend,
+      local: _local,
+      container: _container,
+      kubernetes: _kubernetes,
+      jobPrefix: _jobPrefix,
+      logger,
+      job: _job,
+      ...defaults
+    } = this.options;
+    const given = Object.fromEntries(
+      Object.entries(options).filter(([, value]) => value !== undefined),
+    ) as MapOptions<I>;
+    const resolved = resolveJobOptions(
+      { ...defaults, ...given, job: options.job ?? this.#jobKey(index) },
+      url,
+    );
     const getBackend = () => this.backend();
+    const getStorage = () => this.#openStorage();
     return new MapRun<I, O>(resolved.job, async function* (withInputs, run) {
+      checkModuleExists(module, url);
       const backend = await getBackend();
-      await using storage = await openStorage(storageUrl);
+      await using storage = await getStorage();
       yield* runJob<I, O>({
         module: url,
         storage,
@@ -241,6 +368,7 @@ export class Client {
         onStart: options.onStart,
         onWarning: options.onWarning,
         onRunner: (runner) => run.attach(runner),
+        logger,
       });
     });
   }

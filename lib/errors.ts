@@ -27,17 +27,27 @@ export interface TaskFailureInfo {
  * import assert from "node:assert/strict";
  * import { map, TaskError } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/checked.ts`;
+ * await Deno.writeTextFile(
+ *   module,
+ *   `export const inputs = [4, 9, -1, 16];
+ * export function task(x: number): number {
+ *   if (x < 0) throw new RangeError("cannot take the square root of " + x);
+ *   return Math.sqrt(x);
+ * }
+ * `,
+ * );
  * try {
- *   await Array.fromAsync(map("./examples/checked.ts", { storage }));
+ *   await Array.fromAsync(map(module, { storage: `${dir}/runs` }));
  *   assert.fail("the job should have failed");
  * } catch (error) {
  *   assert.ok(error instanceof TaskError);
  *   assert.equal(error.input, 2);
  *   assert.equal(error.remoteName, "RangeError");
- *   assert.match(error.remoteStack, /checked\.ts/);
+ *   assert.match(error.remoteStack, /checked\.ts:3/);
  * }
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class TaskError extends Error {
@@ -82,12 +92,14 @@ export class TaskError extends Error {
  * import assert from "node:assert/strict";
  * import { map, WorkerCrashError } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const run = map("./tests/fixtures/forever.ts", { storage, timeoutMs: 300, maxRetries: 0 });
- * const error = await Array.fromAsync(run).catch((e) => e);
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/forever.ts`;
+ * await Deno.writeTextFile(module, "export const task = () => new Promise(() => {});\n");
+ * const options = { storage: `${dir}/runs`, inputs: [1], timeoutMs: 300, maxRetries: 0 };
+ * const error = await Array.fromAsync(map(module, options)).catch((e) => e);
  * assert.ok(error instanceof WorkerCrashError);
  * assert.equal(error.kind, "timeout");
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class WorkerCrashError extends Error {
@@ -168,17 +180,19 @@ export class NotFoundError extends StorageError {
  * import assert from "node:assert/strict";
  * import { CorruptObjectError, map, openStorage } from "@kubeface/kubeface";
  *
- * const root = await Deno.makeTempDir();
- * await Array.fromAsync(map("./examples/squares.ts", { storage: root, job: "k", inputs: [3] }));
- * await using storage = await openStorage(root);
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const options = { storage: `${dir}/runs`, job: "k", inputs: [3] };
+ * await Array.fromAsync(map(module, options));
+ * await using storage = await openStorage(`${dir}/runs`);
  * const [input] = await Array.fromAsync(storage.list("jobs/k/inputs/"));
  * const bytes = await new Response(await storage.get(input!.key)).bytes();
  * await storage.put(input!.key, bytes.subarray(0, bytes.length - 1));
- * const run = map("./examples/squares.ts", { storage: root, job: "k", inputs: [3] });
- * const error = await Array.fromAsync(run.entries()).catch((e) => e);
+ * const error = await Array.fromAsync(map(module, options).entries()).catch((e) => e);
  * assert.ok(error instanceof CorruptObjectError);
  * assert.match(error.message, /input of task 0/);
- * await Deno.remove(root, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class CorruptObjectError extends Error {
@@ -193,45 +207,6 @@ export class CorruptObjectError extends Error {
     this.name = "CorruptObjectError";
     this.object = object;
     this.detail = detail;
-  }
-}
-
-/**
- * The task module's `inputs` threw while kubeface read them: the user's
- * error, with the index reached. Its `cause` is what was thrown.
- *
- * @example An inputs generator that fails part way
- * ```ts
- * import assert from "node:assert/strict";
- * import { InputsError, map } from "@kubeface/kubeface";
- *
- * const storage = await Deno.makeTempDir();
- * function* inputs() {
- *   yield 1;
- *   throw new Error("no more data");
- * }
- * const error = await Array.fromAsync(map("./examples/squares.ts", { storage, inputs })).catch(
- *   (e) => e,
- * );
- * assert.ok(error instanceof InputsError);
- * assert.equal(error.index, 1);
- * await Deno.remove(storage, { recursive: true });
- * ```
- */
-export class InputsError extends Error {
-  /** The index of the input being read when it threw. */
-  readonly index: number;
-
-  /** Build the error; `cause` is what the inputs threw. */
-  constructor(index: number, cause: unknown) {
-    super(
-      `Cannot read input ${index}: the inputs threw ${
-        cause instanceof Error ? `${cause.name}: ${cause.message}` : String(cause)
-      }`,
-      { cause },
-    );
-    this.name = "InputsError";
-    this.index = index;
   }
 }
 
@@ -253,14 +228,16 @@ export class BackendError extends Error {
  * import assert from "node:assert/strict";
  * import { Client, JobMismatchError } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const client = new Client({ storage });
- * await Array.fromAsync(client.map("./examples/squares.ts", { job: "k", inputs: [1] }));
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const client = new Client({ storage: `${dir}/runs` });
+ * await Array.fromAsync(client.map(module, { job: "k", inputs: [1] }));
  * await assert.rejects(
- *   Array.fromAsync(client.map("./examples/squares.ts", { job: "k", inputs: [2] })),
+ *   Array.fromAsync(client.map(module, { job: "k", inputs: [2] })),
  *   JobMismatchError,
  * );
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class JobMismatchError extends Error {
@@ -295,15 +272,17 @@ export interface JobHolder {
  * import assert from "node:assert/strict";
  * import { JobBusyError, map } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const options = { storage, job: "once", inputs: [1, 2] };
- * const first = map("./examples/squares.ts", options)[Symbol.asyncIterator]();
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const options = { storage: `${dir}/runs`, job: "once", inputs: [1, 2] };
+ * const first = map(module, options)[Symbol.asyncIterator]();
  * await first.next(); // the first master holds the job now
- * const error = await Array.fromAsync(map("./examples/squares.ts", options)).catch((e) => e);
+ * const error = await Array.fromAsync(map(module, options)).catch((e) => e);
  * assert.ok(error instanceof JobBusyError);
  * assert.equal(error.holder.pid, Deno.pid);
  * await first.return(undefined);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class JobBusyError extends Error {
@@ -331,12 +310,15 @@ export class JobBusyError extends Error {
  * import assert from "node:assert/strict";
  * import { JobInterruptedError, map } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
- * const run = map<number, number>("./examples/squares.ts", { storage });
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const inputs = Array.from({ length: 100 }, (_, i) => i);
+ * const run = map<number, number>(module, { storage: `${dir}/runs`, inputs });
  * await assert.rejects(async () => {
  *   for await (const y of run) if (y > 10) await run.cancel();
  * }, JobInterruptedError);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class JobInterruptedError extends Error {
@@ -351,21 +333,87 @@ export class JobInterruptedError extends Error {
   }
 }
 
-/** Where kubeface's own code is, to tell its stack frames from the user's. */
-const OWN_CODE = new URL("../", import.meta.url).href;
+/** What a task module failed at, in the master. */
+export type TaskModuleStage = "bundle" | "load" | "inputs";
+
+/** kubeface's own sources, whose frames are left out of a user's stack. */
+const KUBEFACE_ROOT = new URL("../", import.meta.url).href;
 
 /**
- * The frames of a stack that are the user's: without kubeface's own
- * (under its `lib/`, `cli.ts`, `mod.ts`) and the runtime's (`ext:`,
- * `node:`). The first line (the message) is kept.
+ * A stack with only the user's own frames: without the frames of
+ * kubeface's sources (`lib/`, `cli.ts`, `mod.ts`, `worker.ts`) and of the
+ * runtime (`ext:`, `node:`, native code).
+ *
+ * @param stack An error's stack, as `Error.stack` has it.
  */
-export function userStack(error: unknown): string {
-  if (!(error instanceof Error) || !error.stack) return errorMessage(error);
-  const [head = "", ...frames] = error.stack.split("\n");
-  const own = (line: string) =>
-    /\(?(ext:|node:)/.test(line) ||
-    [`${OWN_CODE}lib/`, `${OWN_CODE}cli.ts`, `${OWN_CODE}mod.ts`].some((p) => line.includes(p));
-  return [head, ...frames.filter((line) => !own(line))].join("\n");
+export function userStack(stack: string): string {
+  const own = [
+    `${KUBEFACE_ROOT}lib/`,
+    ...["cli.ts", "mod.ts", "worker.ts"].map((f) => `${KUBEFACE_ROOT}${f}:`),
+  ];
+  return stack.split("\n").filter((line) => {
+    if (!/^\s+at /.test(line)) return true; // the message, and lines of it
+    if (own.some((prefix) => line.includes(prefix))) return false;
+    return /(file|https?):\/\//.test(line); // drop ext:, node:, <anonymous> and native frames
+  }).join("\n");
+}
+
+/**
+ * The task module failed in the master: it could not be bundled, its top
+ * level threw while it was loaded, or its `inputs` threw while they were
+ * read. A mistake in the user's module, not in kubeface: `userStack` has
+ * the user's frames only.
+ *
+ * @example An inputs function that throws
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { map, TaskModuleError } from "@kubeface/kubeface";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
+ * const inputs = () => {
+ *   throw new RangeError("no inputs today");
+ * };
+ * const error = await Array.fromAsync(map(module, { storage: `${dir}/runs`, inputs }))
+ *   .catch((e) => e);
+ * assert.ok(error instanceof TaskModuleError);
+ * assert.equal(error.stage, "inputs");
+ * assert.match(error.message, /threw RangeError: no inputs today/);
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class TaskModuleError extends Error {
+  /** URL of the task module. */
+  readonly module: string;
+  /** What failed: bundling the module, loading it, or reading its inputs. */
+  readonly stage: TaskModuleStage;
+  /**
+   * What the user needs to see: Deno's text for a failed bundle, or the
+   * error's stack with the user's own frames only.
+   */
+  readonly userStack: string;
+  /** The index of the input being read when the inputs threw (stage `inputs`). */
+  readonly index: number | undefined;
+
+  /** Build a task module error; `cause` is what the module (or `deno bundle`) threw. */
+  constructor(
+    info: {
+      module: string;
+      stage: TaskModuleStage;
+      message: string;
+      userStack: string;
+      index?: number;
+    },
+    options?: ErrorOptions,
+  ) {
+    super(info.message, options);
+    this.name = "TaskModuleError";
+    this.module = info.module;
+    this.stage = info.stage;
+    this.userStack = info.userStack;
+    this.index = info.index;
+  }
 }
 
 /** Return a readable message of any thrown value. */

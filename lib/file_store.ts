@@ -139,8 +139,18 @@ export async function fetchFile(storage: Storage, entry: FileEntry, dir: string)
  * import { file, map, StoredFile } from "@kubeface/kubeface";
  *
  * const dir = await Deno.makeTempDir();
+ * const api = new URL("./lib/task.ts", import.meta.resolve("@kubeface/kubeface"));
+ * await Deno.writeTextFile(
+ *   `${dir}/gzip.ts`,
+ *   `import { file } from "${api}";
+ * export async function task(input: { path: string }) {
+ *   const gzip = new Deno.Command("gzip", { args: ["--keep", "--no-name", input.path] });
+ *   if (!(await gzip.output()).success) throw new Error("gzip failed");
+ *   return file(input.path + ".gz");
+ * }\n`,
+ * );
  * await Deno.writeTextFile(`${dir}/b.txt`, "bravo");
- * const [gz] = await Array.fromAsync(map<unknown, StoredFile>("./examples/compress_files.ts", {
+ * const [gz] = await Array.fromAsync(map<unknown, StoredFile>(`${dir}/gzip.ts`, {
  *   storage: `${dir}/store`,
  *   inputs: [file(`${dir}/b.txt`)],
  *   permissions: ["--allow-run=gzip"],

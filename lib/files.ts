@@ -61,8 +61,18 @@ export class FileRef {
  * import { file, map, type StoredFile } from "@kubeface/kubeface";
  *
  * const dir = await Deno.makeTempDir();
+ * const api = new URL("./lib/task.ts", import.meta.resolve("@kubeface/kubeface"));
+ * await Deno.writeTextFile(
+ *   `${dir}/gzip.ts`,
+ *   `import { file } from "${api}";
+ * export async function task(input: { path: string }) {
+ *   const gzip = new Deno.Command("gzip", { args: ["--keep", "--no-name", input.path] });
+ *   if (!(await gzip.output()).success) throw new Error("gzip failed");
+ *   return file(input.path + ".gz");
+ * }\n`,
+ * );
  * await Deno.writeTextFile(`${dir}/a.txt`, "hello ".repeat(1000));
- * const run = map<unknown, StoredFile>("./examples/compress_files.ts", {
+ * const run = map<unknown, StoredFile>(`${dir}/gzip.ts`, {
  *   storage: `${dir}/store`,
  *   inputs: [file(`${dir}/a.txt`)],
  *   permissions: ["--allow-run=gzip"],

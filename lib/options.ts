@@ -19,6 +19,13 @@ export interface JobOptions {
    */
   job?: string;
   /**
+   * The `deno.json`, `deno.jsonc` or `package.json` the task module is
+   * bundled with (its import map and lock file), as `deno run --config` takes it.
+   *
+   * @default {the nearest one above the task module, as `deno run` of the module finds it}
+   */
+  config?: string;
+  /**
    * Most tasks running at once.
    *
    * @default {4}
@@ -138,12 +145,12 @@ export interface JobOptions {
 }
 
 /** Options that have a fixed default. */
-type Defaulted = Omit<JobOptions, "job" | "onProgress" | "signal">;
+type Defaulted = Omit<JobOptions, "job" | "config" | "onProgress" | "signal">;
 
 /** Job options with every default filled in, the key chosen and the permissions parsed. */
 export type ResolvedJobOptions =
   & Required<Omit<Defaulted, "permissions">>
-  & Pick<JobOptions, "onProgress" | "signal">
+  & Pick<JobOptions, "config" | "onProgress" | "signal">
   & {
     /** The job key, given or generated. */
     job: string;
@@ -163,7 +170,9 @@ export type ResolvedJobOptions =
  * assert.equal(DEFAULTS.failFast, true);
  * ```
  */
-export const DEFAULTS: Readonly<Required<Omit<JobOptions, "job" | "onProgress" | "signal">>> = {
+export const DEFAULTS: Readonly<
+  Required<Omit<JobOptions, "job" | "config" | "onProgress" | "signal">>
+> = {
   parallelism: 4,
   itemsPerTask: 1,
   permissions: [],
@@ -217,6 +226,7 @@ export function resolveJobOptions(options: JobOptions, module: URL): ResolvedJob
     ...defaulted,
     permissions: parsePermissions(defaulted.permissions),
     job: checkJobKey(options.job ?? generateJobKey(basename(module.pathname))),
+    ...(options.config !== undefined ? { config: options.config } : {}),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
   };
@@ -236,4 +246,26 @@ export function resolveJobOptions(options: JobOptions, module: URL): ResolvedJob
     }
   }
   return resolved;
+}
+
+/**
+ * The key of map number `index` (from 0) of a client with a job prefix:
+ * `<prefix>-<index in three digits>`, e.g. `nightly-007`.
+ */
+export function jobPrefixKey(prefix: string, index: number): string {
+  return `${prefix}-${String(index).padStart(3, "0")}`;
+}
+
+/**
+ * Check that a job prefix makes valid job keys.
+ *
+ * @throws {TypeError} The keys it makes are not valid job keys.
+ */
+export function checkJobPrefix(prefix: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,95}$/.test(prefix)) {
+    throw new TypeError(
+      `Cannot use job prefix '${prefix}': use 1 to 96 letters, digits, '.', '_' or '-', starting with a letter or digit`,
+    );
+  }
+  return prefix;
 }

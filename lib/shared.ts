@@ -8,7 +8,7 @@
  *
  * ```ts ignore
  * const table = await client.share(bigTable);              // stored once
- * client.map("./task.ts", { inputs: ids.map((id) => ({ id, table })) });
+ * client.map(new URL("./task.ts", import.meta.url), { inputs: ids.map((id) => ({ id, table })) });
  * // task.ts: export async function task({ id, table }) { (await table.get())[id] }
  * ```
  *

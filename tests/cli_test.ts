@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { assertSnapshot, kubeface } from "./support/cli.ts";
+import { assertSnapshot, kubeface, REPO_ROOT } from "./support/cli.ts";
 import { example, fixture } from "./support/jobs.ts";
 
 async function withStorage(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -318,5 +318,270 @@ Deno.test("kubeface logs prints what each attempt of a task printed", async () =
     assert.match(one.stdout, /^==> task 1, attempt [\w-]+ <==\nhello from 6\n$/);
     const all = await kubeface(["logs", "l-1", "--storage", dir]);
     assert.match(all.stdout, /hello from 5\n[\s\S]*hello from 6\n/);
+  });
+});
+
+/** A colour code (SGR escape sequence). */
+// deno-lint-ignore no-control-regex
+const COLOUR = /\x1b\[[0-9;]*m/;
+
+/** A stack frame or path of kubeface's own sources. */
+const KUBEFACE_FRAME = new RegExp(`${REPO_ROOT.replaceAll("/", "\\/")}(lib\\/|cli\\.ts|mod\\.ts)`);
+
+Deno.test("kubeface cp SRC - writes the object to standard output as it is", async () => {
+  await withStorage(async (dir) => {
+    await kubeface(["map", "-m", fixture("half.ts"), "--storage", dir, "--job", "o-1", "-q"]);
+    const manifest = join(dir, "jobs/o-1/manifest.json");
+    const r = await kubeface(["cp", manifest, "-"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, await Deno.readTextFile(manifest));
+    assert.equal(r.stderr, "");
+    await assert.rejects(Deno.stat(join(REPO_ROOT, "-")), Deno.errors.NotFound, "no file named -");
+  });
+});
+
+Deno.test("kubeface cp of a source that does not exist exits 1 saying so", async () => {
+  await withStorage(async (dir) => {
+    const object = await kubeface(["cp", join(dir, "nothing.json"), join(dir, "copy.json")]);
+    assert.equal(object.code, 1);
+    assert.match(
+      object.stderr,
+      /^kubeface: Cannot copy '.*nothing\.json': there is no such object \(nor a directory or prefix\)\n$/,
+    );
+    const prefix = await kubeface(["cp", `${join(dir, "jobs/none")}/`, `${join(dir, "copy")}/`]);
+    assert.equal(prefix.code, 1);
+    assert.match(
+      prefix.stderr,
+      /^kubeface: Cannot copy '.*jobs\/none\/': no object is stored under it\n$/,
+    );
+  });
+});
+
+Deno.test("kubeface run exits 2 naming an --inputs-expression that throws", async () => {
+  await withStorage(async (dir) => {
+    const r = await kubeface(["run", "-e", "value * 2", "-i", "range(3)", "--storage", dir]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(
+      r.stderr,
+      /^kubeface run: --inputs-expression 'range\(3\)' threw ReferenceError: range is not defined\n\nUsage: kubeface run/m,
+    );
+    assert.doesNotMatch(r.stderr, KUBEFACE_FRAME);
+  });
+});
+
+Deno.test("kubeface run exits 2 naming an expression that does not parse or names nothing", async () => {
+  await withStorage(async (dir) => {
+    const syntax = await kubeface(["run", "-e", "value **", "-i", "[1]", "--storage", dir]);
+    assert.equal(syntax.code, 2);
+    assert.match(
+      syntax.stderr,
+      /^kubeface run: --expression 'value \*\*' is not a JavaScript expression: /,
+    );
+    const inputs = await kubeface(["run", "-e", "value", "-i", "[1,", "--storage", dir]);
+    assert.equal(inputs.code, 2);
+    assert.match(
+      inputs.stderr,
+      /^kubeface run: --inputs-expression '\[1,' is not a JavaScript expression: /m,
+    );
+    const unknown = await kubeface([
+      "run",
+      "-e",
+      "range(value)",
+      "-i",
+      "[1, 2]",
+      "--storage",
+      dir,
+      "-q",
+    ]);
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.match(
+      unknown.stderr,
+      /^kubeface run: --expression 'range\(value\)' threw ReferenceError: range is not defined \(for input \d\)\n/,
+    );
+  });
+});
+
+/** What a command printed to stderr, without the lines that name the job and its status page. */
+function withoutJobLines(stderr: string): string {
+  return stderr.replace(/^kubeface: (job|status) \S+\n/gm, "");
+}
+
+/** Write a module into a new temporary project (an empty deno.json) and run `fn` with its path. */
+async function withModule(
+  name: string,
+  source: string,
+  fn: (path: string, dir: string) => Promise<void>,
+): Promise<void> {
+  await withStorage(async (dir) => {
+    await Deno.writeTextFile(join(dir, "deno.json"), "{}\n");
+    await Deno.writeTextFile(join(dir, name), source);
+    await fn(join(dir, name), dir);
+  });
+}
+
+Deno.test("kubeface map exits 1 with Deno's message, without colours, when the module cannot be bundled", async () => {
+  await withModule(
+    "unmapped.ts",
+    'import x from "not-mapped";\nexport const inputs = [1];\nexport const task = x;\n',
+    async (path, dir) => {
+      const r = await kubeface(["map", "-m", path, "--storage", join(dir, "s")], { colour: true });
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /^kubeface: Cannot bundle task module 'file:\/\/.*unmapped\.ts' with deno bundle \(using the configuration .*deno\.json, the nearest above the module; pass --config or the config option to use another\)\n/,
+      );
+      assert.match(r.stderr, /Import "not-mapped" not a dependency/);
+      assert.match(r.stderr, /at file:\/\/.*unmapped\.ts:1:\d+/);
+      assert.doesNotMatch(r.stderr, COLOUR, "stderr is not a terminal: no colours");
+      assert.doesNotMatch(r.stderr, /Stack backtrace|unexpected error/);
+      assert.doesNotMatch(r.stderr, KUBEFACE_FRAME);
+      await assert.rejects(
+        Deno.stat(join(dir, "s", "jobs")),
+        Deno.errors.NotFound,
+        "nothing stored",
+      );
+
+      // On a terminal (script(1) gives the command one) with NO_COLOR set: no colours either.
+      const command = [Deno.execPath(), "run", "-A", `${REPO_ROOT}cli.ts`, "map", "-m", path]
+        .concat(["--storage", join(dir, "s")]).map((a) => `'${a}'`).join(" ");
+      const tty = await new Deno.Command("script", {
+        args: ["-qec", command, "/dev/null"],
+        env: { NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const text = new TextDecoder().decode(tty.stdout);
+      assert.equal(tty.code, 1, text);
+      assert.match(text, /Import "not-mapped" not a dependency/);
+      assert.doesNotMatch(text, COLOUR, "NO_COLOR is set: no colours");
+    },
+  );
+});
+
+Deno.test("kubeface map exits 1 with the user's own frames when inputs or the module's top level throw", async () => {
+  const source = `function load(): number[] {
+  throw new RangeError("no inputs today");
+}
+export function inputs(): number[] {
+  return load();
+}
+export function task(x: number): number {
+  return x;
+}
+`;
+  await withModule("inputs_throw.ts", source, async (path, dir) => {
+    const r = await kubeface(["map", "-m", path, "--storage", dir], { colour: true });
+    assert.equal(r.code, 1);
+    assert.equal(
+      withoutJobLines(r.stderr),
+      `kubeface: Cannot read the inputs of task module 'file://${path}': its inputs threw RangeError: no inputs today
+    at load (file://${path}:2:9)
+    at inputs (file://${path}:5:10)
+`,
+    );
+  });
+  await withModule(
+    "top_throws.ts",
+    'export const inputs = [1];\nthrow new Error("not today");\n',
+    async (path, dir) => {
+      const r = await kubeface(["map", "-m", path, "--storage", dir]);
+      assert.equal(r.code, 1);
+      assert.equal(
+        r.stderr,
+        `kubeface: Cannot load task module 'file://${path}': it threw Error: not today
+    at file://${path}:2:7
+`,
+      );
+    },
+  );
+});
+
+Deno.test("kubeface map --verbose logs each bundling, storage and backend step", async () => {
+  await withStorage(async (dir) => {
+    const r = await kubeface([
+      "map",
+      "-m",
+      fixture("half.ts"),
+      "--storage",
+      dir,
+      "--job",
+      "v-1",
+      "--verbose",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const root = `file://${dir}/`;
+    for (
+      const line of [
+        /^kubeface: master: bundling file:\/\/.*half\.ts with the configuration .*deno\.json, the nearest above the module$/m,
+        new RegExp(`^kubeface: storage: opened ${root}`, "m"),
+        new RegExp(
+          `^kubeface: storage: put ${root}jobs/v-1/inputs/0 \\(\\d+ bytes\\) \\(\\d+ ms\\)$`,
+          "m",
+        ),
+        new RegExp(`^kubeface: storage: put ${root}jobs/v-1/manifest.json `, "m"),
+        /^kubeface: backend: local: open job v-1 \(9 task\(s\), parallelism 4, /m,
+        /^kubeface: backend: local: submit 9 attempt\(s\): task 0 \(attempt [\w-]+\), /m,
+        /^kubeface: backend: local: task 8 attempt [\w-]+ started on /m,
+        /^kubeface: backend: local: task 8 attempt [\w-]+ ended \(exited, exit code 0\)/m,
+        /^kubeface: backend: local: close: done \(\d+ ms\)$/m,
+      ]
+    ) {
+      assert.match(r.stderr, line);
+    }
+    const quiet = await kubeface(["map", "-m", fixture("half.ts"), "--storage", dir, "-q"]);
+    assert.equal(quiet.stderr, "", "nothing is logged without --verbose");
+  });
+});
+
+Deno.test("kubeface map --backend kubernetes refuses a local storage, saying what to use", async () => {
+  await withStorage(async (dir) => {
+    const r = await kubeface([
+      "map",
+      "-m",
+      fixture("half.ts"),
+      "--backend",
+      "kubernetes",
+      "--storage",
+      dir,
+      "--kubeconfig",
+      join(dir, "no-such-kubeconfig"),
+    ]);
+    assert.equal(r.code, 2);
+    assert.match(
+      r.stderr,
+      /^kubeface map: Cannot run on Kubernetes with storage '.*': pods cannot reach a directory of this machine; use Google Cloud Storage, e\.g\. --storage gs:\/\/BUCKET\/PREFIX/,
+    );
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "nothing was stored");
+  });
+});
+
+Deno.test("kubeface map --job-prefix keys the job PREFIX-000, and excludes --job", async () => {
+  await withStorage(async (dir) => {
+    const r = await kubeface([
+      "map",
+      "-m",
+      fixture("half.ts"),
+      "--storage",
+      dir,
+      "--job-prefix",
+      "p",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /^kubeface: job p-000: 9 task\(s\)/m);
+    const both = await kubeface([
+      "map",
+      "-m",
+      fixture("half.ts"),
+      "--job",
+      "a",
+      "--job-prefix",
+      "p",
+    ]);
+    assert.equal(both.code, 2);
+    assert.match(
+      both.stderr,
+      /^kubeface map: Cannot use --job and --job-prefix together: give one of them\n/,
+    );
   });
 });

@@ -19,6 +19,7 @@ import { JobLayout } from "../lib/format/layout.ts";
 import { parsePermissions } from "../lib/permissions.ts";
 import { openStorage } from "../lib/storage/storage.ts";
 import { BackendError, Client, WorkerCrashError } from "../mod.ts";
+import { kubeface } from "./support/cli.ts";
 import { containersOf, containerUnavailable, killContainer, testCli } from "./support/container.ts";
 import { collect, failure, fixture, waitFor, withMarkers } from "./support/jobs.ts";
 import { targetTest } from "./support/targets.ts";
@@ -278,7 +279,7 @@ Deno.test({
       assert.ok(error instanceof BackendError, `expected a BackendError, got ${error}`);
       assert.match(
         error.message,
-        /^Cannot run containers: the image 'kubeface-worker:no-such-tag' is not in \S+'s image store; build or pull it first, or leave --image out to use the one `deno task image:build` builds$/,
+        /^Cannot run containers: the image 'kubeface-worker:no-such-tag' is not in \S+'s image store; build or pull it first, or leave --image out to use kubeface's worker image \(built on first use\)$/,
       );
     } finally {
       await Deno.remove(storage, { recursive: true });
@@ -307,6 +308,57 @@ Deno.test({
       );
     } finally {
       await Deno.remove(storage, { recursive: true });
+    }
+  },
+});
+
+/** Whether podman is here and the container backend is among the selected ones. */
+function podmanSelected(): boolean {
+  const backends = Deno.env.get("KUBEFACE_TEST_BACKENDS");
+  if (backends && !backends.split(",").map((b) => b.trim()).includes("container")) return false;
+  return /(^|\/)podman$/.test(testCli() ?? "");
+}
+
+Deno.test({
+  name: "kubeface run --backend container builds a missing worker image itself, saying so",
+  ignore: !podmanSelected(),
+  sanitizeResources: false,
+  sanitizeOps: false,
+  async fn() {
+    // An empty image store of its own (podman reads CONTAINERS_STORAGE_CONF): the image is missing.
+    const dir = await Deno.makeTempDir({ prefix: "kubeface-test-store-" });
+    try {
+      await Deno.writeTextFile(
+        `${dir}/storage.conf`,
+        `[storage]\ndriver = "vfs"\ngraphroot = "${dir}/root"\nrunroot = "${dir}/run"\n`,
+      );
+      const r = await kubeface(
+        [
+          "run",
+          "-e",
+          "value * 2",
+          "-i",
+          "[1, 2]",
+          "--backend",
+          "container",
+          "--storage",
+          `${dir}/s`,
+        ],
+        { env: { CONTAINERS_STORAGE_CONF: `${dir}/storage.conf` } },
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdout.trimEnd().split("\n").map((l) => JSON.parse(l).result), [2, 4]);
+      const image = defaultImage();
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^kubeface: building the worker image ${image} with podman \\(once for these kubeface sources; it takes a minute or two\\)…$`,
+          "m",
+        ),
+      );
+      assert.match(r.stderr, new RegExp(`^kubeface: built ${image} in [\\d.]+ s$`, "m"));
+    } finally {
+      await Deno.remove(dir, { recursive: true });
     }
   },
 });

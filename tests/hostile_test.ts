@@ -14,7 +14,7 @@ import { JobLayout } from "../lib/format/layout.ts";
 import { parsePermissions } from "../lib/permissions.ts";
 import { serveStatus } from "../lib/status/serve.ts";
 import { openStorage } from "../lib/storage/storage.ts";
-import { Client, InputsError, WorkerCrashError } from "../mod.ts";
+import { Client, TaskModuleError, WorkerCrashError } from "../mod.ts";
 import { kubeface, spawnKubeface } from "./support/cli.ts";
 import { collect, failure, fixture, storedKeys } from "./support/jobs.ts";
 import { targetTest } from "./support/targets.ts";
@@ -41,16 +41,20 @@ targetTest(
   async (target, storage) => {
     const client = new Client(await target.client(storage));
     const error = await failure(client.map(fixture("bad_inputs.ts"), quiet));
-    assert.ok(error instanceof InputsError, String(error));
+    assert.ok(error instanceof TaskModuleError, String(error));
+    assert.equal(error.stage, "inputs");
     assert.equal(error.index, 3);
-    assert.equal(
+    assert.match(
       error.message,
-      "Cannot read input 3: the inputs threw RangeError: sample 3 is unreadable",
+      /^Cannot read input 3 of task module '.*bad_inputs\.ts': its inputs threw RangeError: sample 3 is unreadable$/,
     );
     assert.deepEqual(await storedKeys(storage), [], "the partial upload is removed");
     const cli = await kubeface(["map", "-m", fixture("bad_inputs.ts"), "--storage", storage]);
     assert.equal(cli.code, 1);
-    assert.match(cli.stderr, /kubeface: Cannot read input 3: the inputs threw RangeError/);
+    assert.match(
+      cli.stderr,
+      /kubeface: Cannot read input 3 of task module .*: its inputs threw RangeError/,
+    );
     assert.match(cli.stderr, /at readSample \(.*bad_inputs\.ts:\d+:\d+\)/, "the user's frame");
     assert.doesNotMatch(cli.stderr, /\/lib\/|ext:|unexpected error/, "no kubeface frames");
   },

@@ -11,18 +11,22 @@ import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod } from "@kubernetes/clien
 import { jobSpec } from "../lib/backends/kubernetes/job_spec.ts";
 import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
 import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
-import { parseToleration } from "../lib/backends/kubernetes/options.ts";
+import {
+  type KubernetesBackendOptions,
+  parseToleration,
+} from "../lib/backends/kubernetes/options.ts";
 import {
   BackendError,
   Client,
   JobLayout,
   openStorage,
+  parseKubefaceArgs,
   TaskError,
   WorkerCrashError,
 } from "../mod.ts";
 import { parsePermissions } from "../lib/permissions.ts";
 import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
-import { kubeface, spawnKubeface } from "./support/cli.ts";
+import { denoRun, kubeface, REPO_ROOT, spawnKubeface } from "./support/cli.ts";
 import { CountingKubeConfig } from "./support/kubeconfig.ts";
 import { collect, failure, fixture, waitFor } from "./support/jobs.ts";
 import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
@@ -63,6 +67,8 @@ function clusterFlags(ctx: KubernetesTestContext): string[] {
     ctx.cluster.userKubeconfig,
     "--namespace",
     ctx.namespace,
+    "--cpu",
+    String(ctx.client.kubernetes?.cpu), // as the API tests: the test node has 2 CPUs
   ];
 }
 
@@ -71,11 +77,9 @@ kubernetesTest(
   async (ctx) => {
     const kubeConfig = new CountingKubeConfig();
     kubeConfig.loadFromFile(ctx.cluster.userKubeconfig);
-    // Storage is beside the point here, and 10,000 uploads to the emulator take minutes:
-    // use a local directory, which the test node's pods (local processes) can read too.
-    await using dir = await tempDir();
+    // The backend refuses storage pods cannot reach, so the 10,000 inputs go to the emulator.
     const client = new Client({
-      storage: dir.path,
+      storage: ctx.storage,
       backend: new KubernetesBackend(ctx.client.kubernetes, kubeConfig),
     });
     const run = client.map(fixture("echo.ts"), {
@@ -211,6 +215,24 @@ kubernetesTest(
   },
 );
 
+kubernetesTest("the example job file runs on Kubernetes with flags", async (ctx) => {
+  const prefix = `example-${crypto.randomUUID().slice(0, 6)}`;
+  const r = await denoRun(`${REPO_ROOT}examples/job.ts`, [
+    ...clusterFlags(ctx),
+    "--job-prefix",
+    prefix,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout,
+    `job ${prefix}-000: the sum of the first 20 squares is 2470\n` +
+      `job ${prefix}-001: hello-world a-parallel-map-on-kubernetes kubeface-runs-tasks\n`,
+  );
+  for (const key of [`${prefix}-000`, `${prefix}-001`]) {
+    assert.equal((await jobsOf(ctx, key)).length, 1, `${key} ran as a Kubernetes Job`);
+  }
+});
+
 kubernetesTest("the Job made from every option passes the API server's validation", async (ctx) => {
   await using storage = await openStorage(ctx.storage);
   const body = jobSpec({
@@ -262,6 +284,93 @@ kubernetesTest("the Job made from every option passes the API server's validatio
   assert.equal(created.spec?.backoffLimitPerIndex, 2);
   assert.equal(created.spec?.template.spec?.activeDeadlineSeconds, 90);
   assert.equal(created.spec?.template.spec?.securityContext?.runAsNonRoot, true);
+});
+
+/** The container resources of the pods a Job made with these options runs. */
+async function podResources(options: KubernetesBackendOptions) {
+  await using dir = await tempDir();
+  await using storage = await openStorage(dir.path);
+  const body = jobSpec({
+    job: {
+      key: "resources",
+      storage,
+      layout: new JobLayout("resources"),
+      permissions: parsePermissions([]),
+      parallelism: 1,
+      env: {},
+      timeoutMs: undefined,
+      tasks: 1,
+      maxRetries: 0,
+    },
+    options,
+    namespace: "default",
+    name: "kf-resources",
+    completions: 1,
+    runtime: {
+      worker: { key: "runtime/a.js", sha256: "a" },
+      thread: { key: "runtime/b.js", sha256: "b" },
+    },
+  });
+  return body.spec?.template.spec?.containers[0]?.resources;
+}
+
+Deno.test("pods request 1 CPU and 1Gi by default, limited to the memory request", async () => {
+  assert.deepEqual(await podResources({}), {
+    requests: { cpu: "1", memory: "1Gi" },
+    limits: { memory: "1Gi" },
+  });
+  assert.deepEqual(await podResources({ cpu: "250m", memory: "4Gi" }), {
+    requests: { cpu: "250m", memory: "4Gi" },
+    limits: { memory: "4Gi" },
+  });
+  assert.deepEqual(await podResources({ memoryLimit: "8Gi", cpuLimit: "2" }), {
+    limits: { cpu: "2", memory: "8Gi" },
+  }, "given only a limit, Kubernetes requests the limit");
+});
+
+Deno.test("each default pod resource can be turned off: null, or none on the command line", async () => {
+  assert.deepEqual(await podResources({ cpu: null, memory: null }), {});
+  assert.deepEqual(await podResources({ memoryLimit: null }), {
+    requests: { cpu: "1", memory: "1Gi" },
+  });
+  assert.deepEqual(await podResources({ cpu: null }), {
+    requests: { memory: "1Gi" },
+    limits: { memory: "1Gi" },
+  });
+  const { options } = parseKubefaceArgs(["--cpu", "none", "--memory-limit", "none"]);
+  assert.deepEqual(options.kubernetes, { cpu: null, memoryLimit: null });
+  assert.deepEqual(await podResources(options.kubernetes!), { requests: { memory: "1Gi" } });
+});
+
+Deno.test("the Kubernetes backend refuses a local storage before anything is stored or created", async () => {
+  await using dir = await tempDir();
+  const kubeconfig = `${dir.path}/never-read`;
+  const run = new Client({ storage: dir.path, backend: "kubernetes", kubernetes: { kubeconfig } })
+    .map(fixture("echo.ts"), { inputs: [1] });
+  const error = await failure(run);
+  assert.ok(error instanceof BackendError, `expected a BackendError, got ${error}`);
+  assert.equal(
+    error.message,
+    `Cannot run on Kubernetes with storage 'file://${dir.path}/': pods cannot reach a directory of this machine; use Google Cloud Storage, e.g. --storage gs://BUCKET/PREFIX (or KUBEFACE_STORAGE=gs://BUCKET/PREFIX)`,
+  );
+  assert.deepEqual([...Deno.readDirSync(dir.path)], [], "nothing was stored");
+  await using storage = await openStorage(dir.path);
+  const session = new KubernetesBackend({ kubeconfig }).open({
+    key: "x",
+    storage,
+    layout: new JobLayout("x"),
+    permissions: parsePermissions([]),
+    parallelism: 1,
+    env: {},
+    timeoutMs: undefined,
+    tasks: 1,
+    maxRetries: 0,
+  }, () => {});
+  await assert.rejects(
+    session,
+    BackendError,
+    "open() refuses it too, before reading the kubeconfig",
+  );
 });
 
 Deno.test("malformed Kubernetes options are rejected before anything is created", () => {

@@ -378,3 +378,28 @@ targetTest(
     assert.deepEqual(ok.map((h) => h.task).sort(), [0, 2]);
   },
 );
+
+Deno.test("map() takes a URL or a path, and a relative path not found says to use new URL(…, import.meta.url)", async () => {
+  const storage = await Deno.makeTempDir({ prefix: "kubeface-test-" });
+  try {
+    const url = new URL("./fixtures/echo.ts", import.meta.url);
+    assert.deepEqual(await collect(map(url, { storage, inputs: [1] })), [1]);
+    assert.deepEqual(await collect(map(url.pathname, { storage, inputs: [2] })), [2]);
+    assert.deepEqual(await collect(map(url.href, { storage, inputs: [3] })), [3]);
+    const before = await storedKeys(storage);
+    const error = await failure(map("./not_here.ts", { storage, inputs: [1] }));
+    assert.ok(error instanceof TypeError, `expected a TypeError, got ${error}`);
+    assert.equal(
+      error.message,
+      `Cannot find task module './not_here.ts': there is no file ${Deno.cwd()}/not_here.ts; a relative path is resolved against the working directory (${Deno.cwd()}), not against the job file, so name a module next to the job file with new URL("./not_here.ts", import.meta.url)`,
+    );
+    const absolute = await failure(map("/no/such/module.ts", { storage, inputs: [1] }));
+    assert.equal(
+      (absolute as Error).message,
+      "Cannot find task module '/no/such/module.ts': there is no such file",
+    );
+    assert.deepEqual(await storedKeys(storage), before, "nothing was stored");
+  } finally {
+    await Deno.remove(storage, { recursive: true });
+  }
+});

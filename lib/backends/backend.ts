@@ -130,6 +130,13 @@ export interface Backend {
    */
   readonly keepsRunning?: string;
   /**
+   * Refuse a storage this backend's workers cannot reach, before anything
+   * of a job is made. Optional: every storage is fine when it is missing.
+   *
+   * @throws {BackendError} The workers cannot reach the storage at `url`.
+   */
+  checkStorage?(url: string): void;
+  /**
    * Start a session for one job. Attempts that are already running from an
    * earlier master (a cluster keeps them) are reported as `started` events.
    */

@@ -1,7 +1,8 @@
 /**
  * The container backend: every attempt runs on this machine, as with the
- * local backend, but inside its own container of the worker image
- * (`deno task image:build`), started with `podman run` or `docker run`. It
+ * local backend, but inside its own container of the worker image (built
+ * on first use, or with `deno task image:build`), started with `podman run`
+ * or `docker run`. It
  * tests the image before it goes to a cluster, and isolates tasks from the
  * host: a task sees the image, its storage and the paths it was granted (see
  * `container_run.ts`).
@@ -47,7 +48,8 @@ export interface ContainerBackendOptions {
    */
   cliArgs?: readonly string[];
   /**
-   * The worker image.
+   * The worker image. The default one is built when it is missing (once
+   * per version of kubeface's sources, which its tag names).
    *
    * @default {"kubeface-worker:<version>-<hash of the worker's sources>", as `deno task image:build` tags it}
    */
@@ -84,6 +86,13 @@ export interface ContainerBackendOptions {
    * @default {2000}
    */
   killGraceMs?: number;
+  /**
+   * Called with a line of progress while the backend builds the missing
+   * default worker image.
+   *
+   * @default {() => {}}
+   */
+  onProgress?: (line: string) => void;
 }
 
 /** The defaults that need no probing of this machine. */
@@ -155,16 +164,36 @@ export class ContainerBackend implements Backend {
     return this.#prepared;
   }
 
+  /** Build the default worker image, which is missing. */
+  async #build(cli: ContainerCli, image: string): Promise<void> {
+    const onProgress = this.#options.onProgress ?? (() => {});
+    onProgress(
+      `building the worker image ${image} with ${cli.command} (once for these kubeface sources; it takes a minute or two)…`,
+    );
+    const { buildImage } = await import("../image/build.ts");
+    try {
+      await buildImage({ cli: cli.command, cliArgs: cli.globalArgs, image, onProgress });
+    } catch (error) {
+      throw new BackendError(
+        `Cannot run containers: the worker image '${image}' is missing and building it failed: ${
+          errorMessage(error)
+        }`,
+        { cause: error },
+      );
+    }
+  }
+
   async #resolve(): Promise<Prepared> {
     const { cli } = await this.#cli();
     const options = this.#options;
     const image = options.image ?? defaultImage();
     if (!await imageExists(cli, image)) {
-      throw new BackendError(
-        options.image === undefined
-          ? `Cannot run containers: the worker image '${image}' is not in ${cli.command}'s image store; build it with \`deno task image:build\` (it is tagged with a hash of kubeface's sources, so build again after changing them)`
-          : `Cannot run containers: the image '${image}' is not in ${cli.command}'s image store; build or pull it first, or leave --image out to use the one \`deno task image:build\` builds`,
-      );
+      if (options.image !== undefined) {
+        throw new BackendError(
+          `Cannot run containers: the image '${image}' is not in ${cli.command}'s image store; build or pull it first, or leave --image out to use kubeface's worker image (built on first use)`,
+        );
+      }
+      await this.#build(cli, image);
     }
     return {
       cli,

@@ -60,7 +60,7 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         name: "image",
         type: "string",
         value: "IMAGE",
-        help: "worker image (build it with `deno task image:build`)",
+        help: "worker image; the default one is built when missing",
         default: "kubeface-worker:<version>-<sources hash>",
       },
       {
@@ -137,19 +137,32 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         type: "boolean",
         help: "mount its token into the pods",
       },
-      { name: "cpu", type: "string", value: "QTY", help: "CPU request per task, e.g. 500m or 2" },
+      {
+        name: "cpu",
+        type: "string",
+        value: "QTY",
+        help: "CPU request per task, e.g. 500m or 2; none for no request",
+        default: KUBERNETES_DEFAULTS.cpu,
+      },
       {
         name: "memory",
         type: "string",
         value: "QTY",
-        help: "memory request (and limit) per task, e.g. 4Gi",
+        help: "memory request (and limit) per task, e.g. 4Gi; none for no request",
+        default: KUBERNETES_DEFAULTS.memory,
       },
-      { name: "cpu-limit", type: "string", value: "QTY", help: "CPU limit per task" },
+      {
+        name: "cpu-limit",
+        type: "string",
+        value: "QTY",
+        help: "CPU limit per task",
+        default: "none",
+      },
       {
         name: "memory-limit",
         type: "string",
         value: "QTY",
-        help: "memory limit per task",
+        help: "memory limit per task; none for no limit",
         default: "the request",
       },
       { name: "gpus", type: "string", value: "N", help: "nvidia.com/gpu per task" },
@@ -236,10 +249,10 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         ) as KubernetesBackendOptions["imagePullPolicy"],
         serviceAccount: str(values, "service-account"),
         mountServiceAccountToken: values["mount-service-account-token"] === true || undefined,
-        cpu: str(values, "cpu"),
-        memory: str(values, "memory"),
-        cpuLimit: str(values, "cpu-limit"),
-        memoryLimit: str(values, "memory-limit"),
+        cpu: quantity(values, "cpu"),
+        memory: quantity(values, "memory"),
+        cpuLimit: quantity(values, "cpu-limit"),
+        memoryLimit: quantity(values, "memory-limit"),
         scratchSize: str(values, "scratch-size"),
         gpus,
         nodeSelector: list("node-selector").length
@@ -259,6 +272,12 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
     },
   },
 ];
+
+/** A resource quantity flag: its value, `null` for `none`, or `undefined` when not given. */
+function quantity(values: FlagValues, name: string): string | null | undefined {
+  const value = str(values, name);
+  return value === "none" ? null : value;
+}
 
 /** Every backend flag, for parsing. */
 export function backendFlags(): FlagSpec[] {

@@ -48,7 +48,11 @@ export async function storageFrom(values: FlagValues): Promise<Storage> {
   return await openStorage(str(values, "storage") ?? defaultStorage());
 }
 
-/** Flags every job command (`map`, `run`) takes. */
+/**
+ * Flags of where and how jobs run, which the job commands (`map`, `run`)
+ * and job files (`Client.fromArgs`) take. Their defaults are read from
+ * {@linkcode DEFAULTS}, the table the API uses.
+ */
 export const JOB_FLAGS: FlagSpec[] = [
   STORAGE_FLAG,
   {
@@ -66,6 +70,19 @@ export const JOB_FLAGS: FlagSpec[] = [
     default: "generated",
   },
   {
+    name: "job-prefix",
+    type: "string",
+    value: "PREFIX",
+    help: "key the n-th map PREFIX-000, PREFIX-001, …, so a rerun resumes each",
+  },
+  {
+    name: "config",
+    type: "string",
+    value: "FILE",
+    help: "deno.json the task module is bundled with (its import map and lock file)",
+    default: "the nearest deno.json, deno.jsonc or package.json above the module",
+  },
+  {
     name: "parallelism",
     type: "string",
     value: "N",
@@ -79,27 +96,6 @@ export const JOB_FLAGS: FlagSpec[] = [
     help: "inputs per task",
     default: String(DEFAULTS.itemsPerTask),
   },
-  {
-    name: "out",
-    type: "string",
-    value: "FILE",
-    help: "write results to FILE instead of standard output",
-  },
-  {
-    name: "out-dir",
-    type: "string",
-    value: "DIR",
-    help: "save result files under DIR/<input index>/; rows name them",
-    default: "rows name the files' storage URLs",
-  },
-  {
-    name: "format",
-    type: "string",
-    value: "FORMAT",
-    help: "jsonl or csv",
-    default: "from --out's extension, else jsonl",
-  },
-  { name: "quiet", type: "boolean", short: "q", help: "print no progress and no job information" },
   {
     name: "overwrite",
     type: "boolean",
@@ -179,6 +175,21 @@ export const JOB_FLAGS: FlagSpec[] = [
     multiple: true,
     value: "KEY=VALUE",
     help: "set an environment variable for every worker (repeatable)",
+  },
+  {
+    name: "verbose",
+    type: "boolean",
+    help: "log each step (bundling, storage and backend calls) to standard error",
+  },
+];
+
+/** What a task may do: Deno's permission flags, shown in `--help` (they are parsed apart). */
+export const PERMISSION_FLAGS: FlagSpec[] = [
+  {
+    name: "allow-*",
+    type: "boolean",
+    value: "[=…]",
+    help: "Deno permissions for tasks (-A, --allow-net, --allow-read=/data, …); none by default",
   },
 ];
 

@@ -6,26 +6,24 @@
  */
 
 import { dirname, join } from "node:path";
-import type { BackendName } from "../backends/backend.ts";
 import { sha256Hex } from "../bundle.ts";
 import { cacheDir } from "../env.ts";
-import { Client, type ClientOptions, type MapOptions } from "../client.ts";
-import { JobInterruptedError } from "../errors.ts";
+import { Client } from "../client.ts";
+import { errorMessage, JobInterruptedError, TaskError, TaskModuleError } from "../errors.ts";
 import { StoredFile } from "../file_store.ts";
 import { FILE_KIND } from "../files.ts";
+import type { Logger } from "../log.ts";
 import { replaceRefs } from "../refs.ts";
-import { MAX_PARALLELISM, MIN_STATUS_INTERVAL_MS } from "../options.ts";
-import { applyBackendFlags, backendFlags, backendHelpGroups } from "./backend_flags.ts";
+import { moduleUrl } from "../task_module.ts";
+import { clientOptionsFromFlags } from "./args.ts";
+import { backendFlags, backendHelpGroups } from "./backend_flags.ts";
 import {
-  duration,
   type FlagSpec,
   type FlagValues,
   helpText,
-  int,
   JOB_FLAGS,
-  keyValues,
-  num,
   parseFlags,
+  PERMISSION_FLAGS,
   str,
   takePermissionFlags,
 } from "./flags.ts";
@@ -33,13 +31,29 @@ import { type Io, UsageError } from "./io.ts";
 import { type Format, formatFor, FORMATS, ResultWriter } from "./output.ts";
 import { ProgressLine } from "./progress.ts";
 
-const PERMISSIONS_HELP: FlagSpec[] = [
+/** Where the results go, for `map` and `run`. */
+const OUTPUT_FLAGS: FlagSpec[] = [
   {
-    name: "allow-*",
-    type: "boolean",
-    value: "[=…]",
-    help: "Deno permissions for tasks (-A, --allow-net, --allow-read=/data, …); none by default",
+    name: "out",
+    type: "string",
+    value: "FILE",
+    help: "write results to FILE instead of standard output",
   },
+  {
+    name: "out-dir",
+    type: "string",
+    value: "DIR",
+    help: "save result files under DIR/<input index>/; rows name them",
+    default: "rows name the files' storage URLs",
+  },
+  {
+    name: "format",
+    type: "string",
+    value: "FORMAT",
+    help: "jsonl or csv",
+    default: "from --out's extension, else jsonl",
+  },
+  { name: "quiet", type: "boolean", short: "q", help: "print no progress and no job information" },
 ];
 
 const MAP_FLAGS: FlagSpec[] = [
@@ -78,10 +92,16 @@ const RUN_FLAGS: FlagSpec[] = [
 function groups(own: [string, FlagSpec[]]): [string, readonly FlagSpec[]][] {
   return [
     own,
+    ["Output", OUTPUT_FLAGS],
     ["Job", JOB_FLAGS],
-    ["Permissions", PERMISSIONS_HELP],
+    ["Permissions", PERMISSION_FLAGS],
     ...backendHelpGroups(),
   ];
+}
+
+/** Every flag of a job command, besides its own. */
+function commandFlags(own: FlagSpec[]): FlagSpec[] {
+  return [...own, ...OUTPUT_FLAGS, ...JOB_FLAGS, ...backendFlags()];
 }
 
 /** Help of `kubeface map`. */
@@ -98,38 +118,6 @@ export const RUN_HELP = helpText(
   groups(["Task", RUN_FLAGS]),
 );
 
-/** Turn the shared job flags into client and map options. */
-function jobOptions(values: FlagValues, permissions: string[]): {
-  client: ClientOptions;
-  map: MapOptions;
-} {
-  const client: ClientOptions = {
-    storage: str(values, "storage"),
-    backend: str(values, "backend") as BackendName | undefined,
-  };
-  applyBackendFlags(values, client);
-  const map: MapOptions = {
-    job: str(values, "job"),
-    parallelism: int(values, "parallelism", { min: 1, max: MAX_PARALLELISM }),
-    itemsPerTask: int(values, "items-per-task", { min: 1 }),
-    permissions,
-    env: keyValues((values.env as string[] | undefined) ?? [], "env"),
-    failFast: values["no-fail-fast"] ? false : undefined,
-    maxRetries: int(values, "max-retries"),
-    maxInputs: int(values, "max-inputs", { min: 1 }),
-    attach: values.attach === true || undefined,
-    retryTaskErrors: values["retry-task-errors"] === true || undefined,
-    retryDelayMs: duration(values, "retry-delay"),
-    timeoutMs: duration(values, "timeout", 1),
-    speculationPercent: num(values, "speculation-percent"),
-    speculationRuntimePercentile: num(values, "speculation-runtime-percentile"),
-    speculationMaxReruns: int(values, "speculation-max-reruns"),
-    statusIntervalMs: duration(values, "status-interval", MIN_STATUS_INTERVAL_MS),
-    overwrite: values.overwrite === true || undefined,
-  };
-  return { client, map };
-}
-
 function outputFormat(values: FlagValues): Format {
   const format = str(values, "format");
   if (format === undefined) return formatFor(str(values, "out"));
@@ -142,7 +130,7 @@ function outputFormat(values: FlagValues): Format {
 /** `kubeface map`. Returns the exit status. */
 export async function mapCommand(args: string[], io: Io): Promise<number> {
   const { permissions, rest } = takePermissionFlags(args);
-  const { values } = parseFlags(rest, [...MAP_FLAGS, ...JOB_FLAGS, ...backendFlags()]);
+  const { values } = parseFlags(rest, commandFlags(MAP_FLAGS));
   if (values.help) {
     await io.out(MAP_HELP);
     return 0;
@@ -150,13 +138,13 @@ export async function mapCommand(args: string[], io: Io): Promise<number> {
   const module = str(values, "module");
   if (!module) throw new UsageError("--module is required: the task module to map");
   const resume = resumeCommand("map", args);
-  return await execute(io, module, values, permissions, resume);
+  return await execute(io, moduleUrl(module), values, permissions, resume);
 }
 
 /** `kubeface run`. Returns the exit status. */
 export async function runCommand(args: string[], io: Io): Promise<number> {
   const { permissions, rest } = takePermissionFlags(args);
-  const { values } = parseFlags(rest, [...RUN_FLAGS, ...JOB_FLAGS, ...backendFlags()]);
+  const { values } = parseFlags(rest, commandFlags(RUN_FLAGS));
   if (values.help) {
     await io.out(RUN_HELP);
     return 0;
@@ -168,6 +156,8 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
     throw new UsageError("give exactly one of --expression and --shell-command");
   }
   if (inputs === undefined) throw new UsageError("--inputs-expression is required");
+  checkExpression("--inputs-expression", inputs, []);
+  if (expression !== undefined) checkExpression("--expression", expression, ["value"]);
   const source = expression !== undefined
     ? expressionModule(expression, inputs)
     : shellModule(shell!, inputs);
@@ -177,15 +167,63 @@ export async function runCommand(args: string[], io: Io): Promise<number> {
   );
   if (shell !== undefined) permissions.push("--allow-run=sh");
   const resume = resumeCommand("run", args);
-  return await execute(io, module, values, permissions, resume);
+  try {
+    return await execute(io, module, values, permissions, resume);
+  } catch (error) {
+    throw expressionError(error, expression, inputs) ?? error;
+  }
+}
+
+/**
+ * Check that a flag's text is a JavaScript expression of `params`.
+ *
+ * @throws {UsageError} It does not parse.
+ */
+function checkExpression(flag: string, text: string, params: string[]): void {
+  try {
+    new Function(...params, `return (\n${text}\n);`);
+  } catch (error) {
+    throw new UsageError(
+      `${flag} '${text}' is not a JavaScript expression: ${(error as Error).message}`,
+    );
+  }
+}
+
+/**
+ * The usage error an expression of `kubeface run` caused, if it did: the
+ * inputs expression threw, or the expression names something that does not
+ * exist (a ReferenceError in a task).
+ */
+function expressionError(
+  error: unknown,
+  expression: string | undefined,
+  inputs: string,
+): UsageError | undefined {
+  if (error instanceof TaskModuleError && error.stage === "inputs") {
+    const cause = error.cause instanceof Error
+      ? `${error.cause.name}: ${error.cause.message}`
+      : String(error.cause);
+    return new UsageError(`--inputs-expression '${inputs}' threw ${cause}`);
+  }
+  if (error instanceof TaskModuleError) {
+    return new UsageError(`--expression or --inputs-expression is not valid: ${error.userStack}`);
+  }
+  if (
+    expression !== undefined && error instanceof TaskError && error.remoteName === "ReferenceError"
+  ) {
+    return new UsageError(
+      `--expression '${expression}' threw ReferenceError: ${error.remoteMessage} (for input ${error.input})`,
+    );
+  }
+  return undefined;
 }
 
 /** The command line to resume a job: the same arguments without `--job`. */
 function resumeCommand(command: string, args: readonly string[]): string {
   const kept: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === "--job") i++;
-    else if (!args[i]!.startsWith("--job=")) {
+    if (args[i] === "--job" || args[i] === "--job-prefix") i++;
+    else if (!/^--job(-prefix)?=/.test(args[i]!)) {
       kept.push(
         /^[\w@%+=:,./-]+$/.test(args[i]!) ? args[i]! : `'${args[i]!.replaceAll("'", "'\\''")}'`,
       );
@@ -252,22 +290,35 @@ async function writeGeneratedModule(source: string, name: string): Promise<strin
 
 async function execute(
   io: Io,
-  module: string,
+  module: string | URL,
   values: FlagValues,
   permissions: string[],
   resume: string,
 ): Promise<number> {
   const format = outputFormat(values);
   const quiet = values.quiet === true;
-  const progress = new ProgressLine(io, quiet);
-  const options = jobOptions(values, permissions);
+  const verbose = values.verbose === true;
+  const progress = new ProgressLine(io, quiet || verbose);
+  const logger: Logger = (channel, message) => io.err(`kubeface: ${channel}: ${message}\n`);
+  const options = clientOptionsFromFlags(values, permissions, logger);
+  if (!quiet) {
+    // A missing worker image is built on first use: say so, it takes a while.
+    options.container = {
+      ...options.container,
+      onProgress: (line) => io.err(`kubeface: ${line}\n`),
+    };
+  }
   let run;
   let backend;
-  const client = new Client(options.client);
+  const client = new Client(options);
   try {
     backend = await client.backend(); // check the backend's options before anything runs
+    try {
+      backend.checkStorage?.(client.storage);
+    } catch (error) {
+      throw new UsageError(errorMessage(error)); // --storage and --backend do not go together
+    }
     run = client.map(module, {
-      ...options.map,
       onProgress: progress.update,
       onPrepare: (info) => {
         if (quiet) return;

@@ -23,7 +23,7 @@ export const CAT_HELP = helpText(
 /** Help of `kubeface cp`. */
 export const CP_HELP = helpText(
   "kubeface cp SRC DST",
-  "Copy an object, or every object under a prefix (SRC ending in / or a directory),\nbetween local paths and storage URLs (gs://BUCKET/OBJECT). Copies stream.",
+  "Copy an object, or every object under a prefix (SRC ending in / or a directory),\nbetween local paths and storage URLs (gs://BUCKET/OBJECT). Copies stream.\nWith DST -, the object SRC is written to standard output as it is.",
   [],
 );
 
@@ -72,6 +72,19 @@ export async function cpCommand(args: string[], io: Io): Promise<number> {
   if (!src || !dst) throw new UsageError("give a source and a destination");
   const from = await openLocation(src);
   await using fromStorage = from.storage;
+  if (!from.prefix && !(await fromStorage.stat(from.key))) {
+    io.err(`kubeface: Cannot copy '${src}': there is no such object (nor a directory or prefix)\n`);
+    return 1;
+  }
+  if (dst === "-") {
+    if (from.prefix) {
+      throw new UsageError(
+        `'${src}' is a prefix: only one object can be written to standard output`,
+      );
+    }
+    for await (const chunk of await fromStorage.get(from.key)) await io.out(chunk);
+    return 0;
+  }
   const to = await openLocation(dst);
   await using toStorage = to.storage;
   if (!from.prefix) {
@@ -91,6 +104,10 @@ export async function cpCommand(args: string[], io: Io): Promise<number> {
     });
   }
   await pool.drain();
+  if (copied === 0) {
+    io.err(`kubeface: Cannot copy '${src}': no object is stored under it\n`);
+    return 1;
+  }
   io.err(`kubeface: copied ${copied} object(s) from ${src} to ${dst}\n`);
   return 0;
 }

@@ -15,7 +15,6 @@ import type { Bundle } from "../bundle.ts";
 import {
   CorruptObjectError,
   errorMessage,
-  InputsError,
   JobInterruptedError,
   JobMismatchError,
 } from "../errors.ts";
@@ -100,7 +99,7 @@ const YIELD_MS = 50;
 
 /**
  * Group inputs into tasks and serialize each, naming the first bad input;
- * an error thrown by the inputs themselves becomes an {@linkcode InputsError}.
+ * what the inputs themselves throw comes as it is (`guardInputs` names it).
  */
 async function* serializeTasks(options: PrepareOptions): AsyncIterable<TaskInput> {
   const { itemsPerTask, maxInputs, signal, storage } = options;
@@ -154,12 +153,7 @@ async function* serializeTasks(options: PrepareOptions): AsyncIterable<TaskInput
   };
   const items = iterateInputs(options.inputs)[Symbol.asyncIterator]();
   for (let index = 0;; index++) {
-    let next: IteratorResult<unknown>;
-    try {
-      next = await items.next();
-    } catch (error) {
-      throw new InputsError(index, error);
-    }
+    const next = await items.next();
     if (next.done) break;
     if (index >= maxInputs) {
       await items.return?.().catch(() => {});
@@ -215,7 +209,7 @@ async function storedManifest(options: PrepareOptions): Promise<Manifest | undef
  * @throws {JobMismatchError} A stored job with this key differs and `overwrite` is off.
  * @throws {CorruptObjectError} The stored manifest is damaged and `overwrite` is off.
  * @throws {TypeError} An input cannot be serialized (nothing stays uploaded).
- * @throws {InputsError} The inputs threw (nothing stays uploaded).
+ * @throws {TaskModuleError} The inputs threw (nothing stays uploaded).
  * @throws {RangeError} There are no inputs, or more than `maxInputs`.
  * @throws {JobInterruptedError} The signal was aborted (uploaded inputs stay, for a rerun).
  */

@@ -7,15 +7,21 @@
  */
 
 import type { Backend } from "../backends/backend.ts";
-import { bundleModule } from "../bundle.ts";
-import { CorruptObjectError, JobBusyError, JobInterruptedError } from "../errors.ts";
+import { BundleError, bundleModule } from "../bundle.ts";
+import {
+  CorruptObjectError,
+  JobBusyError,
+  JobInterruptedError,
+  TaskModuleError,
+} from "../errors.ts";
+import { type Logger, SILENT } from "../log.ts";
 import { JobLayout } from "../format/layout.ts";
 import type { Manifest } from "../format/manifest.ts";
 import type { JobFacts } from "../format/status.ts";
 import type { ResolvedJobOptions } from "../options.ts";
 import { buildStatus, preparingStatus, writeStatus } from "../status/status.ts";
 import type { Storage } from "../storage/storage.ts";
-import { type InputSource, loadTaskModule } from "../task_module.ts";
+import { guardInputs, type InputSource, loadBundle } from "../task_module.ts";
 import { deleteJob } from "../catalog.ts";
 import { followJob } from "./follow.ts";
 import { acquireLease } from "./lease.ts";
@@ -85,6 +91,8 @@ export interface RunParams {
   onWarning?: (message: string) => void;
   /** Receives the runner as soon as it exists, so a caller can stop it. */
   onRunner?: (runner: JobRunner) => void;
+  /** Gets a line per step. */
+  logger?: Logger;
 }
 
 /** Most times one task's result is computed again because it could not be used. */
@@ -102,25 +110,42 @@ function abortable<T>(promise: Promise<T>, signal: AbortSignal, key: string): Pr
 
 /** Run a job and yield its results in input order. */
 export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, O>> {
-  const { storage, backend, options, signal } = params;
+  const { storage, backend, options, signal, logger = SILENT } = params;
   const layout = new JobLayout(options.job);
+  const href = params.module.href;
   if (options.attach) {
     yield* followJob<I, O>({ ...params, layout });
     return;
   }
+  backend.checkStorage?.(storage.url); // before anything is made
+  let bundle;
+  try {
+    bundle = await abortable(
+      bundleModule(params.module, { config: options.config, logger, signal }),
+      signal,
+      layout.key,
+    );
+  } catch (error) {
+    if (!(error instanceof BundleError)) throw error;
+    throw new TaskModuleError(
+      { module: href, stage: "bundle", message: error.summary, userStack: error.output },
+      { cause: error },
+    );
+  }
+  // The master loads the bundle, as the workers do: the module's imports resolve as when it was bundled.
   const module = await abortable(
-    loadTaskModule(params.module, params.inputs === undefined),
+    loadBundle(bundle, href, params.inputs === undefined),
     signal,
     layout.key,
   );
-  const bundle = await abortable(bundleModule(params.module, { signal }), signal, layout.key);
+  logger("master", `loaded ${href}; preparing job ${layout.key} in ${storage.url}`);
   const lease = await acquireLease(storage, layout, { takeOver: options.overwrite });
   const startedAt = Date.now();
   const facts: JobFacts = {
     job: layout.key,
     backend: backend.name,
     storage: storage.url,
-    module: params.module.href,
+    module: href,
     parallelism: options.parallelism,
     itemsPerTask: options.itemsPerTask,
     inputs: 0,
@@ -153,9 +178,9 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
       manifest = await prepareJob({
         storage,
         layout,
-        module: params.module.href,
+        module: href,
         bundle,
-        inputs: params.inputs ?? module.inputs!,
+        inputs: guardInputs(params.inputs ?? module.inputs!, href, params.inputs === undefined),
         itemsPerTask: options.itemsPerTask,
         overwrite: options.overwrite,
         uploadConcurrency: options.uploadConcurrency,
@@ -195,6 +220,10 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
       options,
       writeStatus: (r) => writeStatus(storage, layout, buildStatus(r.snapshot(), facts, layout)),
     });
+    logger(
+      "master",
+      `job ${layout.key}: ${manifest.tasks} task(s) for ${manifest.inputs.count} input(s)`,
+    );
     params.onRunner?.(runner);
     if (taken) throw taken;
     const onAbort = () => void runner?.stop(new JobInterruptedError(layout.key));

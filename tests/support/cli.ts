@@ -22,20 +22,37 @@ export interface CliResult {
 export interface CliOptions {
   env?: Record<string, string>;
   cwd?: string;
+  /** Leave `NO_COLOR` out of the environment (it is set by default). */
+  colour?: boolean;
 }
 
-/** Run `deno run -A cli.ts ARGS` and capture its output. */
-export async function kubeface(args: string[], options: CliOptions = {}): Promise<CliResult> {
+/** Run `deno run -A SCRIPT ARGS` (a job file) and capture its output. */
+export async function denoRun(
+  script: string,
+  args: string[],
+  options: CliOptions = {},
+): Promise<CliResult> {
+  const env = { ...Deno.env.toObject(), ...(options.colour ? {} : { NO_COLOR: "1" }) };
+  if (options.colour) delete env.NO_COLOR;
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", join(ROOT, "cli.ts"), ...args],
+    args: ["run", "-A", "--quiet", script, ...args],
     cwd: options.cwd ?? ROOT,
-    env: { NO_COLOR: "1", ...options.env },
+    clearEnv: true,
+    env: { ...env, ...options.env },
     stdout: "piped",
     stderr: "piped",
   }).output();
   const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   return { code: output.code, stdout: decode(output.stdout), stderr: decode(output.stderr) };
 }
+
+/** Run `deno run -A cli.ts ARGS` and capture its output. */
+export function kubeface(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  return denoRun(join(ROOT, "cli.ts"), args, options);
+}
+
+/** The repository root, as a directory path ending in `/`. */
+export const REPO_ROOT: string = ROOT;
 
 /**
  * Start `deno run -A cli.ts ARGS` in the background, e.g. to kill or

@@ -181,7 +181,13 @@ async function clientFor(backend: BackendKind, url: string): Promise<ClientOptio
       return {
         storage: url,
         backend,
-        kubernetes: { kubeconfig: cluster.userKubeconfig, namespace, unstartableTimeoutMs: 60_000 },
+        kubernetes: {
+          kubeconfig: cluster.userKubeconfig,
+          namespace,
+          unstartableTimeoutMs: 60_000,
+          // The test node has 2 CPUs: the default request of 1 CPU would run two pods at a time.
+          cpu: "100m",
+        },
       };
     }
     default:

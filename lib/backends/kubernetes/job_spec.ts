@@ -59,13 +59,24 @@ function worker(launch: WorkerLaunch, runtime: Runtime | undefined) {
   };
 }
 
+/**
+ * Requests and limits. A request not given is the default (1 CPU, 1Gi),
+ * unless only its limit is given: Kubernetes then requests the limit.
+ * `null` sets none. The memory limit is the memory request unless given.
+ */
 function resources(o: KubernetesBackendOptions): V1Container["resources"] {
   const requests: Record<string, string> = {};
   const limits: Record<string, string> = {};
-  if (o.cpu) requests.cpu = o.cpu;
-  if (o.memory) requests.memory = o.memory;
+  const cpu = o.cpu !== undefined ? o.cpu : o.cpuLimit ? undefined : KUBERNETES_DEFAULTS.cpu;
+  const memory = o.memory !== undefined
+    ? o.memory
+    : o.memoryLimit
+    ? undefined
+    : KUBERNETES_DEFAULTS.memory;
+  if (cpu) requests.cpu = cpu;
+  if (memory) requests.memory = memory;
   if (o.cpuLimit) limits.cpu = o.cpuLimit;
-  const memoryLimit = o.memoryLimit ?? o.memory;
+  const memoryLimit = o.memoryLimit === undefined ? memory : o.memoryLimit;
   if (memoryLimit) limits.memory = memoryLimit;
   if (o.gpus) limits["nvidia.com/gpu"] = String(o.gpus);
   return {

@@ -13,13 +13,26 @@ import { JobLayout } from "../../format/layout.ts";
 import { readJson } from "../../format/json.ts";
 import type { Storage } from "../../storage/storage.ts";
 import type { Backend, BackendEvent, BackendSession, JobContext, WorkerLog } from "../backend.ts";
-import { errorMessage } from "../../errors.ts";
+import { BackendError, errorMessage } from "../../errors.ts";
 import { apiError, whereOf } from "./api_errors.ts";
 import { CONTAINER } from "./job_spec.ts";
 import { JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
 import { checkKubernetesOptions, type KubernetesBackendOptions } from "./options.ts";
 import { storeRuntime } from "./runtime.ts";
 import { KubernetesSession } from "./session.ts";
+
+/**
+ * Check that pods can reach a storage: only Google Cloud Storage, which
+ * every pod reaches the same way; a local directory is this machine's.
+ *
+ * @throws {BackendError} The storage is not `gs://`.
+ */
+export function checkPodStorage(url: string): void {
+  if (url.startsWith("gs://")) return;
+  throw new BackendError(
+    `Cannot run on Kubernetes with storage '${url}': pods cannot reach a directory of this machine; use Google Cloud Storage, e.g. --storage gs://BUCKET/PREFIX (or KUBEFACE_STORAGE=gs://BUCKET/PREFIX)`,
+  );
+}
 
 /** Run attempts as pods of Kubernetes Jobs. */
 export class KubernetesBackend implements Backend {
@@ -84,7 +97,13 @@ export class KubernetesBackend implements Backend {
       "default";
   }
 
+  /** Only Google Cloud Storage: pods cannot reach a directory of this machine. */
+  checkStorage(url: string): void {
+    checkPodStorage(url);
+  }
+
   async open(job: JobContext, onEvent: (event: BackendEvent) => void): Promise<BackendSession> {
+    checkPodStorage(job.storage.url); // before anything is created
     const kubeConfig = this.kubeConfig();
     const runtime = this.#options.workerImage ? undefined : await storeRuntime(job.storage);
     return await KubernetesSession.open({

@@ -79,18 +79,32 @@ export interface KubernetesBackendOptions {
    * @default {false}
    */
   mountServiceAccountToken?: boolean;
-  /** CPU request per task, e.g. `"500m"` or `"2"`. */
-  cpu?: string;
-  /** Memory request per task, e.g. `"2Gi"`. */
-  memory?: string;
-  /** CPU limit per task. */
-  cpuLimit?: string;
   /**
-   * Memory limit per task; a task that passes it is OOMKilled.
+   * CPU request per task, e.g. `"500m"` or `"2"`; `null` requests none.
+   *
+   * @default {"1", or the CPU limit when only that is given}
+   */
+  cpu?: string | null;
+  /**
+   * Memory request per task, e.g. `"2Gi"`; `null` requests none (and so
+   * sets no memory limit unless `memoryLimit` is given).
+   *
+   * @default {"1Gi", or the memory limit when only that is given}
+   */
+  memory?: string | null;
+  /**
+   * CPU limit per task; none by default.
+   *
+   * @default {null}
+   */
+  cpuLimit?: string | null;
+  /**
+   * Memory limit per task; a task that passes it is OOMKilled. `null` sets
+   * none.
    *
    * @default {the memory request}
    */
-  memoryLimit?: string;
+  memoryLimit?: string | null;
   /** `nvidia.com/gpu` per task. */
   gpus?: number;
   /** Node labels the pods must match. */
@@ -138,6 +152,8 @@ export interface KubernetesBackendOptions {
 /** Defaults of the options that have fixed ones. */
 export const KUBERNETES_DEFAULTS = {
   image: `denoland/deno:${Deno.version.deno}`,
+  cpu: "1",
+  memory: "1Gi",
   workerImage: false,
   imagePullPolicy: "IfNotPresent",
   mountServiceAccountToken: false,
