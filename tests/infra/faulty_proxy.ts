@@ -238,7 +238,10 @@ export function startFaultyProxy(options: FaultyProxyOptions): FaultyProxy {
     const serverReader = new ConnReader(server);
     try {
       await writeAll(server, new TextEncoder().encode(closeHead(x.head)));
-      const pump = pumpRequest(x, server, request);
+      // When the client hangs up (or, normally, once it has its answer), the
+      // server's connection closes too, so a server reading a body that will
+      // never come is not left waiting.
+      const pump = pumpRequest(x, server, request).finally(() => closeQuietly(server));
       pump.catch(() => {});
       const answer = await readHead(serverReader);
       if (!answer) return;
@@ -345,7 +348,8 @@ export function startFaultyProxy(options: FaultyProxyOptions): FaultyProxy {
         closeQuietly(server);
       }
     }
-    await answer(x, status, `return-${status} after ${afterBytes} bytes`);
+    const why = `return-${status} after ${afterBytes} bytes (injected by the faulty proxy)`;
+    await writeAll(x.client, errorResponse(status, why));
   };
 
   /** Apply the next instruction of the request's operation, if it applies; say whether it did. */
