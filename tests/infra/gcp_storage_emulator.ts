@@ -8,19 +8,24 @@
  * await emulator.createBucket("test");
  * ```
  *
- * Where it departs from GCS (measured with `tests/gcs_resumable_test.ts`;
- * GCS behaves as documented in "Perform resumable uploads",
- * https://cloud.google.com/storage/docs/performing-resumable-uploads):
- * - A status query of a session that has no bytes yet answers
- *   `308` with `Range: bytes=0-0` (one byte stored); GCS sends no `Range`
- *   header then.
+ * Where it departs from GCS, as measured here (GCS behaves as documented in
+ * "Perform resumable uploads",
+ * https://cloud.google.com/storage/docs/performing-resumable-uploads, and
+ * "Request preconditions", https://cloud.google.com/storage/docs/request-preconditions):
+ * - A status query of a session that has no bytes yet answers `308` with
+ *   `Range: bytes=0-0` (one byte stored); GCS sends no `Range` header then.
+ *   An upload whose first chunk never arrived therefore goes on at byte 1,
+ *   and the emulator refuses that chunk (400).
  * - A status query after the upload completed answers 404; GCS answers 200
  *   with the object's metadata.
- * - A chunk that starts before the stored offset is refused with 400; GCS
- *   ignores the bytes it already has.
+ * - A chunk that does not start at the stored offset is refused with 400;
+ *   GCS ignores the bytes it already has.
  * - Preconditions (`ifGenerationMatch`) are ignored, and so is the
  *   `generation` of a download: it always serves the live object.
  * - One request at a time (Python's single-threaded `HTTPServer`).
+ *
+ * Otherwise its resumable uploads follow the documentation: a status query
+ * answers 308 with the bytes stored, and a session cut part way resumes.
  *
  * @module
  */

@@ -12,12 +12,18 @@
  * - The JSON API lives under `/storage/v1` only; `@google-cloud/storage` uses a
  *   `STORAGE_EMULATOR_HOST` value verbatim as its JSON API base URL, so
  *   `lib/storage/gcs.ts` normalises the variable itself.
- * - A resumable upload's status query (an empty PUT whose Content-Range has an
- *   unknown range and total) finalises
- *   the object with the bytes received so far instead of answering 308, and a
- *   re-sent chunk is appended whatever its offset. So a resumable upload that
- *   loses a chunk request cannot resume on the emulator (it fails and may leave a
- *   truncated object); on GCS it resumes. Fault tests spare those requests.
+ * - A resumable upload's status query (an empty PUT with `Content-Range:
+ *   bytes *\/*`) completes the object with the bytes received so far (its
+ *   `Range` header then off by one) instead of answering 308, also for a
+ *   session with no bytes (an empty object); a chunk is appended whatever its
+ *   first byte, and its 308 credits the range it declared (issues #2354,
+ *   #1362, #1149). So an upload whose chunk request fails cannot resume here:
+ *   kubeface finds the object short, deletes it and fails the put; on GCS (and
+ *   on gcp-storage-emulator, `gcp_storage_emulator.ts`) it resumes. Fault tests
+ *   spare those requests, and `tests/gcs_resumable_test.ts` pins the behaviour.
+ * - A status query after the upload completed answers 404 (GCS: 200 with the
+ *   object).
+ * - `ifGenerationMatch` is honoured on inserts but ignored on deletes.
  * - Resumable uploads are held in memory and every chunk re-hashes the whole
  *   object (CRC32C and MD5), so an N-chunk upload costs O(N²) hashing: use big
  *   chunks for big test objects.
