@@ -34,7 +34,6 @@
 
 import type { Bucket, File } from "@google-cloud/storage";
 import type { EventEmitter } from "node:events";
-import { createHash } from "node:crypto";
 import { type Body, checkKey, type ObjectInfo, type PutOptions, type Storage } from "./storage.ts";
 import { NotFoundError } from "../errors.ts";
 import { emulatorEndpoint, type GcsLocation, parseGcsUrl } from "./gcs_url.ts";
@@ -43,6 +42,13 @@ import { resumableDownload } from "./gcs_read.ts";
 import { type Clients, newClients } from "./gcs_client.ts";
 import { ChunkWindow, readHead } from "./gcs_write.ts";
 import { Generations } from "./gcs_generations.ts";
+import {
+  type Conditional,
+  deleteLive,
+  liveObject,
+  putOnce,
+  WRITER_KEY,
+} from "./gcs_conditional.ts";
 import { resumableUpload } from "./gcs_resumable.ts";
 import { checkRetryOptions, httpStatusOf, retry, type RetryOptions } from "./retry.ts";
 
@@ -117,7 +123,6 @@ type Resolved = Required<Omit<GcsStorageOptions, "endpoint" | "retry">> & {
 };
 
 const MIN_CHUNK = 256 * 1024;
-const WRITER_KEY = "kubeface-writer";
 const checkedBuckets = new Map<string, Promise<void>>();
 
 /** A {@linkcode Storage} under `gs://BUCKET/PREFIX/`. */
@@ -132,6 +137,7 @@ export class GcsStorage implements Storage {
   #clients: Clients;
   #options: Resolved;
   #generations = new Generations();
+  #conditional: Conditional;
 
   private constructor(location: GcsLocation, clients: Clients, options: Resolved) {
     this.url = location.url;
@@ -140,6 +146,12 @@ export class GcsStorage implements Storage {
     this.#bucket = clients.plain.bucket(location.bucket);
     this.#clients = clients;
     this.#options = options;
+    this.#conditional = {
+      bucket: this.#bucket,
+      generations: this.#generations,
+      retry: (fn) => this.#retry(fn),
+      maxAttempts: options.retry.maxAttempts,
+    };
   }
 
   /**
@@ -233,7 +245,11 @@ export class GcsStorage implements Storage {
         ? { bytes: body, rest: undefined }
         : await readHead(body, this.#options.resumableThreshold);
       if (head.rest === undefined && head.bytes.length <= this.#options.resumableThreshold) {
-        return await this.#putOnce(name, head.bytes, { ifAbsent, contentType, writer });
+        return await putOnce(this.#conditional, name, head.bytes, {
+          ifAbsent,
+          contentType,
+          writer,
+        });
       }
       const window = new ChunkWindow(head.bytes, head.rest, this.#options.chunkSize);
       try {
@@ -255,69 +271,12 @@ export class GcsStorage implements Storage {
       } catch (error) {
         await window.cancel(error);
         if (ifAbsent && httpStatusOf(error) === 412) {
-          return (await this.#metadata(name))?.writer === writer;
+          return (await liveObject(this.#conditional, name))?.writer === writer;
         }
         throw error;
       }
     } catch (error) {
       throw this.#wrap(error, key, "write");
-    }
-  }
-
-  /**
-   * A single-request write. Every attempt carries `ifGenerationMatch`: 0 for
-   * a new object (always with `ifAbsent`), else the generation last seen. On
-   * 412 the object is looked at: written by this put (an attempt whose answer
-   * was lost) means done; otherwise an overwrite tries again with the
-   * generation now live.
-   */
-  async #putOnce(
-    name: string,
-    bytes: Uint8Array,
-    options: { ifAbsent: boolean; contentType: string; writer: string },
-  ): Promise<boolean> {
-    const { ifAbsent, contentType, writer } = options;
-    const md5Hash = createHash("md5").update(bytes).digest("base64");
-    const file = this.#bucket.file(name);
-    let generation = ifAbsent ? "0" : this.#generations.get(name) ?? "0";
-    for (let round = 1;; round++) {
-      try {
-        await this.#retry(() =>
-          file.save(bytes, {
-            contentType,
-            resumable: false,
-            validation: false, // the server checks the MD5 declared here
-            metadata: { contentType, md5Hash, metadata: { [WRITER_KEY]: writer } },
-            preconditionOpts: { ifGenerationMatch: Number(generation) },
-          })
-        );
-        this.#generations.set(name, file.metadata.generation);
-        return true;
-      } catch (error) {
-        if (httpStatusOf(error) !== 412) throw error;
-        const live = await this.#metadata(name);
-        if (live?.writer === writer) return true;
-        if (ifAbsent) return false;
-        if (round >= this.#options.retry.maxAttempts) throw error;
-        generation = live?.generation ?? "0";
-      }
-    }
-  }
-
-  /** The live generation and writer id of an object, or `undefined` if there is none. */
-  async #metadata(name: string): Promise<{ generation: string; writer?: string } | undefined> {
-    const file = this.#bucket.file(name);
-    try {
-      const [metadata] = await this.#retry(() => file.getMetadata());
-      const generation = String(metadata.generation);
-      this.#generations.set(name, generation);
-      return { generation, writer: metadata.metadata?.[WRITER_KEY] as string | undefined };
-    } catch (error) {
-      if (httpStatusOf(error) === 404) {
-        this.#generations.set(name, undefined);
-        return undefined;
-      }
-      throw error;
     }
   }
 
@@ -361,38 +320,9 @@ export class GcsStorage implements Storage {
     } while (pageToken);
   }
 
-  /**
-   * Delete with `ifGenerationMatch`, so that a retried delete never removes
-   * an object written after the one it meant. The generation is the one last
-   * seen (a listing, a write) or looked up; a 412 on a generation looked up
-   * during this call means the object was replaced meanwhile, and the newer
-   * one stays.
-   */
   async delete(key: string): Promise<void> {
-    const name = this.objectName(key);
-    const file = this.#bucket.file(name);
     try {
-      let generation = this.#generations.get(name);
-      let looked = false;
-      for (;;) {
-        if (generation === undefined) {
-          generation = (await this.#metadata(name))?.generation;
-          if (generation === undefined) return;
-          looked = true;
-        }
-        try {
-          const ifGenerationMatch = Number(generation);
-          await this.#retry(() => file.delete({ ignoreNotFound: true, ifGenerationMatch }));
-          this.#generations.set(name, undefined);
-          return;
-        } catch (error) {
-          if (httpStatusOf(error) !== 412 || looked) {
-            if (httpStatusOf(error) === 412) return;
-            throw error;
-          }
-          generation = undefined;
-        }
-      }
+      await deleteLive(this.#conditional, this.objectName(key));
     } catch (error) {
       throw this.#wrap(error, key, "delete");
     }
