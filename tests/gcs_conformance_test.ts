@@ -170,6 +170,9 @@ const RETRYABLE = [
   ["return-503", "return-503"],
   ["return-reset-connection", "return-reset-connection"],
   ["return-reset-connection", "return-503"],
+  // Not a case of retry_tests.json: the other statuses the GCS retry strategy
+  // calls transient (https://cloud.google.com/storage/docs/retry-strategy).
+  ["return-429", "return-408", "return-500", "return-502", "return-504"],
 ];
 
 const SCENARIOS: Scenario[] = [

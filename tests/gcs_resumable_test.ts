@@ -164,6 +164,25 @@ await emulatorTests(
 );
 
 await emulatorTests(
+  "[return-reset-connection-after-256K]: a resumable upload whose connection drops after 256 KiB resumes from the committed offset",
+  ["gcp-storage-emulator"],
+  async (env) => {
+    env.proxy.setInstructions({ "storage.objects.insert": ["return-reset-connection-after-256K"] });
+    await uploadsIntact(env, "a", patterned(2 * MiB + 3));
+    assert.deepEqual(chunkStarts(env), [0, 256 * KiB, 256 * KiB + MiB]);
+  },
+);
+
+await emulatorTests(
+  "[return-reset-connection-after-256K]: fake-gcs-server completes the session on the status query; kubeface deletes the short object and fails",
+  ["fake-gcs-server"],
+  async (env) => {
+    env.proxy.setInstructions({ "storage.objects.insert": ["return-reset-connection-after-256K"] });
+    await refusedShort(env, "a", patterned(2 * MiB + 3), 256 * KiB);
+  },
+);
+
+await emulatorTests(
   "scenario 7 [return-503-after-8192K, return-408]: a 9 MiB upload broken after 8 MiB, whose status query then times out, resumes",
   ["gcp-storage-emulator"],
   async (env) => {
@@ -341,6 +360,15 @@ await emulatorTests(
       ranges.includes(`bytes=${256 * KiB}-`),
       `no ranged read from 256 KiB: ${ranges}`,
     );
+  },
+);
+
+await emulatorTests(
+  "[return-reset-connection-after-256K]: a download whose connection drops after 256 KiB resumes with a ranged read",
+  BOTH,
+  async (env) => {
+    const ranges = await readsIntact(env, ["return-reset-connection-after-256K"]);
+    assert.ok(ranges.includes(`bytes=${256 * KiB}-`), `no ranged read from 256 KiB: ${ranges}`);
   },
 );
 

@@ -9,10 +9,15 @@
  * | `return-X` (e.g. 503, 408, 429, 400, 401)   | answers X without forwarding                                                                                             |
  * | `return-reset-connection`                   | closes the connection without forwarding                                                                                 |
  * | `return-X-after-YK`                         | upload: the server keeps the first Y KiB of the object (a chunk is cut there), then the client gets X                   |
+ * | `return-reset-connection-after-YK`          | the same, but the connection is closed unanswered; on a download, it breaks after Y KiB of the body                     |
  * | `return-broken-stream`                      | forwards, then closes the connection after a few bytes of the response body                                             |
  * | `return-broken-stream-after-YK`             | forwards, then closes the connection after Y KiB of the response body                                                   |
  * | `return-broken-stream-final-chunk-after-YB` | the final chunk of a resumable upload is forwarded (the object is made), the answer is cut after Y bytes of its body   |
  * | `stall-for-Ts-after-YK`                     | pauses T seconds after Y KiB of the upload (object offset) or of the response body; ends early if the client hangs up |
+ *
+ * `return-reset-connection-after-YK` is not in storage-testbench (whose
+ * `return-X-after-YK` takes a status code); it is the connection-level twin
+ * of `return-503-after-256K`.
  *
  * `redirect-send-token-T`, `redirect-send-handle-and-token-T` and
  * `return-X-if-dp-enforced` are gRPC-only in storage-testbench and have no
@@ -33,6 +38,7 @@ export type Instruction =
   | { kind: "status"; status: number }
   | { kind: "reset" }
   | { kind: "status-after"; status: number; afterBytes: number }
+  | { kind: "reset-after"; afterBytes: number }
   | { kind: "broken-stream"; afterBytes: number }
   | { kind: "broken-final-chunk"; afterBytes: number }
   | { kind: "stall"; seconds: number; afterBytes: number };
@@ -51,6 +57,9 @@ export function parseInstruction(text: string): Instruction {
   if (text === "return-reset-connection") return { kind: "reset" };
   if ((match = /^return-(\d{3})-after-(\d+)K$/.exec(text))) {
     return { kind: "status-after", status: Number(match[1]), afterBytes: Number(match[2]) * 1024 };
+  }
+  if ((match = /^return-reset-connection-after-(\d+)K$/.exec(text))) {
+    return { kind: "reset-after", afterBytes: Number(match[1]) * 1024 };
   }
   if (text === "return-broken-stream") {
     return { kind: "broken-stream", afterBytes: BROKEN_STREAM_BYTES };

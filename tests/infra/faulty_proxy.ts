@@ -7,7 +7,8 @@
  *   per operation (`storage.objects.insert`, `storage.objects.get`, …), the
  *   instructions of googleapis/conformance-tests `retry_tests.json` to apply in
  *   order: `return-503`, `return-reset-connection`, `return-503-after-256K`,
- *   `return-broken-stream-after-256K`, `stall-for-10s-after-256K`, … (see
+ *   `return-reset-connection-after-256K`, `return-broken-stream-after-256K`,
+ *   `stall-for-10s-after-256K`, … (see
  *   `fault_instructions.ts`). `setInstructions()` starts a new test.
  * - **Random faults**: a fraction of requests, chosen by a seeded generator,
  *   get `"503"` / `"429"` (answered without forwarding), `"reset"` (connection
@@ -328,7 +329,7 @@ export function startFaultyProxy(options: FaultyProxyOptions): FaultyProxy {
    * object's bytes before offset Y (the chunk is cut there and sent as an
    * intermediate chunk of unknown total), then the client is answered X.
    */
-  const commitThenFail = async (x: Exchange, afterBytes: number, status: number) => {
+  const commitThenFail = async (x: Exchange, afterBytes: number, status: number | "reset") => {
     const first = parseUploadRange(x.info.contentRange)?.first ?? 0;
     const body = await readBody(x.clientReader, x.rest, x.info.contentLength, false);
     if (afterBytes > first) {
@@ -348,6 +349,7 @@ export function startFaultyProxy(options: FaultyProxyOptions): FaultyProxy {
         closeQuietly(server);
       }
     }
+    if (status === "reset") return; // the connection is closed unanswered
     const why = `return-${status} after ${afterBytes} bytes (injected by the faulty proxy)`;
     await writeAll(x.client, errorResponse(status, why));
   };
@@ -380,6 +382,21 @@ export function startFaultyProxy(options: FaultyProxyOptions): FaultyProxy {
         if (info.uploadSession || bodyLength < next.afterBytes) return false;
         take();
         await answer(x, next.status, `return-${next.status} after ${next.afterBytes} bytes`);
+        return true;
+      case "reset-after":
+        if (chunk) {
+          if (range.last! + 1 < next.afterBytes) return false;
+          take();
+          await commitThenFail(x, next.afterBytes, "reset");
+          return true;
+        }
+        if (info.uploadSession) return false;
+        if (bodyLength > 0) {
+          if (bodyLength < next.afterBytes) return false;
+          take();
+          return true; // closed before the body was forwarded
+        }
+        await forward(x, { breakAt: next.afterBytes, onBreak: take });
         return true;
       case "broken-stream":
         await forward(x, { breakAt: next.afterBytes, onBreak: take });
