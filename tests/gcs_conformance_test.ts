@@ -49,7 +49,7 @@ function open(env: ProxiedEmulator, bucket = env.bucket, checkBucket = false) {
     checkBucket,
     resumableThreshold: 256 * KiB,
     chunkSize: 256 * KiB,
-    retry: { maxAttempts: 5, delayFn: () => Promise.resolve() },
+    retry: { maxAttempts: 6, delayFn: () => Promise.resolve() },
   });
 }
 
