@@ -405,3 +405,22 @@ await emulatorTests(
     );
   },
 );
+
+await emulatorTests(
+  "[stall-for-600s-after-0K] on a listing and on metadata: the stalled requests time out and are retried",
+  BOTH,
+  async (env) => {
+    const storage = await open(env, 1_500);
+    await storage.put("d", patterned(10));
+    env.proxy.setInstructions({
+      "storage.objects.list": ["stall-for-600s-after-0K"],
+      "storage.objects.get": ["stall-for-600s-after-0K"],
+    });
+    assert.deepEqual((await Array.fromAsync(storage.list(""))).map((i) => i.key), ["d"]);
+    assert.equal((await storage.stat("d"))?.size, 10);
+    assert.deepEqual(env.proxy.remaining(), {});
+    const count = (op: string) => env.proxy.requests.filter((r) => r.operation === op).length;
+    assert.equal(count("storage.objects.list"), 2);
+    assert.equal(count("storage.objects.get"), 2);
+  },
+);

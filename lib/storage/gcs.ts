@@ -50,7 +50,13 @@ import {
   WRITER_KEY,
 } from "./gcs_conditional.ts";
 import { resumableUpload } from "./gcs_resumable.ts";
-import { checkRetryOptions, httpStatusOf, retry, type RetryOptions } from "./retry.ts";
+import {
+  checkRetryOptions,
+  httpStatusOf,
+  retry,
+  type RetryOptions,
+  withDeadline,
+} from "./retry.ts";
 
 /** Options of {@linkcode GcsStorage.open}. */
 export interface GcsStorageOptions {
@@ -97,10 +103,11 @@ export interface GcsStorageOptions {
    */
   retry?: RetryOptions;
   /**
-   * Milliseconds a download may go without receiving a byte, or an upload
-   * request without an answer, before it is abandoned and resumed. It bounds
-   * the time to send one chunk, so keep it well above `chunkSize` divided by
-   * the slowest expected upload rate.
+   * Milliseconds a download may go without receiving a byte, or a request
+   * (metadata, listing, upload chunk) without its answer, before it is
+   * abandoned and retried or resumed. It bounds the time to send one chunk,
+   * so keep it well above `chunkSize` divided by the slowest expected upload
+   * rate.
    *
    * @default {120000}
    */
@@ -181,7 +188,7 @@ export class GcsStorage implements Storage {
       throw new RangeError(`Cannot use stallTimeout ${stallTimeout}: give milliseconds > 0`);
     }
     const endpoint = emulatorEndpoint(given ?? Deno.env.get("STORAGE_EMULATOR_HOST"));
-    const storage = new GcsStorage(location, await newClients(endpoint), resolved);
+    const storage = new GcsStorage(location, await newClients(endpoint, stallTimeout), resolved);
     if (resolved.checkBucket) await storage.#checkBucket(endpoint ?? "");
     return storage;
   }
@@ -330,8 +337,9 @@ export class GcsStorage implements Storage {
 
   async [Symbol.asyncDispose](): Promise<void> {}
 
+  /** Retry a single request, each attempt given up after `stallTimeout`. */
   #retry<T>(fn: () => Promise<T>): Promise<T> {
-    return retry(fn, this.#options.retry);
+    return retry(() => withDeadline(fn(), this.#options.stallTimeout), this.#options.retry);
   }
 
   #wrap(error: unknown, key: string, action: GcsAction): Error {

@@ -20,16 +20,22 @@ export interface Clients {
 }
 
 /**
- * Make the clients of a storage. The library's own retries are off: the
+ * Make the clients of a storage, whose single requests time out after
+ * `stallTimeout` ms. The library's own retries are off: the
  * library's retried streamed downloads crash under Deno, its delays cannot be
  * injected, and each call is retried by `retry()` with preconditions that
  * make it safe. With an emulator no credentials are used.
  */
-export async function newClients(endpoint: string | undefined): Promise<Clients> {
+export async function newClients(
+  endpoint: string | undefined,
+  stallTimeout: number,
+): Promise<Clients> {
   const { Storage } = await import("@google-cloud/storage");
   const plain = new Storage({
     ...(endpoint ? { apiEndpoint: endpoint, projectId: "kubeface-emulator" } : {}),
     retryOptions: { autoRetry: false, maxRetries: 0 },
+    // A request that has not answered by then fails (transient) and is retried.
+    timeout: stallTimeout,
   });
   // With STORAGE_EMULATOR_HOST set the library takes the variable verbatim
   // as its JSON API base URL; point it at the emulator's /storage/v1.
