@@ -47,7 +47,12 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
 }
 
 await step("building the GCS emulator", ensureEmulatorBinary);
-await step("installing the second GCS emulator (gcp-storage-emulator)", ensureGcpStorageEmulator);
+try {
+  await step("installing the second GCS emulator (gcp-storage-emulator)", ensureGcpStorageEmulator);
+} catch (error) {
+  if (Deno.env.get("CI") === "true") throw error;
+  console.log(`test setup: no second GCS emulator (its tests skip): ${errorMessage(error)}`);
+}
 storages.push("gcs");
 
 try {
