@@ -34,7 +34,7 @@ const MiB = 1024 * KiB;
 const md5 = (bytes: Uint8Array) => createHash("md5").update(bytes).digest("base64");
 
 /** `size` patterned bytes: byte i is `(i * 31 + seed) & 255`. */
-function patterned(size: number, seed = 1): Uint8Array {
+function patterned(size: number, seed = 1): Uint8Array<ArrayBuffer> {
   const bytes = new Uint8Array(size);
   for (let i = 0; i < size; i++) bytes[i] = (i * 31 + seed) & 255;
   return bytes;
@@ -422,5 +422,54 @@ await emulatorTests(
     const count = (op: string) => env.proxy.requests.filter((r) => r.operation === op).length;
     assert.equal(count("storage.objects.list"), 2);
     assert.equal(count("storage.objects.get"), 2);
+  },
+);
+
+// --- the emulators' protocol, pinned ------------------------------------------------------
+
+await emulatorTests(
+  "the upload-session protocol as the emulator speaks it, against the documented one",
+  BOTH,
+  async (env) => {
+    // Straight to the emulator (no kubeface, no proxy). Documented: a status
+    // query answers 308 with `Range: bytes=0-N` for the N+1 bytes stored, and
+    // 200/201 with the object once the upload is complete.
+    const base = `${env.emulator.url}/upload/storage/v1/b/${env.bucket}/o`;
+    const start = await fetch(`${base}?uploadType=resumable&name=raw`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "raw" }),
+    });
+    await start.body?.cancel();
+    const session = start.headers.get("location")!;
+    const put = async (range: string, body: Uint8Array<ArrayBuffer>) => {
+      const response = await fetch(session, {
+        method: "PUT",
+        headers: { "content-range": range },
+        body,
+      });
+      const json = response.status === 200 ? await response.json() : await response.text();
+      return { status: response.status, range: response.headers.get("range"), json };
+    };
+    const chunk = await put(`bytes 0-${256 * KiB - 1}/*`, patterned(256 * KiB));
+    assert.equal(chunk.status, 308);
+    assert.equal(chunk.range, `bytes=0-${256 * KiB - 1}`);
+    const status = await put("bytes */*", new Uint8Array(0));
+    if (env.kind === "fake-gcs-server") {
+      // Departs: the query completes a 256 KiB object, and its Range is off by one.
+      assert.equal(status.status, 200);
+      assert.equal(status.range, `bytes=0-${256 * KiB}`);
+      assert.equal((status.json as { size: string }).size, String(256 * KiB));
+    } else {
+      assert.equal(status.status, 308, "as documented");
+      assert.equal(status.range, `bytes=0-${256 * KiB - 1}`, "as documented");
+      const last = await put(
+        `bytes ${256 * KiB}-${256 * KiB + 9}/${256 * KiB + 10}`,
+        patterned(10),
+      );
+      assert.equal(last.status, 200);
+    }
+    // Departs on both: after completion the session answers 404, not 200 with the object.
+    assert.equal((await put("bytes */*", new Uint8Array(0))).status, 404);
   },
 );
