@@ -247,6 +247,8 @@ async function checked(
   target: UploadTarget,
   options: ResumableUploadOptions,
 ): Promise<GcsObject> {
+  // An object made by an upload always has an MD5 on GCS (only composite
+  // objects lack one); without it the size is all there is to compare.
   const size = Number(object.size);
   if (
     window.final && size === window.total && (!object.md5Hash || object.md5Hash === window.md5())
