@@ -62,3 +62,27 @@ export function crc32c(bytes: Uint8Array, previous = 0): number {
 export function crc32cHex(bytes: Uint8Array, previous = 0): string {
   return crc32c(bytes, previous).toString(16).padStart(8, "0");
 }
+
+/** An incremental CRC32C, for a stream read chunk by chunk. */
+export class Crc32c {
+  #crc = 0;
+
+  /** Add bytes. */
+  update(bytes: Uint8Array): this {
+    this.#crc = crc32c(bytes, this.#crc);
+    return this;
+  }
+
+  /** The checksum so far as a number. */
+  value(): number {
+    return this.#crc;
+  }
+
+  /** The checksum so far as GCS writes it: base64 of the 4 big-endian bytes. */
+  base64(): string {
+    const value = this.#crc;
+    return btoa(
+      String.fromCharCode(value >>> 24, (value >>> 16) & 0xff, (value >>> 8) & 0xff, value & 0xff),
+    );
+  }
+}

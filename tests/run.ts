@@ -10,7 +10,9 @@
  * deno task test -- tests/map_test.ts    # only these files
  * ```
  *
- * - GCS: fake-gcs-server, built with `go install` at a pinned version
+ * - GCS: fake-gcs-server, built with `go install` at a pinned version, and
+ *   gcp-storage-emulator, installed with pip into a cached virtual
+ *   environment at a pinned version, to cross-check resumable uploads
  *   (tests start their own instances on free ports).
  * - Kubernetes: etcd, kube-apiserver, kube-controller-manager and
  *   kube-scheduler built from the Go module proxy, and a node agent
@@ -28,6 +30,7 @@
 
 import { down, KUBECONFIG_ENV, up } from "./infra/cluster/cluster.ts";
 import { ensureEmulatorBinary } from "./infra/gcs_emulator.ts";
+import { ensureGcpStorageEmulator } from "./infra/gcp_storage_emulator.ts";
 import { buildImage } from "../lib/image/build.ts";
 import { errorMessage } from "../lib/errors.ts";
 
@@ -44,6 +47,12 @@ async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
 }
 
 await step("building the GCS emulator", ensureEmulatorBinary);
+try {
+  await step("installing the second GCS emulator (gcp-storage-emulator)", ensureGcpStorageEmulator);
+} catch (error) {
+  if (Deno.env.get("CI") === "true") throw error;
+  console.log(`test setup: no second GCS emulator (its tests skip): ${errorMessage(error)}`);
+}
 storages.push("gcs");
 
 try {
@@ -98,7 +107,16 @@ const files = chosen.length > 0 ? chosen : [
 
 /** Start the slowest files first, so the two slots finish close together. */
 function weight(file: string): number {
-  const slowest = ["lifecycle", "map", "kubernetes", "container", "faults", "storage", "cli"];
+  const slowest = [
+    "lifecycle",
+    "map",
+    "kubernetes",
+    "container",
+    "faults",
+    "storage",
+    "gcs_resumable",
+    "cli",
+  ];
   const rank = slowest.findIndex((name) => file.includes(`/${name}_`));
   return rank < 0 ? 0 : slowest.length - rank;
 }

@@ -542,8 +542,10 @@ const FAST_RETRY = { maxAttempts: 12, minDelay: 5, maxDelay: 100 };
 emulatorTest(
   "gcs storage: puts, gets and lists of 200 objects all succeed through a proxy failing 20% of requests",
   async () => {
-    // The emulator cannot resume a resumable upload (see tests/infra/gcs_emulator.ts),
-    // so the chunk requests of an upload session are spared; session starts are not.
+    // fake-gcs-server completes an upload session on its status query (see
+    // tests/infra/gcs_emulator.ts), so a failed chunk request fails the put there
+    // (kubeface deletes the short object); the chunk requests of upload sessions
+    // are spared. tests/gcs_resumable_test.ts resumes uploads on gcp-storage-emulator.
     await using env = await faultyEmulator("kubeface-faults", 0, {
       spare: (_method, target) => target.includes("upload_id="),
     });

@@ -1,5 +1,6 @@
 /**
- * Storage in a Google Cloud Storage bucket, through `@google-cloud/storage`.
+ * Storage in a Google Cloud Storage bucket, through `@google-cloud/storage`
+ * and, for resumable uploads, the JSON API with the library's credentials.
  *
  * - Credentials: the library's Application Default Credentials (user login,
  *   `GOOGLE_APPLICATION_CREDENTIALS`, GKE Workload Identity). With
@@ -7,39 +8,56 @@
  *   request goes to that emulator instead, without credentials.
  * - Streaming: bodies up to `resumableThreshold` go in one request; larger
  *   ones as a resumable upload in `chunkSize` pieces, so memory per upload is
- *   bounded by about one chunk. Downloads stream, resume with a ranged request
- *   after a dropped connection, and are checked against the object's MD5.
+ *   bounded by about one chunk. A chunk request that fails is followed by a
+ *   status query and the upload continues from the byte the server lacks
+ *   (`gcs_resumable.ts`); the object made is checked against the size and MD5
+ *   of what was sent, and deleted if it differs. Downloads stream, resume with
+ *   a ranged request of the same generation after a dropped or stalled
+ *   connection, and are checked against the object's MD5.
  * - Atomicity: GCS makes an object visible only when its upload completes; a
- *   body stream that errors aborts the upload, so nothing appears. `ifAbsent`
- *   uses the precondition `ifGenerationMatch: 0`.
+ *   body stream that errors abandons the upload, so nothing appears.
  * - Retries: 408, 429, 5xx and dropped connections are retried with
  *   exponential backoff and full jitter ({@linkcode retry}, whose delays can
- *   be injected) around each single request; a resumable upload's chunks are
- *   retried and resumed by the library itself. Every write may be retried: it
- *   is either a whole-object overwrite with the same bytes or preconditioned,
- *   and an `ifAbsent` put whose first attempt landed but lost its response
- *   recognises its own object by a writer id in the custom metadata.
- *   Permanent errors (404 bucket, 403, no credentials) fail at once with a
- *   message that says what to fix.
- * - A download whose connection fails part way resumes with a ranged request
- *   for the rest (same generation); only when the retries are used up does the
- *   stream error, with a `StorageError`. Bytes are returned as
- *   stored (no gzip transcoding), which is what kubeface itself writes.
+ *   be injected). Reads are idempotent. Writes are made idempotent with
+ *   preconditions, as the GCS retry strategy asks for object inserts and
+ *   deletes: every single-request write carries `ifGenerationMatch` (0 for a
+ *   new object, else the generation last seen), and a 412 is resolved by
+ *   looking at the object (a writer id in its custom metadata tells an
+ *   earlier attempt of the same put, whose answer was lost); every delete
+ *   names the generation it removes. Permanent errors (404 bucket, 403, no
+ *   credentials) fail at once with a message that says what to fix.
+ * - Bytes are returned as stored (no gzip transcoding), which is what
+ *   kubeface itself writes.
  *
  * @module
  */
 
+import { readEnv } from "../env.ts";
 import type { Bucket, File } from "@google-cloud/storage";
 import type { EventEmitter } from "node:events";
-import { createHash } from "node:crypto";
 import { type Body, checkKey, type ObjectInfo, type PutOptions, type Storage } from "./storage.ts";
 import { NotFoundError } from "../errors.ts";
 import { emulatorEndpoint, type GcsLocation, parseGcsUrl } from "./gcs_url.ts";
 import { type GcsAction, wrapGcsError } from "./gcs_errors.ts";
 import { resumableDownload } from "./gcs_read.ts";
 import { type Clients, newClients } from "./gcs_client.ts";
-import { readHead, upload } from "./gcs_write.ts";
-import { checkRetryOptions, httpStatusOf, retry, type RetryOptions } from "./retry.ts";
+import { ChunkWindow, readHead } from "./gcs_write.ts";
+import { Generations } from "./gcs_generations.ts";
+import {
+  type Conditional,
+  deleteLive,
+  liveObject,
+  putOnce,
+  WRITER_KEY,
+} from "./gcs_conditional.ts";
+import { resumableUpload } from "./gcs_resumable.ts";
+import {
+  checkRetryOptions,
+  httpStatusOf,
+  retry,
+  type RetryOptions,
+  withDeadline,
+} from "./retry.ts";
 
 /** Options of {@linkcode GcsStorage.open}. */
 export interface GcsStorageOptions {
@@ -78,13 +96,23 @@ export interface GcsStorageOptions {
    */
   pageSize?: number;
   /**
-   * How transient failures of single requests and downloads are retried.
-   * Resumable uploads use the library's own backoff (first delay about a
-   * second) with the same `maxAttempts`, `multiplier` and `maxDelay`.
+   * How transient failures are retried: single requests, status queries of
+   * a resumable upload, and resumed downloads (consecutive failures without
+   * progress).
    *
    * @default {RETRY_DEFAULTS}
    */
   retry?: RetryOptions;
+  /**
+   * Milliseconds a download may go without receiving a byte, or a request
+   * (metadata, listing, upload chunk) without its answer, before it is
+   * abandoned and retried or resumed. It bounds the time to send one chunk,
+   * so keep it well above `chunkSize` divided by the slowest expected upload
+   * rate.
+   *
+   * @default {120000}
+   */
+  stallTimeout?: number;
 }
 
 /** The defaults of {@linkcode GcsStorageOptions} other than the endpoint. */
@@ -95,6 +123,7 @@ export const GCS_DEFAULTS: Readonly<Required<Omit<GcsStorageOptions, "endpoint">
     chunkSize: 16 * 1024 * 1024,
     pageSize: 1000,
     retry: {},
+    stallTimeout: 120_000,
   });
 
 type Resolved = Required<Omit<GcsStorageOptions, "endpoint" | "retry">> & {
@@ -102,7 +131,6 @@ type Resolved = Required<Omit<GcsStorageOptions, "endpoint" | "retry">> & {
 };
 
 const MIN_CHUNK = 256 * 1024;
-const WRITER_KEY = "kubeface-writer";
 const checkedBuckets = new Map<string, Promise<void>>();
 
 /** A {@linkcode Storage} under `gs://BUCKET/PREFIX/`. */
@@ -114,16 +142,24 @@ export class GcsStorage implements Storage {
   /** Object name prefix of the root, `""` or ending in `/`. */
   readonly prefix: string;
   #bucket: Bucket;
-  #uploadBucket: Bucket;
+  #clients: Clients;
   #options: Resolved;
+  #generations = new Generations();
+  #conditional: Conditional;
 
   private constructor(location: GcsLocation, clients: Clients, options: Resolved) {
     this.url = location.url;
     this.bucketName = location.bucket;
     this.prefix = location.prefix;
     this.#bucket = clients.plain.bucket(location.bucket);
-    this.#uploadBucket = clients.uploads.bucket(location.bucket);
+    this.#clients = clients;
     this.#options = options;
+    this.#conditional = {
+      bucket: this.#bucket,
+      generations: this.#generations,
+      retry: (fn) => this.#retry(fn),
+      maxAttempts: options.retry.maxAttempts,
+    };
   }
 
   /**
@@ -137,7 +173,7 @@ export class GcsStorage implements Storage {
     const location = parseGcsUrl(url);
     const { endpoint: given, ...rest } = options;
     const resolved = { ...GCS_DEFAULTS, ...rest, retry: checkRetryOptions(rest.retry ?? {}) };
-    const { resumableThreshold, chunkSize, pageSize } = resolved;
+    const { resumableThreshold, chunkSize, pageSize, stallTimeout } = resolved;
     if (!(Number.isInteger(chunkSize) && chunkSize >= MIN_CHUNK && chunkSize % MIN_CHUNK === 0)) {
       throw new RangeError(
         `Cannot use chunkSize ${chunkSize}: give a multiple of 256 KiB (${MIN_CHUNK} bytes)`,
@@ -149,8 +185,11 @@ export class GcsStorage implements Storage {
     if (!(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000)) {
       throw new RangeError(`Cannot use pageSize ${pageSize}: give 1 to 1000`);
     }
-    const endpoint = emulatorEndpoint(given ?? Deno.env.get("STORAGE_EMULATOR_HOST"));
-    const storage = new GcsStorage(location, await newClients(endpoint, resolved.retry), resolved);
+    if (!(stallTimeout > 0)) {
+      throw new RangeError(`Cannot use stallTimeout ${stallTimeout}: give milliseconds > 0`);
+    }
+    const endpoint = emulatorEndpoint(given ?? readEnv("STORAGE_EMULATOR_HOST"));
+    const storage = new GcsStorage(location, await newClients(endpoint, stallTimeout), resolved);
     if (resolved.checkBucket) await storage.#checkBucket(endpoint ?? "");
     return storage;
   }
@@ -181,6 +220,7 @@ export class GcsStorage implements Storage {
     } catch (error) {
       throw this.#wrap(error, key, "read");
     }
+    this.#generations.set(file.name, metadata.generation);
     // Pin the generation so a resumed read cannot mix two versions.
     const pinned = this.#bucket.file(file.name, { generation: Number(metadata.generation) });
     return resumableDownload(
@@ -199,6 +239,7 @@ export class GcsStorage implements Storage {
         ...this.#options.retry,
         url: this.url + key,
         wrap: (error) => this.#wrap(error, key, "read"),
+        stallTimeout: this.#options.stallTimeout,
       },
     );
   }
@@ -207,53 +248,43 @@ export class GcsStorage implements Storage {
     const { ifAbsent = false, contentType = "application/octet-stream" } = options;
     const name = this.objectName(key);
     const writer = crypto.randomUUID();
-    const common = {
-      contentType,
-      metadata: { contentType, metadata: { [WRITER_KEY]: writer } },
-      ...(ifAbsent ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
-    };
     try {
       const head = body instanceof Uint8Array
         ? { bytes: body, rest: undefined }
         : await readHead(body, this.#options.resumableThreshold);
-      if (head.rest === undefined) {
-        const md5Hash = createHash("md5").update(head.bytes).digest("base64");
-        const file = this.#bucket.file(name);
-        await this.#retry(() =>
-          file.save(head.bytes, {
-            ...common,
-            resumable: false,
-            validation: false, // the server checks the MD5 declared here
-            metadata: { ...common.metadata, md5Hash },
-          })
-        );
-      } else {
-        const stream = this.#uploadBucket.file(name).createWriteStream({
-          ...common,
-          resumable: true,
-          chunkSize: this.#options.chunkSize,
-          validation: "md5",
+      if (head.rest === undefined && head.bytes.length <= this.#options.resumableThreshold) {
+        return await putOnce(this.#conditional, name, head.bytes, {
+          ifAbsent,
+          contentType,
+          writer,
         });
-        await upload(stream, head.bytes, head.rest);
       }
-      return true;
+      const window = new ChunkWindow(head.bytes, head.rest, this.#options.chunkSize);
+      try {
+        const object = await resumableUpload(
+          { ...this.#clients, bucket: this.bucketName, name, url: this.url + key },
+          window,
+          {
+            contentType,
+            metadata: { [WRITER_KEY]: writer },
+            // A session completes at most once, so only ifAbsent needs a precondition.
+            ...(ifAbsent ? { ifGenerationMatch: 0 } : {}),
+            chunkSize: this.#options.chunkSize,
+            retry: this.#options.retry,
+            stallTimeout: this.#options.stallTimeout,
+          },
+        );
+        this.#generations.set(name, object.generation);
+        return true;
+      } catch (error) {
+        await window.cancel(error);
+        if (ifAbsent && httpStatusOf(error) === 412) {
+          return (await liveObject(this.#conditional, name))?.writer === writer;
+        }
+        throw error;
+      }
     } catch (error) {
-      if (ifAbsent && httpStatusOf(error) === 412) {
-        // An object exists. It is ours if an earlier attempt of this put
-        // succeeded but its response was lost and the attempt was retried.
-        return await this.#writtenBy(name, writer);
-      }
       throw this.#wrap(error, key, "write");
-    }
-  }
-
-  async #writtenBy(name: string, writer: string): Promise<boolean> {
-    const file = this.#bucket.file(name);
-    try {
-      const [metadata] = await this.#retry(() => file.getMetadata());
-      return metadata.metadata?.[WRITER_KEY] === writer;
-    } catch {
-      return false;
     }
   }
 
@@ -261,6 +292,7 @@ export class GcsStorage implements Storage {
     const file = this.#bucket.file(this.objectName(key));
     try {
       const [metadata] = await this.#retry(() => file.getMetadata());
+      this.#generations.set(file.name, metadata.generation);
       return info(key, metadata);
     } catch (error) {
       const wrapped = this.#wrap(error, key, "read");
@@ -289,6 +321,7 @@ export class GcsStorage implements Storage {
       for (const file of files) {
         const key = file.name.slice(this.prefix.length);
         if (!isKey(key)) continue; // "folder" placeholders and names no key maps to
+        this.#generations.set(file.name, file.metadata.generation);
         yield info(key, file.metadata);
       }
       pageToken = next?.pageToken;
@@ -296,9 +329,8 @@ export class GcsStorage implements Storage {
   }
 
   async delete(key: string): Promise<void> {
-    const file = this.#bucket.file(this.objectName(key));
     try {
-      await this.#retry(() => file.delete({ ignoreNotFound: true }));
+      await deleteLive(this.#conditional, this.objectName(key));
     } catch (error) {
       throw this.#wrap(error, key, "delete");
     }
@@ -306,8 +338,9 @@ export class GcsStorage implements Storage {
 
   async [Symbol.asyncDispose](): Promise<void> {}
 
+  /** Retry a single request, each attempt given up after `stallTimeout`. */
   #retry<T>(fn: () => Promise<T>): Promise<T> {
-    return retry(fn, this.#options.retry);
+    return retry(() => withDeadline(fn(), this.#options.stallTimeout), this.#options.retry);
   }
 
   #wrap(error: unknown, key: string, action: GcsAction): Error {

@@ -1,54 +1,48 @@
 /**
- * Construction of `@google-cloud/storage` clients: the retry policy, and the
- * emulator endpoint (the library is imported lazily, on first use).
+ * Construction of the `@google-cloud/storage` client (its retry policy and
+ * the emulator endpoint; the library is imported lazily, on first use), and
+ * of the authorised `fetch` for the requests kubeface makes itself.
  *
  * @module
  */
 
 import type { Storage as GcsClient } from "@google-cloud/storage";
-import { isTransient, type RetryOptions } from "./retry.ts";
+import { type GcsFetch, gcsFetch } from "./gcs_fetch.ts";
 
 /** The clients of one storage. */
 export interface Clients {
-  /** For single requests and downloads; no retries of its own. */
+  /** For single requests and downloads; no retries of its own (`retry()` wraps each call). */
   plain: GcsClient;
-  /** For resumable uploads; the library retries and resumes their chunks. */
-  uploads: GcsClient;
+  /** For resumable upload sessions: `fetch` with the same credentials. */
+  fetch: GcsFetch;
+  /** The JSON API origin, e.g. `https://storage.googleapis.com` or the emulator's. */
+  endpoint: string;
 }
 
 /**
- * Make the two clients of a storage: one without the library's retries for
- * single requests, which `retry()` wraps (the library's retried streamed
- * downloads crash under Deno, and our delays can be injected), and one with
- * them for resumable uploads, whose chunk-level recovery only the library can
- * do. Both share one auth client.
+ * Make the clients of a storage, whose single requests time out after
+ * `stallTimeout` ms. The library's own retries are off: the
+ * library's retried streamed downloads crash under Deno, its delays cannot be
+ * injected, and each call is retried by `retry()` with preconditions that
+ * make it safe. With an emulator no credentials are used.
  */
 export async function newClients(
   endpoint: string | undefined,
-  retry: Required<RetryOptions>,
+  stallTimeout: number,
 ): Promise<Clients> {
-  const { Storage, IdempotencyStrategy } = await import("@google-cloud/storage");
-  const make = (autoRetry: boolean, authClient?: GcsClient["authClient"]) => {
-    const client = new Storage({
-      ...(endpoint ? { apiEndpoint: endpoint, projectId: "kubeface-emulator" } : {}),
-      ...(authClient ? { authClient } : {}),
-      retryOptions: {
-        autoRetry,
-        maxRetries: retry.maxAttempts - 1,
-        retryDelayMultiplier: retry.multiplier,
-        // In seconds; the library's own first delay is about one second.
-        maxRetryDelay: Math.max(2, retry.maxDelay / 1000),
-        totalTimeout: 600,
-        // Writes are whole-object overwrites of the same bytes or preconditioned.
-        idempotencyStrategy: IdempotencyStrategy.RetryAlways,
-        retryableErrorFn: (error) => isTransient(error),
-      },
-    });
-    // With STORAGE_EMULATOR_HOST set the library takes the variable verbatim
-    // as its JSON API base URL; point it at the emulator's /storage/v1.
-    if (endpoint) (client as unknown as { baseUrl: string }).baseUrl = `${endpoint}/storage/v1`;
-    return client;
+  const { Storage } = await import("@google-cloud/storage");
+  const plain = new Storage({
+    ...(endpoint ? { apiEndpoint: endpoint, projectId: "kubeface-emulator" } : {}),
+    retryOptions: { autoRetry: false, maxRetries: 0 },
+    // A request that has not answered by then fails (transient) and is retried.
+    timeout: stallTimeout,
+  });
+  // With STORAGE_EMULATOR_HOST set the library takes the variable verbatim
+  // as its JSON API base URL; point it at the emulator's /storage/v1.
+  if (endpoint) (plain as unknown as { baseUrl: string }).baseUrl = `${endpoint}/storage/v1`;
+  return {
+    plain,
+    fetch: gcsFetch(endpoint ? undefined : plain.authClient),
+    endpoint: endpoint ?? plain.apiEndpoint.replace(/\/+$/, ""),
   };
-  const plain = make(false);
-  return { plain, uploads: make(true, plain.authClient) };
 }

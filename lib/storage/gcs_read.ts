@@ -15,7 +15,8 @@
 import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import { StorageError } from "../errors.ts";
-import { backoffDelay, checkRetryOptions, type RetryOptions } from "./retry.ts";
+import { Crc32c } from "../crc32c.ts";
+import { backoffDelay, checkRetryOptions, httpStatusOf, type RetryOptions } from "./retry.ts";
 
 /** What the object's metadata promises. */
 export interface ExpectedObject {
@@ -42,30 +43,9 @@ function md5Digest(): Digest {
   };
 }
 
-const CRC32C_TABLE = (() => {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-})();
-
 function crc32cDigest(): Digest {
-  let crc = 0xffffffff;
-  return {
-    update(bytes) {
-      for (let i = 0; i < bytes.length; i++) {
-        crc = CRC32C_TABLE[(crc ^ bytes[i]!) & 0xff]! ^ (crc >>> 8);
-      }
-    },
-    result() {
-      const value = (crc ^ 0xffffffff) >>> 0;
-      const bytes = new Uint8Array([value >>> 24, value >>> 16, value >>> 8, value]);
-      return btoa(String.fromCharCode(...bytes));
-    },
-  };
+  const crc = new Crc32c();
+  return { update: (bytes) => void crc.update(bytes), result: () => crc.base64() };
 }
 
 /** Options of {@linkcode resumableDownload}. */
@@ -74,6 +54,13 @@ export interface ResumableDownloadOptions extends RetryOptions {
   url: string;
   /** Wrap an error that ends the download (not retried, or retries used up). */
   wrap: (error: unknown) => Error;
+  /**
+   * Milliseconds a response may go without delivering a byte before it is
+   * abandoned and the read resumes with a new request.
+   *
+   * @default {120000}
+   */
+  stallTimeout?: number;
 }
 
 /**
@@ -87,7 +74,7 @@ export function resumableDownload(
   options: ResumableDownloadOptions,
 ): ReadableStream<Uint8Array> {
   const retry = checkRetryOptions(options);
-  const { url, wrap } = options;
+  const { url, wrap, stallTimeout = 120_000 } = options;
   const digest = expected.md5 ? md5Digest() : expected.crc32c ? crc32cDigest() : undefined;
   const wanted = expected.md5 ?? expected.crc32c;
   let offset = 0;
@@ -109,7 +96,15 @@ export function resumableDownload(
             source = open(offset);
             iterator = source[Symbol.asyncIterator]() as AsyncIterator<Uint8Array>;
           }
-          const { done, value } = await iterator.next();
+          const stalled = source;
+          const timer = setTimeout(() => stalled?.destroy(stallError(stallTimeout)), stallTimeout);
+          let step: IteratorResult<Uint8Array>;
+          try {
+            step = await iterator.next();
+          } finally {
+            clearTimeout(timer);
+          }
+          const { done, value } = step;
           if (done) {
             if (offset < expected.size) {
               throw new StorageError(
@@ -150,6 +145,17 @@ export function resumableDownload(
           return;
         } catch (error) {
           drop();
+          if (offset > 0 && httpStatusOf(error) === 404) {
+            // The generation read so far is gone: never stitch another one to it.
+            controller.error(
+              new StorageError(
+                `Cannot read '${url}': the object was replaced or deleted after ${offset} of its ${expected.size} bytes were read; read it again`,
+                url,
+                { cause: error },
+              ),
+            );
+            return;
+          }
           failures++;
           if (failures >= retry.maxAttempts || !retry.isRetryable(error)) {
             controller.error(wrap(error));
@@ -162,5 +168,12 @@ export function resumableDownload(
     cancel() {
       drop();
     },
+  });
+}
+
+/** The error that abandons a stalled response; transient, so the read resumes. */
+function stallError(ms: number): Error {
+  return Object.assign(new Error(`no bytes arrived for ${ms} ms (stalled response)`), {
+    code: "ETIMEDOUT",
   });
 }

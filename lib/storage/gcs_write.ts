@@ -1,12 +1,12 @@
 /**
  * Feeding a request body to an upload: read the head of a stream to choose a
- * single-request or a resumable upload, then pump the rest into the library's
- * write stream with backpressure, aborting the upload if the body fails.
+ * single-request or a resumable upload, and hold the bytes of a resumable
+ * upload that the server has not confirmed yet.
  *
  * @module
  */
 
-import type { Writable } from "node:stream";
+import { createHash } from "node:crypto";
 
 /**
  * Read the start of a stream: up to `limit` bytes in one array when the stream
@@ -49,53 +49,112 @@ function concat(chunks: Uint8Array[], size: number): Uint8Array {
 }
 
 /**
- * Pump `head` then `rest` into a write stream with backpressure, and wait for
- * the upload to complete. If the source fails, the write stream is destroyed
- * before the upload is finalised, so no object appears.
+ * The bytes of an upload not yet stored: at most one chunk, read from the
+ * body as needed, with the MD5 of everything read so far. After `fill()`, the
+ * window holds a whole chunk, or the rest of the body when `final`.
+ * `commit(offset)` drops what the server confirmed, so a chunk the server took
+ * only part of is resent from the first byte it lacks.
  */
-export async function upload(
-  stream: Writable,
-  head: Uint8Array,
-  rest: ReadableStreamDefaultReader<Uint8Array>,
-): Promise<void> {
-  let failure: unknown;
-  const finished = new Promise<void>((resolve, reject) => {
-    stream.once("finish", resolve);
-    stream.once("error", (error) => {
-      failure ??= error;
-      reject(error);
-    });
-  });
-  finished.catch(() => {});
-  const write = async (chunk: Uint8Array) => {
-    if (failure !== undefined) throw failure;
-    if (!stream.write(chunk)) {
-      await new Promise<void>((resolve, reject) => {
-        const onDrain = () => {
-          stream.off("error", onError);
-          resolve();
-        };
-        const onError = (error: unknown) => {
-          stream.off("drain", onDrain);
-          reject(error);
-        };
-        stream.once("drain", onDrain);
-        stream.once("error", onError);
-      });
-    }
-  };
-  try {
-    await write(head);
-    for (;;) {
-      const { done, value } = await rest.read();
-      if (done) break;
-      await write(value);
-    }
-  } catch (error) {
-    stream.destroy(error instanceof Error ? error : new Error(String(error)));
-    await rest.cancel(error).catch(() => {});
-    throw failure ?? error;
+export class ChunkWindow {
+  readonly #chunkSize: number;
+  readonly #source: ReadableStreamDefaultReader<Uint8Array> | undefined;
+  readonly #md5 = createHash("md5");
+  #digest: string | undefined;
+  #queue: Uint8Array[];
+  #buffer: Uint8Array<ArrayBuffer>;
+  #length = 0;
+  #start = 0;
+  #ended: boolean;
+
+  /** A window over `head` then `rest` (none: the body is `head`). */
+  constructor(
+    head: Uint8Array,
+    rest: ReadableStreamDefaultReader<Uint8Array> | undefined,
+    chunkSize: number,
+  ) {
+    this.#chunkSize = chunkSize;
+    this.#source = rest;
+    this.#ended = rest === undefined;
+    this.#queue = head.length ? [head] : [];
+    this.#md5.update(head);
+    this.#buffer = new Uint8Array(chunkSize);
   }
-  stream.end();
-  await finished;
+
+  /** Object offset of the first byte held. */
+  get start(): number {
+    return this.#start;
+  }
+
+  /** Whether the bytes held are the end of the body. Meaningful after `fill()`. */
+  get final(): boolean {
+    return this.#ended && this.#queue.length === 0;
+  }
+
+  /** The bytes held: one chunk, or the rest of the body when `final`. */
+  bytes(): Uint8Array<ArrayBuffer> {
+    return this.#buffer.subarray(0, this.#length);
+  }
+
+  /** The body's size; only known once `final`. */
+  get total(): number {
+    return this.#start + this.#length;
+  }
+
+  /** Base64 MD5 of the whole body; only once `final`. */
+  md5(): string {
+    this.#digest ??= this.#md5.digest("base64");
+    return this.#digest;
+  }
+
+  /** Read until a whole chunk is held or the body ended, and whether more follows. */
+  async fill(): Promise<void> {
+    while (this.#length < this.#chunkSize) {
+      const piece = this.#queue.shift() ?? await this.#read();
+      if (!piece) break;
+      const take = Math.min(piece.length, this.#chunkSize - this.#length);
+      this.#buffer.set(piece.subarray(0, take), this.#length);
+      this.#length += take;
+      if (take < piece.length) this.#queue.unshift(piece.subarray(take));
+    }
+    if (this.#queue.length === 0 && !this.#ended) {
+      const next = await this.#read();
+      if (next) this.#queue.push(next);
+    }
+  }
+
+  /**
+   * The server has every byte before `offset`: drop them.
+   *
+   * @throws {RangeError} `offset` is outside the bytes held.
+   */
+  commit(offset: number): void {
+    const drop = offset - this.#start;
+    if (drop < 0 || drop > this.#length) {
+      throw new RangeError(
+        `Cannot commit offset ${offset}: the window holds bytes ${this.#start} to ${this.total}`,
+      );
+    }
+    this.#buffer.copyWithin(0, drop, this.#length);
+    this.#length -= drop;
+    this.#start = offset;
+  }
+
+  /** Stop reading the body (the upload failed). */
+  async cancel(reason: unknown): Promise<void> {
+    await this.#source?.cancel(reason).catch(() => {});
+  }
+
+  async #read(): Promise<Uint8Array | undefined> {
+    while (!this.#ended) {
+      const { done, value } = await this.#source!.read();
+      if (done) {
+        this.#ended = true;
+        return undefined;
+      }
+      if (value.length === 0) continue;
+      this.#md5.update(value);
+      return value;
+    }
+    return undefined;
+  }
 }

@@ -9,7 +9,7 @@
 
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl, pathToFileURL as toFileUrl } from "node:url";
-import { NotFoundError, StorageError } from "../errors.ts";
+import { errorMessage, NotFoundError, StorageError } from "../errors.ts";
 import {
   type Body,
   bytesStream,
@@ -209,7 +209,7 @@ export class LocalStorage implements Storage {
     }
     if (error instanceof StorageError || error instanceof TypeError) return error;
     return new StorageError(
-      `Cannot ${action} '${url}': ${error instanceof Error ? error.message : String(error)}`,
+      `Cannot ${action} '${url}': ${errorMessage(error)}`,
       url,
       { cause: error },
     );

@@ -202,3 +202,22 @@ export function isTransient(error: unknown): boolean {
   };
   return visit(error);
 }
+
+/**
+ * `promise`, or an `ETIMEDOUT` error (transient) if it has not settled within
+ * `ms`. The work behind it is not cancelled: its outcome is ignored.
+ */
+export function withDeadline<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(Object.assign(new Error(`no answer within ${ms} ms (stalled request)`), {
+          code: "ETIMEDOUT",
+        })),
+      ms,
+    );
+  });
+  promise.catch(() => {}); // a late failure of an abandoned attempt is not an error
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}

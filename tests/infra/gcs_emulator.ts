@@ -12,12 +12,18 @@
  * - The JSON API lives under `/storage/v1` only; `@google-cloud/storage` uses a
  *   `STORAGE_EMULATOR_HOST` value verbatim as its JSON API base URL, so
  *   `lib/storage/gcs.ts` normalises the variable itself.
- * - A resumable upload's status query (an empty PUT whose Content-Range has an
- *   unknown range and total) finalises
- *   the object with the bytes received so far instead of answering 308, and a
- *   re-sent chunk is appended whatever its offset. So a resumable upload that
- *   loses a chunk request cannot resume on the emulator (it fails and may leave a
- *   truncated object); on GCS it resumes. Fault tests spare those requests.
+ * - A resumable upload's status query (an empty PUT with `Content-Range:
+ *   bytes *\/*`) completes the object with the bytes received so far (its
+ *   `Range` header then off by one) instead of answering 308, also for a
+ *   session with no bytes (an empty object); a chunk is appended whatever its
+ *   first byte, and its 308 credits the range it declared (issues #2354,
+ *   #1362, #1149). So an upload whose chunk request fails cannot resume here:
+ *   kubeface finds the object short, deletes it and fails the put; on GCS (and
+ *   on gcp-storage-emulator, `gcp_storage_emulator.ts`) it resumes. Fault tests
+ *   spare those requests, and `tests/gcs_resumable_test.ts` pins the behaviour.
+ * - A status query after the upload completed answers 404 (GCS: 200 with the
+ *   object).
+ * - `ifGenerationMatch` is honoured on inserts but ignored on deletes.
  * - Resumable uploads are held in memory and every chunk re-hashes the whole
  *   object (CRC32C and MD5), so an N-chunk upload costs O(N²) hashing: use big
  *   chunks for big test objects.
@@ -30,23 +36,15 @@
 // deno-lint-ignore-file no-console
 
 import { join } from "node:path";
+import { type Emulator, startEmulatorProcess } from "./emulator_process.ts";
 
 /** The pinned fake-gcs-server version. */
 export const EMULATOR_VERSION = "v1.56.1";
 const MODULE = "github.com/fsouza/fake-gcs-server";
 const BINARY = "fake-gcs-server";
 
-/** A running emulator. Dispose it to stop the process. */
-export interface Emulator extends AsyncDisposable {
-  /** `127.0.0.1:PORT`, the form other GCS clients take in `STORAGE_EMULATOR_HOST`. */
-  readonly host: string;
-  /** `http://127.0.0.1:PORT`, the API endpoint. */
-  readonly url: string;
-  /** Create a bucket (no error if it exists). */
-  createBucket(name: string): Promise<void>;
-  /** The emulator's output so far (for failure messages). */
-  log(): string;
-}
+export type { Emulator } from "./emulator_process.ts";
+export { freePort } from "./emulator_process.ts";
 
 /** Options of {@linkcode startEmulator}. */
 export interface StartEmulatorOptions {
@@ -134,14 +132,6 @@ async function build(): Promise<string> {
   }
 }
 
-/** Pick a free loopback TCP port (the kernel's choice, released right away). */
-export function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
-}
-
 /**
  * Start fake-gcs-server on a free loopback port (plain HTTP) and wait until
  * it answers. Retries with another port if the chosen one was taken meanwhile.
@@ -149,113 +139,24 @@ export function freePort(): number {
 export async function startEmulator(options: StartEmulatorOptions = {}): Promise<Emulator> {
   const { backend = "memory", readyTimeout = 30_000 } = options;
   const binary = await ensureEmulatorBinary();
-  for (let attempt = 1;; attempt++) {
-    try {
-      return await launch(binary, backend, readyTimeout);
-    } catch (error) {
-      if (attempt >= 3) throw error;
-    }
-  }
-}
-
-async function launch(
-  binary: string,
-  backend: "memory" | "filesystem",
-  readyTimeout: number,
-): Promise<Emulator> {
-  const port = freePort();
-  const host = `127.0.0.1:${port}`;
-  const url = `http://${host}`;
   const root = backend === "filesystem" ? await Deno.makeTempDir({ prefix: "kf-gcs-" }) : "";
-  const args = [
-    ["-scheme", "http"],
-    ["-host", "127.0.0.1"],
-    ["-port", String(port)],
-    ["-external-url", url],
-    ["-backend", backend],
-    ["-log-level", "error"],
-    ...(root ? [["-filesystem-root", root]] : []),
-  ].flat();
-  const child = new Deno.Command(binary, { args, stdout: "piped", stderr: "piped" }).spawn();
-  let output = "";
-  const decoder = new TextDecoder();
-  const drain = (stream: ReadableStream<Uint8Array>) =>
-    stream.pipeTo(
-      new WritableStream({
-        write(chunk) {
-          output = (output + decoder.decode(chunk)).slice(-20_000);
-        },
-      }),
-    ).catch(() => {});
-  const drained = Promise.all([drain(child.stdout), drain(child.stderr)]);
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
+  return await startEmulatorProcess({
+    name: `fake-gcs-server ${EMULATOR_VERSION}`,
+    command: binary,
+    args: (port) =>
+      [
+        ["-scheme", "http"],
+        ["-host", "127.0.0.1"],
+        ["-port", String(port)],
+        ["-external-url", `http://127.0.0.1:${port}`],
+        ["-backend", backend],
+        ["-log-level", "error"],
+        ...(root ? [["-filesystem-root", root]] : []),
+      ].flat(),
+    healthPath: "/_internal/healthcheck",
+    readyTimeout,
+    cleanUp: root ? () => Deno.remove(root, { recursive: true }).catch(() => {}) : undefined,
   });
-
-  const stop = async () => {
-    if (!exited) {
-      try {
-        child.kill("SIGTERM");
-      } catch {
-        // already gone
-      }
-      const timer = setTimeout(() => {
-        try {
-          child.kill("SIGKILL");
-        } catch {
-          // already gone
-        }
-      }, 5_000);
-      await status;
-      clearTimeout(timer);
-    }
-    await drained;
-    if (root) await Deno.remove(root, { recursive: true }).catch(() => {});
-  };
-
-  const deadline = Date.now() + readyTimeout;
-  for (;;) {
-    if (exited) {
-      await stop();
-      throw new Error(`The GCS emulator exited before it was ready:\n${output}`);
-    }
-    try {
-      const response = await fetch(`${url}/_internal/healthcheck`);
-      await response.body?.cancel();
-      if (response.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(
-        `The GCS emulator did not answer on ${url} within ${readyTimeout} ms:\n${output}`,
-      );
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-
-  return {
-    host,
-    url,
-    async createBucket(name: string) {
-      const response = await fetch(`${url}/storage/v1/b?project=test`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ name }),
-      });
-      const text = await response.text();
-      if (!response.ok && response.status !== 409) {
-        throw new Error(
-          `Cannot create bucket '${name}' on the emulator: ${response.status} ${text}`,
-        );
-      }
-    },
-    log: () => output,
-    [Symbol.asyncDispose]: stop,
-  };
 }
 
 if (import.meta.main) {
