@@ -22,6 +22,7 @@ import { benchModule, REPO, runDriver, withTempStorage } from "./support/kubefac
 import { lastJson, measure } from "./support/process.ts";
 import { fixed, median, mib, ratio } from "./support/stats.ts";
 import type { Table } from "./support/table.ts";
+import { samplePeakRss } from "./support/peak_rss.ts";
 import { uploadRecovery } from "./support/upload_recovery.ts";
 
 /** kubeface's resumable upload chunk size (lib/storage/gcs.ts `GCS_DEFAULTS.chunkSize`). */
@@ -69,6 +70,41 @@ async function kubefaceSample(storage: string, size: number, env: Record<string,
     doneMs: report.doneMs,
     workerRssBytes: await workerRss(storage, report.job),
   };
+}
+
+/**
+ * The same job with a file input and a file result (`file(path)`): the
+ * input file is written first (not timed), and the workers' peak RSS is
+ * sampled from /proc while they run.
+ */
+async function kubefaceFileSample(storage: string, size: number, env: Record<string, string>) {
+  const dir = await Deno.makeTempDir({ prefix: "kubeface-bench-file-" });
+  try {
+    const input = join(dir, "input.bin");
+    await writeFilled(input, size);
+    const workers = samplePeakRss(/worker\.ts .*--job/);
+    const { measured, report } = await runDriver({
+      module: benchModule("gigabyte_file.ts"),
+      storage,
+      parallelism: 1,
+      speculation: false,
+    }, { env: { ...env, KUBEFACE_BENCH_FILE: input } });
+    const workerPeak = await workers.stop();
+    if (report.results !== 1 || report.checksum !== size) {
+      throw new Error(
+        `the file data-path job read back ${report.checksum} bytes, expected ${size}`,
+      );
+    }
+    return {
+      wallMs: measured.wallMs,
+      peakBytes: report.vmHwmBytes,
+      readyMs: report.readyMs,
+      doneMs: report.doneMs,
+      workerRssBytes: workerPeak || undefined,
+    };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 }
 
 async function plainSample(spec: PlainSpec, env: Record<string, string> = {}): Promise<Sample> {
@@ -119,6 +155,12 @@ async function run(context: BenchContext): Promise<BenchResult> {
     },
     {
       storage: "local directory",
+      path: "kubeface map, file(path) input and file result",
+      runs: context.runs,
+      sample: () => withTempStorage((dir) => kubefaceFileSample(dir, size, {})),
+    },
+    {
+      storage: "local directory",
       path: "plain file I/O: write, read, write, read",
       runs: context.runs,
       sample: () => withTempStorage((dir) => plainSample({ mode: "file", size, dir })),
@@ -145,6 +187,17 @@ async function run(context: BenchContext): Promise<BenchResult> {
           runs: gcsRuns,
           sample: async () =>
             kubefaceSample(`gs://${await newBucket(emulator, "kf-bench-data")}/runs/`, size, env),
+        },
+        {
+          storage: "GCS emulator",
+          path: "kubeface map, file(path) input and file result",
+          runs: gcsRuns,
+          sample: async () =>
+            kubefaceFileSample(
+              `gs://${await newBucket(emulator, "kf-bench-file")}/runs/`,
+              size,
+              env,
+            ),
         },
         {
           storage: "GCS emulator",
@@ -235,7 +288,8 @@ async function run(context: BenchContext): Promise<BenchResult> {
       notes: [
         "Wall is the whole command, from process start to exit: for kubeface the master (bench/drivers/map_driver.ts) loads and bundles the module, uploads the input, runs one worker process (which reads the input and writes the result) and reads the result back; the plain driver (bench/drivers/plain_io.ts) does the same four transfers in one process.",
         "Split: kubeface — time to job ready (module bundled, input uploaded) and from ready to the result read back; plain — write / read / write / read.",
-        "Peak RSS is the VmHWM of the master process (plain: of the one process doing all four transfers, which collects garbage as soon as it drops a buffer). Worker RSS is what the worker recorded in its result header when it finished.",
+        "Peak RSS is the VmHWM of the master process (plain: of the one process doing all four transfers, which collects garbage as soon as it drops a buffer). Worker RSS is what the worker recorded in its result header when it finished, or, for the file rows, the workers' VmHWM sampled from /proc every 25 ms.",
+        "The file rows map `file(path)` over a 1 GiB file and return a file (bench/modules/gigabyte_file.ts): the master streams the input file up, the worker fetches it to its scratch directory, copies it there and streams the copy up, and the master streams the result down (counting its bytes, as a consumer saving it would).",
         "The `cp` row copies a file that is already written (its creation is not timed) twice, without the data passing through a JavaScript process: the least a path through files can cost (two reads and two writes, like the four transfers). vs plain compares each local row with it, and each GCS row with the library's plain upload and download in one streamed request.",
         `The GCS emulator (fake-gcs-server, filesystem backend) re-hashes the whole object on every resumable chunk, so a ${
           mib(size)

@@ -77,6 +77,13 @@ export interface MapReport {
   rssSamples: [number, number, number, number, number][];
 }
 
+/** Read a stored file to its end, as a consumer would, and count its bytes. */
+async function streamedBytes(file: { stream(): Promise<ReadableStream<Uint8Array>> }) {
+  let bytes = 0;
+  for await (const chunk of await file.stream()) bytes += chunk.length;
+  return bytes;
+}
+
 function procSelf(): { hwm: number; childCpuMs: number } {
   const status = Deno.readTextFileSync("/proc/self/status");
   const hwm = Number(/^VmHWM:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) * 1024;
@@ -131,6 +138,8 @@ async function main(spec: MapSpec): Promise<MapReport> {
         ? value
         : value instanceof Uint8Array
         ? value.byteLength
+        : "StoredFile" in kubeface && value instanceof kubeface.StoredFile
+        ? await streamedBytes(value)
         : 1;
     }
   } finally {

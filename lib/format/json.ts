@@ -21,11 +21,20 @@ function text(value: object): string {
   return JSON.stringify(value, null, 2);
 }
 
-/** The object's text with its checksum, as it is stored. */
+/**
+ * The object's text with its checksum, as it is stored: the checksum is
+ * added as the last field of the text it was computed over (no second
+ * serialization of a large status page).
+ */
 export function encodeJson(value: object): Uint8Array {
   const { checksum: _, ...rest } = value as Record<string, unknown>;
-  const checksum = PREFIX + crc32cHex(encoder.encode(text(rest)));
-  return encoder.encode(text({ ...rest, checksum }) + "\n");
+  const body = text(rest);
+  const checksum = JSON.stringify(PREFIX + crc32cHex(encoder.encode(body)));
+  const last = body.lastIndexOf("}");
+  const joined = body === "{}"
+    ? `{\n  "checksum": ${checksum}\n}`
+    : `${body.slice(0, last).trimEnd()},\n  "checksum": ${checksum}\n}`;
+  return encoder.encode(joined + "\n");
 }
 
 /**

@@ -26,12 +26,13 @@ import { deleteJob } from "../catalog.ts";
 import { followJob } from "./follow.ts";
 import { acquireLease } from "./lease.ts";
 import { prepareJob } from "./prepare.ts";
+import { ResultMemory } from "./release.ts";
 import { readInputs, readResult, type TaskValues } from "./results.ts";
 import { JobRunner } from "./runner.ts";
 import { progressOf } from "./state.ts";
 
 /** Most bytes of results read ahead of the consumer. */
-const READ_AHEAD_BYTES = 64 * 1024 * 1024;
+const READ_AHEAD_BYTES = 8 * 1024 * 1024;
 /** Most results read ahead of the consumer. */
 const READ_AHEAD = 8;
 /** Most bytes of serialized inputs held while uploading. */
@@ -273,6 +274,7 @@ async function* orderedResults<I, O>(
 ): AsyncGenerator<Entry<I, O>> {
   const { storage, withInputs } = params;
   const reads = new Map<number, Promise<TaskValues<I, O>>>();
+  const memory = new ResultMemory();
   let aheadBytes = 0;
   const read = (t: number) => {
     let promise = reads.get(t);
@@ -319,6 +321,7 @@ async function* orderedResults<I, O>(
           aheadBytes -= state.resultBytes ?? 0;
         }
       }
+      memory.read(runner.tasks[t]!.resultBytes ?? 0);
       for (let i = 0; i < values.values.length; i++) {
         yield {
           index: t * manifest.itemsPerTask + i,
