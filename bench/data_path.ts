@@ -82,12 +82,14 @@ async function kubefaceFileSample(storage: string, size: number, env: Record<str
   try {
     const input = join(dir, "input.bin");
     await writeFilled(input, size);
-    const workers = samplePeakRss(/worker\.ts .*--job/);
+    const job = `data-path-file-${crypto.randomUUID().slice(0, 8)}`;
+    const workers = samplePeakRss(new RegExp(`worker\\.ts .*--job ${job}\\b`));
     const { measured, report } = await runDriver({
       module: benchModule("gigabyte_file.ts"),
       storage,
       parallelism: 1,
       speculation: false,
+      job,
     }, { env: { ...env, KUBEFACE_BENCH_FILE: input } });
     const workerPeak = await workers.stop();
     if (report.results !== 1 || report.checksum !== size) {

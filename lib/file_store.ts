@@ -11,6 +11,7 @@ import { dirname, join } from "node:path";
 import { CorruptObjectError } from "./errors.ts";
 import { FILE_KIND, type FileEntry, fileName } from "./files.ts";
 import type { JobLayout } from "./format/layout.ts";
+import { MemoryRelease } from "./memory.ts";
 import { openStorage, type Storage } from "./storage/storage.ts";
 
 /** A streaming sha256 (node:crypto, loaded only where files are used). */
@@ -36,7 +37,7 @@ export async function putFile(storage: Storage, entry: FileEntry, path: string):
   const stored = await storage.stat(entry.key);
   if (stored?.size === entry.size) return;
   const file = await Deno.open(path, { read: true });
-  await storage.put(entry.key, file.readable);
+  await storage.put(entry.key, file.readable.pipeThrough(new MemoryRelease().stream()));
 }
 
 /** The hex sha256 and size of a local file, read as a stream. */
@@ -78,7 +79,7 @@ async function checkedStream(
   const hash = await hasher();
   let size = 0;
   const what = `file ${entry.name} (${storage.url}${entry.key})`;
-  return (await storage.get(entry.key)).pipeThrough(
+  return (await storage.get(entry.key)).pipeThrough(new MemoryRelease().stream()).pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
       transform(chunk, controller) {
         hash.update(chunk);

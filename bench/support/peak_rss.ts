@@ -10,7 +10,11 @@ export interface PeakSampler {
   stop(): Promise<number>;
 }
 
-/** Sample every process whose command line matches `pattern`, every `everyMs`. */
+/**
+ * Sample every process whose command line matches `pattern`, every
+ * `everyMs`. Make the pattern name the job (`--job KEY`), so other
+ * processes on the machine are not counted.
+ */
 export function samplePeakRss(pattern: RegExp, everyMs = 25): PeakSampler {
   let peak = 0;
   const scan = () => {

@@ -16,6 +16,7 @@ import {
 } from "../errors.ts";
 import { type Logger, SILENT } from "../log.ts";
 import { JobLayout } from "../format/layout.ts";
+import { MemoryRelease } from "../memory.ts";
 import type { Manifest } from "../format/manifest.ts";
 import type { JobFacts } from "../format/status.ts";
 import type { ResolvedJobOptions } from "../options.ts";
@@ -26,7 +27,6 @@ import { deleteJob } from "../catalog.ts";
 import { followJob } from "./follow.ts";
 import { acquireLease } from "./lease.ts";
 import { prepareJob } from "./prepare.ts";
-import { ResultMemory } from "./release.ts";
 import { readInputs, readResult, type TaskValues } from "./results.ts";
 import { JobRunner } from "./runner.ts";
 import { progressOf } from "./state.ts";
@@ -274,7 +274,7 @@ async function* orderedResults<I, O>(
 ): AsyncGenerator<Entry<I, O>> {
   const { storage, withInputs } = params;
   const reads = new Map<number, Promise<TaskValues<I, O>>>();
-  const memory = new ResultMemory();
+  const memory = new MemoryRelease();
   let aheadBytes = 0;
   const read = (t: number) => {
     let promise = reads.get(t);
@@ -321,7 +321,7 @@ async function* orderedResults<I, O>(
           aheadBytes -= state.resultBytes ?? 0;
         }
       }
-      memory.read(runner.tasks[t]!.resultBytes ?? 0);
+      memory.passed(runner.tasks[t]!.resultBytes ?? 0);
       for (let i = 0; i < values.values.length; i++) {
         yield {
           index: t * manifest.itemsPerTask + i,

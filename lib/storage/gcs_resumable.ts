@@ -31,6 +31,7 @@
  * @module
  */
 
+import { releaseMemory } from "../memory.ts";
 import { errorMessage, StorageError } from "../errors.ts";
 import { type GcsFetch, GcsHttpError, jsonOf } from "./gcs_fetch.ts";
 import type { ChunkWindow } from "./gcs_write.ts";
@@ -101,6 +102,7 @@ export async function resumableUpload(
   let sent = 0; // the end of the furthest chunk sent, as an object offset
   let failures = 0;
   for (;;) {
+    releaseMemory(); // the last chunk's copies are garbage now
     await window.fill();
     const { start, final } = window;
     const bytes = final ? window.bytes() : window.bytes().subarray(0, chunkSize);
