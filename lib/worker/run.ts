@@ -15,10 +15,13 @@ import { JobLayout } from "../format/layout.ts";
 import { mergePermissions, type PermissionSet } from "../permissions.ts";
 import { encodeRecord, readRawRecord, recordBody } from "../format/records.ts";
 import { readBytes, readJson, type Storage } from "../storage/storage.ts";
-import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
+import { EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_STOPPED, EXIT_TASK_ERROR } from "./exit_codes.ts";
 import type { AttemptSpec, RunMap } from "../format/attempt.ts";
 import { TaskThread, THREAD_CODE } from "./thread.ts";
 import { hostName } from "../host.ts";
+import { AttemptCheckpoints } from "./checkpoints.ts";
+import { AttemptStop } from "./stopping.ts";
+import { DEFAULTS } from "../options.ts";
 
 /** How an attempt ended, as the worker reports it. */
 export interface AttemptOutcome {
@@ -47,6 +50,18 @@ export interface JobWorkerOptions {
   scratch: string;
   /** What the task may do; the worker itself may do more (reach storage). */
   permissions: PermissionSet;
+  /**
+   * Time a stopped attempt's task gets to checkpoint and return, in milliseconds.
+   *
+   * @default {25000}
+   */
+  graceMs?: number;
+  /**
+   * Writes a line to the attempt's log (a checkpoint that could not be used).
+   *
+   * @default {nothing}
+   */
+  warn?: (message: string) => void;
 }
 
 /** Why a worker could not run a task; not the task's fault. */
@@ -67,6 +82,8 @@ export class JobWorker {
   readonly #layout: JobLayout;
   readonly #thread: TaskThread;
   #setup: Promise<{ manifest: Manifest; bundle: string }> | undefined;
+  /** The stop of the attempt that runs now. */
+  #stop: AttemptStop | undefined;
 
   /**
    * A worker for `options.job`; nothing is read until the first attempt, but
@@ -95,6 +112,33 @@ export class JobWorker {
    * @throws {StorageError} Storage failed.
    */
   async run(task: number, attempt: string, options: RunOptions = {}): Promise<AttemptOutcome> {
+    const stop = new AttemptStop(attempt, this.#options.graceMs ?? DEFAULTS.graceMs);
+    this.#stop = stop;
+    try {
+      return await this.#run(task, attempt, options, stop);
+    } finally {
+      stop.dispose();
+      if (this.#stop === stop) this.#stop = undefined;
+    }
+  }
+
+  /**
+   * Stop the attempt that runs now (or `attempt`, if it is the one): its
+   * task's signal fires, and it gets the grace period to checkpoint and
+   * return. A task that returns in time still stores its result; otherwise
+   * `run` resolves with `EXIT_STOPPED`.
+   */
+  stop(reason: string, attempt?: string): void {
+    const stop = this.#stop;
+    if (stop && (attempt === undefined || stop.attempt === attempt)) stop.request(reason);
+  }
+
+  async #run(
+    task: number,
+    attempt: string,
+    options: RunOptions,
+    stop: AttemptStop,
+  ): Promise<AttemptOutcome> {
     const { storage, job } = this.#options;
     const layout = this.#layout;
     this.#setup ??= this.#prepare();
@@ -112,7 +156,11 @@ export class JobWorker {
       await storage.get(layout.input(task)),
       `input of task ${task}`,
     );
-    const done = await this.#thread.run({
+    if (stop.requested) return { code: EXIT_STOPPED };
+    const warn = this.#options.warn ?? (() => {});
+    const checkpoints = new AttemptCheckpoints({ storage, layout, task, attempt, warn });
+    const thread = this.#thread;
+    const finished = thread.run({
       type: "run",
       bundle,
       module: manifest.module,
@@ -120,7 +168,30 @@ export class JobWorker {
       batch: header.batch,
       encoding: header.encoding,
       payload,
+      attempt,
+      first: header.first,
+    }, {
+      checkpoint: (request) => checkpoints.checkpoint(request),
+      restore: (request) => checkpoints.restore(request),
+      stopping: (listens) => stop.stopping(listens),
+      warn,
     });
+    stop.running((reason) => thread.stop(reason));
+    const ended = await Promise.race([finished, stop.killed]);
+    if (ended === "killed") {
+      thread.close(); // the task did not end in time; the next attempt gets a new thread
+      await checkpoints.settled();
+      return { code: EXIT_STOPPED };
+    }
+    const done = ended;
+    await checkpoints.settled();
+    if (done.error && (stop.requested || checkpoints.failure)) {
+      // Stopped, or storage failed under its checkpoints: not the task's fault.
+      if (!stop.requested) {
+        warn(`task ${task} could not use its checkpoints: ${checkpoints.failure!.message}`);
+      }
+      return { code: stop.requested ? EXIT_STOPPED : EXIT_INFRASTRUCTURE };
+    }
     const error = done.error;
     const result: Omit<ResultHeader, "encoding" | "size"> = {
       kind: "result",
@@ -138,6 +209,7 @@ export class JobWorker {
     };
     const body = recordBody(encodeRecord(result, done.result));
     await storage.put(layout.result(task, attempt, error ? "error" : "ok"), body);
+    if (!error) await checkpoints.removeAll();
     return { code: error ? EXIT_TASK_ERROR : EXIT_OK };
   }
 
