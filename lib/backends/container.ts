@@ -10,7 +10,10 @@
  * `kubeface.job=<job>`, and removed when it ends (`--rm`). Its output is
  * stored as `jobs/<key>/logs/<task>/<attempt>.log`. A container killed from
  * outside (`podman kill NAME`, the OOM killer) is a crash, retried by the
- * job; `cancel` kills it by name.
+ * job; one stopped from outside (`podman stop NAME`: SIGTERM, then SIGKILL
+ * after the job's grace period plus 5 s) was disrupted, and its task had
+ * its signal and the grace period to checkpoint. `cancel` sends SIGTERM by
+ * name the same way, and kills the container once the grace period passed.
  *
  * @module
  */
@@ -29,7 +32,7 @@ import {
 } from "./container_cli.ts";
 import { defaultUlimits, defaultUserArgs } from "./container_host.ts";
 import { JOB_LABEL, runPlan, type RunSettings } from "./container_run.ts";
-import { collectOutput, describeExit, storeLog } from "./worker_process.ts";
+import { collectOutput, describeExit, killGrace, storeLog } from "./worker_process.ts";
 
 /** Options of the container backend. */
 export interface ContainerBackendOptions {
@@ -78,10 +81,10 @@ export interface ContainerBackendOptions {
    */
   network?: string;
   /**
-   * Time a cancelled container's CLI process gets to end after `kill`
-   * before it is killed too and the container removed, in milliseconds.
+   * Time a cancelled container gets to end after SIGTERM before it is
+   * killed and removed, in milliseconds.
    *
-   * @default {2000}
+   * @default {the job's grace period (`graceMs`) plus 5000, for the worker to store what the task left and exit}
    */
   killGraceMs?: number;
 }
@@ -91,7 +94,6 @@ const CONTAINER_DEFAULTS = {
   cliArgs: [] as readonly string[],
   runArgs: [] as readonly string[],
   network: "host",
-  killGraceMs: 2000,
 };
 
 type Resolved = ContainerBackendOptions & typeof CONTAINER_DEFAULTS;
@@ -187,7 +189,7 @@ class ContainerSession extends QueueSession {
     job: JobContext,
     onEvent: (event: BackendEvent) => void,
     readonly prepared: Prepared,
-    readonly killGraceMs: number,
+    readonly killGraceMs: number | undefined,
   ) {
     super(job, onEvent);
   }
@@ -227,12 +229,19 @@ class ContainerSession extends QueueSession {
       const { reason, detail } = describeExit({ code: status.code }, stderrTail, cli.command);
       this.ended(spec, reason, status.code, detail);
     })();
-    /** Kill the container by name until its CLI process ends; after the grace time, force. */
+    /**
+     * SIGTERM by name (the task sees its signal), until it is delivered or the
+     * CLI process ends; after the grace time, kill and remove by force.
+     */
     const stop = async () => {
-      const deadline = Date.now() + this.killGraceMs;
+      const deadline = Date.now() + killGrace(this.job, this.killGraceMs);
+      let delivered = false;
       while (!ended && Date.now() < deadline) {
-        // Fails while the container is still being created; then try again.
-        await runCli(cli, ["kill", name]).catch(() => {});
+        if (!delivered) {
+          // Fails while the container is still being created; then try again.
+          const sent = await runCli(cli, ["kill", "--signal", "TERM", name]).catch(() => undefined);
+          delivered = sent?.code === 0;
+        }
         await Promise.race([done, new Promise((r) => setTimeout(r, 200))]);
       }
       if (!ended) {

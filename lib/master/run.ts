@@ -116,6 +116,7 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
       parallelism: options.parallelism,
       env: options.env,
       timeoutMs: options.timeoutMs || undefined,
+      graceMs: options.graceMs,
       tasks: manifest.tasks,
       maxRetries: options.maxRetries,
     }, runner.onEvent);
