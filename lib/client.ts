@@ -44,11 +44,25 @@ export interface MapOptions<I = unknown> extends JobOptions {
   inputs?: InputSource<I>;
   /** Called once the job is prepared, with its key and status page URLs. */
   onStart?: (info: JobInfo) => void;
+  /**
+   * Yield results in input order (each once every earlier one is there).
+   * With `false`, yield `{ index, input, value }` entries as tasks finish,
+   * like Python's `as_completed`; a failed task then throws as in input
+   * order (at once, or after every other task with `failFast: false`).
+   *
+   * @default {true}
+   */
+  ordered?: boolean;
 }
 
 /**
- * A map call in progress. Iterate it for the results in input order;
- * iteration starts the job, and stopping early stops it.
+ * A map call in progress. Iterate it for the results in input order (or,
+ * with `ordered: false`, for `{ index, input, value }` entries as tasks
+ * finish); iteration starts the job, and stopping early stops it.
+ *
+ * @typeParam I The inputs.
+ * @typeParam O The task's results.
+ * @typeParam Y What iteration yields: `O`, or `Entry<I, O>` with `ordered: false`.
  *
  * @example Results with their inputs
  * ```ts
@@ -67,9 +81,11 @@ export interface MapOptions<I = unknown> extends JobOptions {
  * await Deno.remove(storage, { recursive: true });
  * ```
  */
-export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
+export class MapRun<I = unknown, O = unknown, Y = O> implements AsyncIterable<Y> {
   /** The job key. */
   readonly job: string;
+  /** Whether iteration follows input order (else: as tasks finish, as entries). */
+  readonly ordered: boolean;
   readonly #start: (withInputs: boolean) => AsyncGenerator<Entry<I, O>>;
   #started = false;
   #runner: JobRunner | undefined;
@@ -77,9 +93,11 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
   /** Used by {@linkcode Client.map}. */
   constructor(
     job: string,
-    start: (withInputs: boolean, run: MapRun<I, O>) => AsyncGenerator<Entry<I, O>>,
+    start: (withInputs: boolean, run: MapRun<I, O, Y>) => AsyncGenerator<Entry<I, O>>,
+    ordered = true,
   ) {
     this.job = job;
+    this.ordered = ordered;
     this.#start = (withInputs) => start(withInputs, this);
   }
 
@@ -98,9 +116,13 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
     return this.#begin(true);
   }
 
-  /** Results in input order. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<O> {
-    for await (const entry of this.#begin(false)) yield entry.value;
+  /** Results in input order; entries as tasks finish with `ordered: false`. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Y> {
+    if (!this.ordered) {
+      yield* this.#begin(true) as AsyncGenerator<unknown> as AsyncGenerator<Y>;
+      return;
+    }
+    for await (const entry of this.#begin(false)) yield entry.value as unknown as Y;
   }
 
   /**
@@ -198,17 +220,47 @@ export class Client {
   }
 
   /**
-   * Map a task module over inputs.
+   * Map a task module over inputs; with `ordered: false`, iteration yields
+   * `{ index, input, value }` entries as tasks finish.
    *
    * @throws {TypeError} A path, option or permission flag is malformed.
    * @throws {RangeError} A number option is out of range.
    */
-  map<I = unknown, O = unknown>(module: string | URL, options: MapOptions<I> = {}): MapRun<I, O> {
+  map<I = unknown, O = unknown>(
+    module: string | URL,
+    options: MapOptions<I> & { ordered: false },
+  ): MapRun<I, O, Entry<I, O>>;
+  /**
+   * Map a task module over inputs; iteration yields results in input order.
+   *
+   * @throws {TypeError} A path, option or permission flag is malformed.
+   * @throws {RangeError} A number option is out of range.
+   */
+  map<I = unknown, O = unknown>(
+    module: string | URL,
+    options?: MapOptions<I> & { ordered?: true },
+  ): MapRun<I, O>;
+  /**
+   * Map a task module over inputs; iteration yields results in input order,
+   * or entries as tasks finish when `options.ordered` is false.
+   *
+   * @throws {TypeError} A path, option or permission flag is malformed.
+   * @throws {RangeError} A number option is out of range.
+   */
+  map<I = unknown, O = unknown>(
+    module: string | URL,
+    options?: MapOptions<I>,
+  ): MapRun<I, O, O | Entry<I, O>>;
+  map<I = unknown, O = unknown>(
+    module: string | URL,
+    options: MapOptions<I> = {},
+  ): MapRun<I, O, O | Entry<I, O>> {
     const url = moduleUrl(module);
     const resolved = resolveJobOptions(options, url);
     const storageUrl = this.storage;
     const getBackend = () => this.backend();
-    return new MapRun<I, O>(resolved.job, async function* (withInputs, run) {
+    const ordered = options.ordered ?? true;
+    return new MapRun<I, O, O | Entry<I, O>>(resolved.job, async function* (withInputs, run) {
       const backend = await getBackend();
       await using storage = await openStorage(storageUrl);
       yield* runJob<I, O>({
@@ -218,9 +270,10 @@ export class Client {
         options: resolved,
         inputs: options.inputs,
         withInputs,
+        ordered,
         onStart: options.onStart,
         onRunner: (runner) => run.attach(runner),
       });
-    });
+    }, ordered);
   }
 }

@@ -81,6 +81,8 @@ export interface TaskStatus {
   winner?: string;
   resultBytes?: number;
   error?: string;
+  /** When the task's last checkpoint was written (ISO 8601), while it has one. */
+  checkpointAt?: string;
   attempts: AttemptStatus[];
 }
 

@@ -19,6 +19,7 @@ import { JobLayout } from "../format/layout.ts";
 import type { InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
 import { prepareJob } from "./prepare.ts";
 import { JobRunner } from "./runner.ts";
+import { unorderedResults } from "./unordered.ts";
 import type { TaskState } from "./state.ts";
 
 /** Most bytes of results read ahead of the consumer. */
@@ -63,6 +64,12 @@ export interface RunParams {
   inputs?: InputSource;
   /** Read inputs back from storage alongside results. */
   withInputs: boolean;
+  /**
+   * Yield in input order; when false, as tasks finish.
+   *
+   * @default {true}
+   */
+  ordered?: boolean;
   onStart?: (info: JobInfo) => void;
   /** Receives the runner as soon as it exists, so a caller can stop it. */
   onRunner?: (runner: JobRunner) => void;
@@ -129,7 +136,16 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
       status: { json: storage.url + layout.statusJson, html: storage.url + layout.statusHtml },
     });
     await runner.start(session);
-    yield* orderedResults<I, O>(runner, storage, layout, manifest, params.withInputs);
+    if (params.ordered ?? true) {
+      yield* orderedResults<I, O>(runner, storage, layout, manifest, params.withInputs);
+    } else {
+      const batch = manifest.itemsPerTask > 1;
+      yield* unorderedResults<I, O>(
+        runner,
+        (task) => readTask<I, O>(storage, layout, task, batch, params.withInputs),
+        manifest.itemsPerTask,
+      );
+    }
     await runner.finished();
   } finally {
     options.signal?.removeEventListener("abort", onAbort);
