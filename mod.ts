@@ -25,6 +25,7 @@
  */
 
 import { Client, type ClientOptions, type MapOptions, type MapRun } from "./lib/client.ts";
+import type { Entry } from "./lib/master/run.ts";
 
 export { Client, MapRun } from "./lib/client.ts";
 export type { ClientOptions, MapOptions } from "./lib/client.ts";
@@ -32,6 +33,7 @@ export { DEFAULTS, type JobOptions } from "./lib/options.ts";
 export type { Entry, JobInfo } from "./lib/master/run.ts";
 export type { JobPhase, Progress } from "./lib/master/state.ts";
 export type { InputSource, TaskModule } from "./lib/task_module.ts";
+export type { TaskContext } from "./lib/task_context.ts";
 export { BACKEND_NAMES } from "./lib/backends/backend.ts";
 export type {
   AttemptSpec,
@@ -64,6 +66,41 @@ export {
 } from "./lib/errors.ts";
 
 /**
+ * Map a task module over its inputs (or `options.inputs`) and iterate
+ * `{ index, input, value }` entries as tasks finish, not in input order.
+ * Shorthand for `new Client(options).map(module, options)`.
+ *
+ * @param module Path or URL of the task module; it must export `task`, and
+ * `inputs` unless `options.inputs` is given.
+ * @param options Where to run (storage, backend) and how (see {@linkcode JobOptions}), with `ordered: false`.
+ * @returns The running job; iterate it for the entries.
+ * @throws {TypeError} An option is malformed (the module itself is checked when iteration starts).
+ * @throws {RangeError} A number option is out of range.
+ *
+ * @example Results as tasks finish
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { map } from "./mod.ts";
+ *
+ * const storage = await Deno.makeTempDir();
+ * const squares = new Map<number, number>();
+ * for await (const { index, input, value } of map<number, number>("./examples/squares.ts", {
+ *   storage,
+ *   inputs: [1, 2, 3],
+ *   ordered: false,
+ * })) {
+ *   assert.equal(value, input * input);
+ *   squares.set(index, value);
+ * }
+ * assert.deepEqual([...squares].sort(([a], [b]) => a - b), [[0, 1], [1, 4], [2, 9]]);
+ * await Deno.remove(storage, { recursive: true });
+ * ```
+ */
+export function map<I = unknown, O = unknown>(
+  module: string | URL,
+  options: ClientOptions & MapOptions<I> & { ordered: false },
+): MapRun<I, O, Entry<I, O>>;
+/**
  * Map a task module over its inputs (or `options.inputs`) and iterate the
  * results in input order. Shorthand for `new Client(options).map(module, options)`.
  *
@@ -93,8 +130,27 @@ export {
  */
 export function map<I = unknown, O = unknown>(
   module: string | URL,
+  options?: ClientOptions & MapOptions<I> & { ordered?: true },
+): MapRun<I, O>;
+/**
+ * Map a task module over its inputs (or `options.inputs`): in input order,
+ * or as `{ index, input, value }` entries as tasks finish when
+ * `options.ordered` is false.
+ *
+ * @param module Path or URL of the task module.
+ * @param options Where to run (storage, backend) and how.
+ * @returns The running job; iterate it for the results.
+ * @throws {TypeError} An option is malformed.
+ * @throws {RangeError} A number option is out of range.
+ */
+export function map<I = unknown, O = unknown>(
+  module: string | URL,
+  options?: ClientOptions & MapOptions<I>,
+): MapRun<I, O, O | Entry<I, O>>;
+export function map<I = unknown, O = unknown>(
+  module: string | URL,
   options: ClientOptions & MapOptions<I> = {},
-): MapRun<I, O> {
+): MapRun<I, O, O | Entry<I, O>> {
   const { storage, backend, local, container, kubernetes, ...mapOptions } = options;
   return new Client({ storage, backend, local, container, kubernetes }).map<I, O>(
     module,

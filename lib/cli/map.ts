@@ -83,7 +83,7 @@ function groups(own: [string, FlagSpec[]]): [string, readonly FlagSpec[]][] {
 /** Help of `kubeface map`. */
 export const MAP_HELP = helpText(
   "kubeface map --module FILE [options]",
-  'Map a task module\'s `task` over its `inputs`, one worker per task, and write\none {"input": …, "result": …} line per input, in input order.',
+  'Map a task module\'s `task` over its `inputs`, one worker per task, and write\none {"input": …, "result": …} line per input, in input order (with --unordered:\n{"index": …, "input": …, "result": …} lines as tasks finish).',
   groups(["Task", MAP_FLAGS]),
 );
 
@@ -115,6 +115,8 @@ function jobOptions(values: FlagValues, permissions: string[]): {
     retryTaskErrors: values["retry-task-errors"] === true || undefined,
     retryDelayMs: duration(values, "retry-delay"),
     timeoutMs: duration(values, "timeout"),
+    graceMs: duration(values, "grace"),
+    ordered: values.unordered === true ? false : undefined,
     speculationPercent: num(values, "speculation-percent"),
     speculationRuntimePercentile: num(values, "speculation-runtime-percentile"),
     speculationMaxReruns: int(values, "speculation-max-reruns"),
@@ -273,7 +275,7 @@ async function execute(
   const writer = new ResultWriter(format, async (text) => {
     if (file) await file.write(encoder.encode(text));
     else await io.out(text);
-  });
+  }, { index: values.unordered === true });
   let interrupts = 0;
   const kept = backend.keepsRunning;
   const removeHandler = io.onInterrupt(async () => {
@@ -295,7 +297,7 @@ async function execute(
   let count = 0;
   try {
     for await (const entry of run.entries()) {
-      await writer.row(entry.input, entry.value);
+      await writer.row(entry.input, entry.value, entry.index);
       count++;
     }
     await writer.end();

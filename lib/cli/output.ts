@@ -53,35 +53,53 @@ export function formatFor(path: string | undefined): Format {
   return path?.toLowerCase().endsWith(".csv") ? "csv" : "jsonl";
 }
 
-/** Writes `{input, result}` rows in a format. */
+/** Writes `{input, result}` rows in a format; with `index`, `{index, input, result}`. */
 export class ResultWriter {
   readonly #format: Format;
   readonly #write: (text: string) => void | Promise<void>;
+  readonly #index: boolean;
   #started = false;
 
-  /** Create a writer that hands text to `write`. */
-  constructor(format: Format, write: (text: string) => void | Promise<void>) {
+  /**
+   * Create a writer that hands text to `write`. With `options.index`, each
+   * row starts with the input's index (rows out of input order need it).
+   */
+  constructor(
+    format: Format,
+    write: (text: string) => void | Promise<void>,
+    options: { index?: boolean } = {},
+  ) {
     this.#format = format;
     this.#write = write;
+    this.#index = options.index ?? false;
   }
 
   /** Write one row. */
-  async row(input: unknown, result: unknown): Promise<void> {
+  async row(input: unknown, result: unknown, index?: number): Promise<void> {
+    const withIndex = this.#index && index !== undefined;
     if (this.#format === "jsonl") {
       await this.#write(
-        JSON.stringify({ input: toJsonValue(input), result: toJsonValue(result) }) + "\n",
+        JSON.stringify({
+          ...(withIndex ? { index } : {}),
+          input: toJsonValue(input),
+          result: toJsonValue(result),
+        }) + "\n",
       );
       return;
     }
     if (!this.#started) {
       this.#started = true;
-      await this.#write("input,result\n");
+      await this.#write(this.#header());
     }
-    await this.#write(`${csvCell(input)},${csvCell(result)}\n`);
+    await this.#write(`${withIndex ? `${index},` : ""}${csvCell(input)},${csvCell(result)}\n`);
   }
 
   /** Write the CSV header if no row came. */
   async end(): Promise<void> {
-    if (this.#format === "csv" && !this.#started) await this.#write("input,result\n");
+    if (this.#format === "csv" && !this.#started) await this.#write(this.#header());
+  }
+
+  #header(): string {
+    return this.#index ? "index,input,result\n" : "input,result\n";
   }
 }
