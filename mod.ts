@@ -13,13 +13,18 @@
  * }
  * ```
  *
- * and a job maps it, yielding results in input order:
+ * and a job maps it, yielding results in input order (or, with
+ * `ordered: false`, as tasks finish):
  *
  * ```ts ignore
  * import { map } from "./mod.ts";
  *
  * for await (const square of map<number, number>("./squares.ts")) console.log(square);
  * ```
+ *
+ * A long task may take a second argument, its {@linkcode TaskContext}: a
+ * signal that fires when its attempt is being stopped (a preemption, a time
+ * limit, Ctrl-C), and checkpoints its next attempt resumes from.
  *
  * @module
  */

@@ -24,7 +24,7 @@ import {
 } from "../mod.ts";
 import type { Plan } from "./fixtures/stepper.ts";
 import { kill, stop } from "./support/disrupt.ts";
-import { collect, failure, fixture, storedKeys, waitFor } from "./support/jobs.ts";
+import { collect, example, failure, fixture, storedKeys, waitFor } from "./support/jobs.ts";
 import { type Markers, withMarkersFor } from "./support/markers.ts";
 import { type Target, targetTest } from "./support/targets.ts";
 
@@ -422,3 +422,35 @@ targetTest(
     );
   },
 );
+
+Deno.test("examples/pi.ts gives the same estimate whether or not it was stopped and resumed", async () => {
+  const storage = await Deno.makeTempDir({ prefix: "kubeface-pi-" });
+  try {
+    const client = new Client({ storage });
+    const inputs = [{ seed: 7, batches: 1500 }];
+    const [straight] = await collect(
+      client.map<typeof inputs[0], number>(example("pi.ts"), { ...calm, inputs }),
+    );
+    assert.ok(Math.abs(straight! - Math.PI) < 0.01, `${straight} is not near π`);
+
+    const job = "pi-stopped";
+    const run = client.map(example("pi.ts"), { ...calm, inputs, job });
+    const results = running(run);
+    const checkpoint = new JobLayout(job).checkpoint(0);
+    await waitFor(
+      "a checkpoint",
+      async () => (await storedKeys(storage, checkpoint)).length > 0 || undefined,
+      SLOW,
+    );
+    await run.cancel();
+    await assert.rejects(results, JobInterruptedError);
+    assert.deepEqual(await storedKeys(storage, checkpoint), [checkpoint], "stopped half way");
+    const status = await statusOf(storage, job);
+    assert.equal(status.tasks[0]!.phase, "pending");
+    assert.deepEqual(await collect(client.map(example("pi.ts"), { ...calm, inputs, job })), [
+      straight,
+    ]);
+  } finally {
+    await Deno.remove(storage, { recursive: true });
+  }
+});
