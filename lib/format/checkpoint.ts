@@ -12,7 +12,6 @@
  * @module
  */
 
-import { sha256Hex } from "../bundle.ts";
 import { errorMessage } from "../errors.ts";
 import { type EncodedValue, encodeRecord, readRawRecord, type RecordHeader } from "./records.ts";
 
@@ -35,6 +34,16 @@ export interface CheckpointHeader extends RecordHeader {
   writtenAt: string;
   /** Hex sha256 of the payload. */
   sha256: string;
+}
+
+/**
+ * Hex sha256 of a payload. node:crypto hashes in place, about twice as fast
+ * on 100 MB as `crypto.subtle` (which copies first); it is loaded on the
+ * first checkpoint only, so workers of tasks that make none do not pay for it.
+ */
+async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const { createHash } = await import("node:crypto");
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 /** Who wrote a checkpoint: every header field that is not about the payload. */
