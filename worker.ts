@@ -7,11 +7,17 @@
  * ```sh
  * # one attempt
  * deno run --no-check --unstable-worker-options worker.ts --storage URL --job KEY \
- *   --scratch DIR --task N --attempt ID [--permissions JSON]
+ *   --scratch DIR --task N --attempt ID [--permissions JSON] [--grace MS]
  * # many attempts, one JSON line {"task": N, "attempt": ID} each on stdin (the warm pool)
  * deno run --no-check --unstable-worker-options worker.ts --storage URL --job KEY \
- *   --scratch DIR --serve [--permissions JSON]
+ *   --scratch DIR --serve [--permissions JSON] [--grace MS]
  * ```
+ *
+ * SIGTERM or SIGINT stops the running attempt: the task's `ctx.signal`
+ * fires and it gets `--grace` milliseconds (25,000 by default) to
+ * checkpoint and return; then its thread is killed and the worker exits
+ * with 143 (`EXIT_STOPPED`). A serving worker takes a `{"stop": ID}` line
+ * the same way, and goes on with its next attempt.
  *
  * Every flag can also come from the environment (`KUBEFACE_STORAGE`,
  * `KUBEFACE_JOB`, …; see `lib/worker/launch.ts`). `--permissions` is the JSON of what the task may

@@ -104,7 +104,10 @@ export class JobWorker {
 
   /**
    * Run one attempt and store its result. Returns the exit code (`EXIT_OK`,
-   * or `EXIT_TASK_ERROR` when the task threw). A task that already has a result (another attempt won) is
+   * or `EXIT_TASK_ERROR` when the task threw; `EXIT_STOPPED` when it was
+   * stopped with {@linkcode JobWorker.stop} and did not return in its grace
+   * period; `EXIT_INFRASTRUCTURE` when it failed because storage failed under
+   * its checkpoints). A task that already has a result (another attempt won) is
    * not run again: `EXIT_OK` at once; the check is skipped for a first
    * attempt.
    *
