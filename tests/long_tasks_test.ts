@@ -454,3 +454,27 @@ Deno.test("examples/pi.ts gives the same estimate whether or not it was stopped 
     await Deno.remove(storage, { recursive: true });
   }
 });
+
+targetTest(
+  "in a task of several inputs, each input has its own index and checkpoint",
+  async (target, storage) => {
+    await withMarkersFor(target, storage, async (markers) => {
+      const plan = { steps: 6, every: 2, stepMs: 10 };
+      const run = stepper(new Client(await target.client(storage)), markers, [plan, plan, plan], {
+        itemsPerTask: 2,
+      });
+      assert.deepEqual(await collect(run), [sum(6), sum(6), sum(6)]);
+      for (const index of [0, 1, 2]) {
+        const [start] = await starts(markers, index);
+        assert.equal(start?.from, null, `input ${index} started once, from zero`);
+        assert.ok(await markers.read(`ckpt-${index}-6`), `input ${index} checkpointed`);
+      }
+      const attempts = new Set(
+        (await starts(markers, 0)).concat(await starts(markers, 1)).map((s) => s.attempt),
+      );
+      assert.equal(attempts.size, 1, "inputs 0 and 1 ran in one attempt of task 0");
+      assert.deepEqual(await checkpointKeys(storage, run.job), []);
+    });
+  },
+  { backends: ["local", "warm"] },
+);

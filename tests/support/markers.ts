@@ -1,10 +1,11 @@
 /**
  * The test's side of the fixtures' markers (`tests/fixtures/markers.ts`):
  * a place both the test and the task can reach, the options that let the
- * task reach it, and reading and leaving markers. Local processes and
- * containers share a temporary directory with the test; Kubernetes pods,
- * which may run on another machine, use objects in the job's GCS bucket
- * (the emulator) instead.
+ * task reach it, and reading and leaving markers. With local storage,
+ * local processes and containers share a temporary directory with the
+ * test; with GCS storage (always, for Kubernetes pods, which may run on
+ * another machine), markers are objects in the test's bucket, reached at
+ * the emulator the worker's storage uses.
  *
  * @module
  */
@@ -48,16 +49,14 @@ function dirMarkers(dir: string): Markers {
 }
 
 function gcsMarkers(storage: Storage, bucket: string, prefix: string): Markers {
-  const emulator = Deno.env.get("STORAGE_EMULATOR_HOST");
-  if (!emulator) throw new Error("GCS markers need STORAGE_EMULATOR_HOST (the emulator)");
-  const base = (/^https?:/.test(emulator) ? emulator : `http://${emulator}`).replace(
-    /\/storage\/v1\/?$|\/$/,
-    "",
-  );
+  if (!Deno.env.get("STORAGE_EMULATOR_HOST")) {
+    throw new Error("GCS markers need STORAGE_EMULATOR_HOST (the emulator)");
+  }
   return {
     options: {
-      env: { MARKER_GCS: `${base}|${bucket}|${prefix}` },
-      permissions: ["--allow-env=MARKER_DIR,MARKER_GCS", `--allow-net=${new URL(base).host}`],
+      // No host: the task uses the emulator its worker's storage uses, wherever the pod runs.
+      env: { MARKER_GCS: `|${bucket}|${prefix}` },
+      permissions: ["--allow-env=MARKER_DIR,MARKER_GCS,STORAGE_EMULATOR_HOST", "--allow-net"],
     },
     async names(start = "") {
       const out: string[] = [];
@@ -75,15 +74,16 @@ function gcsMarkers(storage: Storage, bucket: string, prefix: string): Markers {
 }
 
 /**
- * Run `fn` with markers for `target`: a temporary directory, or (for
- * Kubernetes) a prefix `markers-<random>/` in the test's GCS bucket.
+ * Run `fn` with markers for `target`: a temporary directory with local
+ * storage, or a prefix `markers-<random>/` in the test's GCS bucket.
  */
 export async function withMarkersFor<T>(
   target: Target,
   storageUrl: string,
   fn: (markers: Markers) => Promise<T>,
 ): Promise<T> {
-  if (target.backend !== "kubernetes") {
+  if (!storageUrl.startsWith("gs://")) {
+    if (target.backend === "kubernetes") throw new Error("Kubernetes markers need gs:// storage");
     const dir = await Deno.makeTempDir({ prefix: "kubeface-markers-" });
     try {
       return await fn(dirMarkers(dir));
@@ -92,7 +92,7 @@ export async function withMarkersFor<T>(
     }
   }
   const match = /^gs:\/\/([^/]+)\//.exec(storageUrl);
-  if (!match) throw new Error(`Kubernetes markers need gs:// storage, not ${storageUrl}`);
+  if (!match) throw new Error(`Cannot find the bucket of ${storageUrl}`);
   const prefix = `markers-${crypto.randomUUID().slice(0, 8)}/`;
   await using storage = await openStorage(`gs://${match[1]}/${prefix}`);
   return await fn(gcsMarkers(storage, match[1]!, prefix));
