@@ -467,7 +467,11 @@ targetTest(
       for (const index of [0, 1, 2]) {
         const [start] = await starts(markers, index);
         assert.equal(start?.from, null, `input ${index} started once, from zero`);
-        assert.ok(await markers.read(`ckpt-${index}-6`), `input ${index} checkpointed`);
+        assert.notEqual(
+          await markers.read(`ckpt-${index}-6`),
+          undefined,
+          `input ${index} checkpointed`,
+        );
       }
       const attempts = new Set(
         (await starts(markers, 0)).concat(await starts(markers, 1)).map((s) => s.attempt),
