@@ -18,6 +18,9 @@ import { concatBytes } from "../lib/bytes.ts";
 import { decodeValue, encodeRecord, encodeValue } from "../lib/format/records.ts";
 import { sha256Hex } from "../lib/bundle.ts";
 import { encodeState } from "../lib/worker/thread_context.ts";
+import { AttemptCheckpoints } from "../lib/worker/checkpoints.ts";
+import { JobLayout } from "../lib/format/layout.ts";
+import { openStorage } from "../lib/storage/storage.ts";
 
 const origin = {
   job: "cp-1",
@@ -131,4 +134,54 @@ Deno.test("checkpointing a state that cannot be cloned throws a TypeError naming
       ),
   );
   assert.throws(() => encodeState(() => 1, 0), /Cannot checkpoint input 0: state is a function/);
+});
+
+Deno.test("a worker stores and restores only its task's own inputs' checkpoints", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kubeface-checkpoints-" });
+  try {
+    await using storage = await openStorage(dir);
+    const layout = new JobLayout("cp-1");
+    const warnings: string[] = [];
+    const checkpoints = new AttemptCheckpoints({
+      storage,
+      layout,
+      task: 1,
+      attempt: "a1",
+      inputs: { first: 2, count: 2 },
+      warn: (message) => warnings.push(message),
+    });
+    const { encoding, bytes } = encodeValue(state, "state");
+    const stored = await checkpoints.checkpoint({
+      type: "checkpoint",
+      id: 1,
+      index: 3,
+      encoding,
+      payload: bytes,
+    });
+    assert.equal(stored.error, undefined);
+    const forged = await checkpoints.checkpoint({
+      type: "checkpoint",
+      id: 2,
+      index: 4,
+      encoding,
+      payload: bytes,
+    });
+    assert.equal(
+      forged.error?.message,
+      "Cannot store the checkpoint of input 4 from task 1: it runs inputs 2 to 3 only",
+    );
+    assert.equal(await storage.stat(layout.checkpoint(4)), undefined);
+    const peek = await checkpoints.restore({ type: "restore", id: 3, index: 0 });
+    assert.ok("error" in peek && peek.error);
+    assert.match(peek.error.message, /^Cannot read the checkpoint of input 0 from task 1: it runs/);
+    const own = await checkpoints.restore({ type: "restore", id: 4, index: 3 });
+    assert.ok("payload" in own);
+    assert.deepEqual(decodeValue(own.encoding, own.payload), state);
+    assert.equal(checkpoints.failure, undefined, "a refusal is the task's doing, not storage's");
+    await checkpoints.removeAll();
+    assert.equal(await storage.stat(layout.checkpoint(3)), undefined);
+    assert.deepEqual(warnings, []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -16,6 +16,7 @@ import { CheckpointCorruptError, encodeCheckpoint, readCheckpoint } from "../for
 import type { JobLayout } from "../format/layout.ts";
 import { recordBody } from "../format/records.ts";
 import { errorMessage, NotFoundError } from "../errors.ts";
+import type { ErrorRecord } from "../format/manifest.ts";
 import type { Storage } from "../storage/storage.ts";
 import type {
   CheckpointReply,
@@ -30,6 +31,11 @@ export interface AttemptCheckpointsOptions {
   layout: JobLayout;
   task: number;
   attempt: string;
+  /**
+   * The task's inputs (its first and how many): the only ones it may
+   * checkpoint or restore, whatever index the thread sends.
+   */
+  inputs: { first: number; count: number };
   /** Writes a line to the attempt's log. */
   warn: (message: string) => void;
 }
@@ -54,6 +60,8 @@ export class AttemptCheckpoints {
 
   /** Store a checkpoint (after those sent before it); the reply says if it failed. */
   checkpoint(request: CheckpointRequest): Promise<CheckpointReply> {
+    const outside = this.#outside(request.index, "store");
+    if (outside) return Promise.resolve({ type: "checkpointed", id: request.id, error: outside });
     const write = this.#writes.then(() => this.#write(request));
     this.#writes = write.catch(() => {});
     return write.then(
@@ -77,6 +85,8 @@ export class AttemptCheckpoints {
   async restore(request: RestoreRequest): Promise<RestoreReply> {
     const { storage, layout } = this.#options;
     const { index, id } = request;
+    const outside = this.#outside(index, "read");
+    if (outside) return { type: "restored", id, error: outside };
     await this.#writes; // this attempt's own last checkpoint, if it made one
     try {
       const { header, payload } = await readCheckpoint(
@@ -123,6 +133,19 @@ export class AttemptCheckpoints {
     for (const index of this.#touched) {
       await storage.delete(layout.checkpoint(index)).catch(() => {});
     }
+  }
+
+  /** Why a request for `index` is refused, when it is not one of the task's inputs. */
+  #outside(index: number, what: string): ErrorRecord | undefined {
+    const { task, inputs: { first, count } } = this.#options;
+    if (Number.isInteger(index) && index >= first && index < first + count) return undefined;
+    return {
+      name: "RangeError",
+      message: `Cannot ${what} the checkpoint of input ${index} from task ${task}: it runs input${
+        count > 1 ? `s ${first} to ${first + count - 1}` : ` ${first}`
+      } only`,
+      stack: "",
+    };
   }
 
   async #write(request: CheckpointRequest): Promise<void> {

@@ -161,7 +161,14 @@ export class JobWorker {
     );
     if (stop.requested) return { code: EXIT_STOPPED };
     const warn = this.#options.warn ?? (() => {});
-    const checkpoints = new AttemptCheckpoints({ storage, layout, task, attempt, warn });
+    const checkpoints = new AttemptCheckpoints({
+      storage,
+      layout,
+      task,
+      attempt,
+      inputs: { first: header.first, count: header.count },
+      warn,
+    });
     const thread = this.#thread;
     const finished = thread.run({
       type: "run",
