@@ -75,7 +75,9 @@ export async function main(args: string[]): Promise<number> {
   const started: { worker?: JobWorker } = {};
   const stopping = new AbortController();
   const onSignal = (name: Deno.Signal) => () => {
-    console.error(`kubeface worker: ${name}: stopping the running attempt`);
+    if (!stopping.signal.aborted) {
+      console.error(`kubeface worker: ${name}: stopping the running attempt`);
+    }
     stopping.abort();
     started.worker?.stop(`the attempt is being stopped (${name})`);
   };

@@ -230,17 +230,18 @@ class ContainerSession extends QueueSession {
       this.ended(spec, reason, status.code, detail);
     })();
     /**
-     * SIGTERM by name (the task sees its signal), until it is delivered or the
-     * CLI process ends; after the grace time, kill and remove by force.
+     * SIGTERM by name (the task sees its signal) until the CLI process ends;
+     * after the grace time, kill and remove by force.
      */
     const stop = async () => {
       const deadline = Date.now() + killGrace(this.job, this.killGraceMs);
-      let delivered = false;
+      let sentAt = -Infinity;
       while (!ended && Date.now() < deadline) {
-        if (!delivered) {
-          // Fails while the container is still being created; then try again.
-          const sent = await runCli(cli, ["kill", "--signal", "TERM", name]).catch(() => undefined);
-          delivered = sent?.code === 0;
+        // Sent again every 2 s: it fails while the container is being created, and
+        // the worker, its PID 1, ignores it until it has set up its handler.
+        if (Date.now() - sentAt >= 2000) {
+          sentAt = Date.now();
+          await runCli(cli, ["kill", "--signal", "TERM", name]).catch(() => {});
         }
         await Promise.race([done, new Promise((r) => setTimeout(r, 200))]);
       }

@@ -6,6 +6,8 @@
  * bootstrap with `deno eval` that downloads them (from GCS with a token from
  * the metadata server, from `STORAGE_EMULATOR_HOST`, or from a local path),
  * checks their sha256, and starts the worker. Nothing else is installed.
+ * A pod stopped (SIGTERM) before the worker runs exits at once with 143:
+ * as its container's first process it would otherwise ignore the signal.
  *
  * @module
  */
@@ -82,6 +84,8 @@ export async function storeRuntime(storage: Storage): Promise<Runtime> {
  * and `KUBEFACE_SCRATCH` from the environment.
  */
 export const BOOTSTRAP = `
+const stopped = () => Deno.exit(143);
+Deno.addSignalListener("SIGTERM", stopped);
 const env = Deno.env.toObject();
 const root = env.KUBEFACE_STORAGE.replace(/\\/?$/, "/");
 await Deno.mkdir(env.KUBEFACE_SCRATCH, { recursive: true });
@@ -120,6 +124,7 @@ for (const [name, spec] of [["worker.js", 0], ["task_thread.js", 1]]) {
   await Deno.writeFile(dir + "/" + name, bytes);
 }
 const { main } = await import("file://" + dir + "/worker.js");
+Deno.removeSignalListener("SIGTERM", stopped);
 const code = await main([]);
 await Deno.remove(dir, { recursive: true }).catch(() => {});
 Deno.exit(code);
