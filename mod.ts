@@ -13,7 +13,8 @@
  * }
  * ```
  *
- * and a job file next to it maps it, yielding results in input order:
+ * and a job file next to it maps it, yielding results in input order (or, with
+ * `ordered: false`, as tasks finish):
  *
  * ```ts ignore
  * // job.ts: deno run -A job.ts [--backend kubernetes --storage gs://BUCKET/runs …]
@@ -27,11 +28,15 @@
  * A relative path given to `map()` is resolved against the working
  * directory; `new URL("./squares.ts", import.meta.url)` names the module
  * next to the job file from anywhere.
+ * A long task may take a second argument, its {@linkcode TaskContext}: a
+ * signal that fires when its attempt is being stopped (a preemption, a time
+ * limit, Ctrl-C), and checkpoints its next attempt resumes from.
  *
  * @module
  */
 
 import { Client, type ClientOptions, type MapOptions, type MapRun } from "./lib/client.ts";
+import type { Entry } from "./lib/master/run.ts";
 
 export { Client, MapRun } from "./lib/client.ts";
 export type { ClientOptions, MapOptions } from "./lib/client.ts";
@@ -43,6 +48,7 @@ export { DEFAULTS, type JobOptions } from "./lib/options.ts";
 export type { Entry, JobInfo, JobStartInfo } from "./lib/master/run.ts";
 export type { JobPhase, Progress } from "./lib/master/state.ts";
 export type { InputSource, TaskModule } from "./lib/task_module.ts";
+export type { TaskContext } from "./lib/task_context.ts";
 export { BACKEND_NAMES } from "./lib/backends/backend.ts";
 export type {
   AttemptSpec,
@@ -82,6 +88,41 @@ export {
 } from "./lib/errors.ts";
 
 /**
+ * Map a task module over its inputs (or `options.inputs`) and iterate
+ * `{ index, input, value }` entries as tasks finish, not in input order.
+ * Shorthand for `new Client(options).map(module, options)`.
+ *
+ * @param module Path or URL of the task module; it must export `task`, and
+ * `inputs` unless `options.inputs` is given.
+ * @param options Where to run (storage, backend) and how (see {@linkcode JobOptions}), with `ordered: false`.
+ * @returns The running job; iterate it for the entries.
+ * @throws {TypeError} An option is malformed (the module itself is checked when iteration starts).
+ * @throws {RangeError} A number option is out of range.
+ *
+ * @example Results as tasks finish
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { map } from "./mod.ts";
+ *
+ * const storage = await Deno.makeTempDir();
+ * const squares = new Map<number, number>();
+ * for await (const { index, input, value } of map<number, number>("./examples/squares.ts", {
+ *   storage,
+ *   inputs: [1, 2, 3],
+ *   ordered: false,
+ * })) {
+ *   assert.equal(value, input * input);
+ *   squares.set(index, value);
+ * }
+ * assert.deepEqual([...squares].sort(([a], [b]) => a - b), [[0, 1], [1, 4], [2, 9]]);
+ * await Deno.remove(storage, { recursive: true });
+ * ```
+ */
+export function map<I = unknown, O = unknown>(
+  module: string | URL,
+  options: ClientOptions & MapOptions<I> & { ordered: false },
+): MapRun<I, O, Entry<I, O>>;
+/**
  * Map a task module over its inputs (or `options.inputs`) and iterate the
  * results in input order. Shorthand for `new Client(options).map(module, options)`.
  *
@@ -115,8 +156,33 @@ export {
  */
 export function map<I = unknown, O = unknown>(
   module: string | URL,
+  options?: ClientOptions & MapOptions<I> & { ordered?: true },
+): MapRun<I, O>;
+/**
+ * Map a task module over its inputs (or `options.inputs`): in input order,
+ * or as `{ index, input, value }` entries as tasks finish when
+ * `options.ordered` is false.
+ *
+ * @param module Path or URL of the task module.
+ * @param options Where to run (storage, backend) and how.
+ * @returns The running job; iterate it for the results.
+ * @throws {TypeError} An option is malformed.
+ * @throws {RangeError} A number option is out of range.
+ */
+export function map<I = unknown, O = unknown>(
+  module: string | URL,
+  options?: ClientOptions & MapOptions<I>,
+): MapRun<I, O, O | Entry<I, O>>;
+export function map<I = unknown, O = unknown>(
+  module: string | URL,
   options: ClientOptions & MapOptions<I> = {},
-): MapRun<I, O> {
-  const { inputs, onStart, ...clientOptions } = options;
-  return new Client(clientOptions).map<I, O>(module, { inputs, onStart });
+): MapRun<I, O, O | Entry<I, O>> {
+  const { inputs, onStart, onPrepare, onWarning, ordered, ...clientOptions } = options;
+  return new Client(clientOptions).map<I, O>(module, {
+    inputs,
+    onStart,
+    onPrepare,
+    onWarning,
+    ordered,
+  });
 }

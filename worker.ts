@@ -7,11 +7,17 @@
  * ```sh
  * # one attempt
  * deno run --no-check --unstable-worker-options worker.ts --storage URL --job KEY \
- *   --scratch DIR --task N --attempt ID [--permissions JSON]
+ *   --scratch DIR --task N --attempt ID [--permissions JSON] [--grace MS]
  * # many attempts, one JSON line {"task": N, "attempt": ID} each on stdin (the warm pool)
  * deno run --no-check --unstable-worker-options worker.ts --storage URL --job KEY \
- *   --scratch DIR --serve [--permissions JSON]
+ *   --scratch DIR --serve [--permissions JSON] [--grace MS]
  * ```
+ *
+ * SIGTERM or SIGINT stops the running attempt: the task's `ctx.signal`
+ * fires and it gets `--grace` milliseconds (25,000 by default) to
+ * checkpoint and return; then its thread is killed and the worker exits
+ * with 143 (`EXIT_STOPPED`). A serving worker takes a `{"stop": ID}` line
+ * the same way, and goes on with its next attempt.
  *
  * Every flag can also come from the environment (`KUBEFACE_STORAGE`,
  * `KUBEFACE_JOB`, …; see `lib/worker/launch.ts`). `--permissions` is the JSON of what the task may
@@ -24,7 +30,7 @@
 import { readEnv } from "./lib/env.ts";
 import { CorruptObjectError, errorMessage } from "./lib/errors.ts";
 import { openStorage } from "./lib/storage/storage.ts";
-import { EXIT_INFRASTRUCTURE, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
+import { EXIT_INFRASTRUCTURE, EXIT_STOPPED, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
 import { parseWorkerLaunch, type WorkerLaunch } from "./lib/worker/launch.ts";
 import { serve as serveRequests } from "./lib/worker/serve.ts";
 import {
@@ -69,7 +75,24 @@ export async function main(args: string[]): Promise<number> {
     console.error(`kubeface worker: ${errorMessage(error)}`);
     return EXIT_USAGE;
   }
-  const { storageUrl: url, job, scratch, permissions, mode } = launch;
+  const { storageUrl: url, job, scratch, permissions, mode, graceMs } = launch;
+  // SIGTERM (a pod deleted or preempted, a container stopped, the master
+  // stopping an attempt) and SIGINT (Ctrl-C in the master's terminal) stop
+  // the running attempt: its task's signal fires and it gets the grace period.
+  const started: { worker?: JobWorker } = {};
+  const stopping = new AbortController();
+  const onSignal = (name: Deno.Signal) => () => {
+    if (!stopping.signal.aborted) {
+      console.error(`kubeface worker: ${name}: stopping the running attempt`);
+    }
+    stopping.abort();
+    started.worker?.stop(`the attempt is being stopped (${name})`);
+  };
+  const handlers = (["SIGTERM", "SIGINT"] as const).map((name) => {
+    const handler = onSignal(name);
+    Deno.addSignalListener(name, handler);
+    return () => Deno.removeSignalListener(name, handler);
+  });
   let storage;
   try {
     storage = await openStorage(url);
@@ -88,7 +111,14 @@ export async function main(args: string[]): Promise<number> {
     );
     return EXIT_INFRASTRUCTURE;
   }
-  const worker = new JobWorker({ storage, job, scratch: own, permissions });
+  const worker = started.worker = new JobWorker({
+    storage,
+    job,
+    scratch: own,
+    permissions,
+    graceMs,
+    warn: (message) => console.error(`kubeface worker: warning: ${message}`),
+  });
   try {
     if ("run" in mode) {
       const index = Number(readEnv("JOB_COMPLETION_INDEX"));
@@ -97,12 +127,16 @@ export async function main(args: string[]): Promise<number> {
         return undefined;
       });
       if (!spec) return EXIT_INFRASTRUCTURE;
+      if (stopping.signal.aborted) return EXIT_STOPPED;
       console.error(
         `kubeface worker: task ${spec.task}, attempt ${spec.attempt} (index ${index} of ${mode.run})`,
       );
       return (await attempt(worker, spec.task, spec.attempt, job)).code;
     }
-    if ("task" in mode) return (await attempt(worker, mode.task, mode.attempt, job)).code;
+    if ("task" in mode) {
+      if (stopping.signal.aborted) return EXIT_STOPPED;
+      return (await attempt(worker, mode.task, mode.attempt, job)).code;
+    }
     // Get ready before the first request; a failure here shows at the first attempt.
     await worker.warmUp().catch(() => {});
     const encoder = new TextEncoder();
@@ -115,9 +149,11 @@ export async function main(args: string[]): Promise<number> {
         let written = 0;
         while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
       },
+      { stop: (id, reason) => worker.stop(reason, id), signal: stopping.signal },
     );
     return 0;
   } finally {
+    for (const remove of handlers) remove();
     worker.close();
     await storage[Symbol.asyncDispose]();
     await Deno.remove(own, { recursive: true }).catch(() => {});

@@ -19,6 +19,7 @@ import { dataPath } from "./data_path.ts";
 import { fairness } from "./fairness.ts";
 import { localOverhead } from "./local_overhead.ts";
 import { memory } from "./memory.ts";
+import { preemption } from "./preemption.ts";
 import { storageStream } from "./storage_stream.ts";
 import { submission } from "./submission.ts";
 
@@ -29,6 +30,7 @@ const BENCHMARKS: Benchmark[] = [
   storageStream,
   submission,
   fairness,
+  preemption,
 ];
 
 const { context, record, help, names } = parseCommandLine(Deno.args);

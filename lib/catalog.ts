@@ -101,18 +101,21 @@ export async function readStatus(storage: Storage, key: string): Promise<JobStat
   }
 }
 
-/** Number of objects a job has in storage. */
+/** Number of objects a job has in storage, their bytes, and how many are checkpoints. */
 export async function countObjects(
   storage: Storage,
   key: string,
-): Promise<{ objects: number; bytes: number }> {
+): Promise<{ objects: number; bytes: number; checkpoints: number }> {
+  const layout = new JobLayout(key);
   let objects = 0;
   let bytes = 0;
-  for await (const info of storage.list(new JobLayout(key).prefix)) {
+  let checkpoints = 0;
+  for await (const info of storage.list(layout.prefix)) {
     objects++;
     bytes += info.size;
+    if (layout.parseCheckpoint(info.key) !== undefined) checkpoints++;
   }
-  return { objects, bytes };
+  return { objects, bytes, checkpoints };
 }
 
 /** Delete every object of a job, then its summary. Returns the number deleted. */

@@ -75,11 +75,25 @@ export interface MapOptions<I = unknown> extends JobOptions {
    * @default {nothing}
    */
   onWarning?: (message: string) => void;
+  /**
+   * Yield results in input order (each once every earlier one is there).
+   * With `false`, yield `{ index, input, value }` entries as tasks finish,
+   * like Python's `as_completed`; a failed task then throws as in input
+   * order (at once, or after every other task with `failFast: false`).
+   *
+   * @default {true}
+   */
+  ordered?: boolean;
 }
 
 /**
- * A map call in progress. Iterate it for the results in input order;
- * iteration starts the job, and stopping early stops it.
+ * A map call in progress. Iterate it for the results in input order (or,
+ * with `ordered: false`, for `{ index, input, value }` entries as tasks
+ * finish); iteration starts the job, and stopping early stops it.
+ *
+ * @typeParam I The inputs.
+ * @typeParam O The task's results.
+ * @typeParam Y What iteration yields: `O`, or `Entry<I, O>` with `ordered: false`.
  *
  * @example Results with their inputs
  * ```ts
@@ -100,9 +114,11 @@ export interface MapOptions<I = unknown> extends JobOptions {
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
-export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
+export class MapRun<I = unknown, O = unknown, Y = O> implements AsyncIterable<Y> {
   /** The job key. */
   readonly job: string;
+  /** Whether iteration follows input order (else: as tasks finish, as entries). */
+  readonly ordered: boolean;
   readonly #start: (withInputs: boolean) => AsyncGenerator<Entry<I, O>>;
   #started = false;
   #runner: JobRunner | undefined;
@@ -111,9 +127,11 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
   /** Used by {@linkcode Client.map}. */
   constructor(
     job: string,
-    start: (withInputs: boolean, run: MapRun<I, O>) => AsyncGenerator<Entry<I, O>>,
+    start: (withInputs: boolean, run: MapRun<I, O, Y>) => AsyncGenerator<Entry<I, O>>,
+    ordered = true,
   ) {
     this.job = job;
+    this.ordered = ordered;
     this.#start = (withInputs) => start(withInputs, this);
   }
 
@@ -137,9 +155,13 @@ export class MapRun<I = unknown, O = unknown> implements AsyncIterable<O> {
     return this.#begin(true);
   }
 
-  /** Results in input order. */
-  async *[Symbol.asyncIterator](): AsyncGenerator<O> {
-    for await (const entry of this.#begin(false)) yield entry.value;
+  /** Results in input order; entries as tasks finish with `ordered: false`. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Y> {
+    if (!this.ordered) {
+      yield* this.#begin(true) as AsyncGenerator<unknown> as AsyncGenerator<Y>;
+      return;
+    }
+    for await (const entry of this.#begin(false)) yield entry.value as unknown as Y;
   }
 
   /**
@@ -319,7 +341,8 @@ export class Client {
   }
 
   /**
-   * Map a task module over inputs. Options not given here are the client's.
+   * Map a task module over inputs; options not given here are the client's. With
+   * `ordered: false`, iteration yields `{ index, input, value }` entries as tasks finish.
    *
    * @param module Path or URL of the task module. A relative path is
    * resolved against the working directory; name a module next to the
@@ -329,7 +352,35 @@ export class Client {
    * the client has a `job` key and already ran a map.
    * @throws {RangeError} A number option is out of range.
    */
-  map<I = unknown, O = unknown>(module: string | URL, options: MapOptions<I> = {}): MapRun<I, O> {
+  map<I = unknown, O = unknown>(
+    module: string | URL,
+    options: MapOptions<I> & { ordered: false },
+  ): MapRun<I, O, Entry<I, O>>;
+  /**
+   * Map a task module over inputs; iteration yields results in input order.
+   *
+   * @throws {TypeError} A path, option or permission flag is malformed.
+   * @throws {RangeError} A number option is out of range.
+   */
+  map<I = unknown, O = unknown>(
+    module: string | URL,
+    options?: MapOptions<I> & { ordered?: true },
+  ): MapRun<I, O>;
+  /**
+   * Map a task module over inputs; iteration yields results in input order,
+   * or entries as tasks finish when `options.ordered` is false.
+   *
+   * @throws {TypeError} A path, option or permission flag is malformed.
+   * @throws {RangeError} A number option is out of range.
+   */
+  map<I = unknown, O = unknown>(
+    module: string | URL,
+    options?: MapOptions<I>,
+  ): MapRun<I, O, O | Entry<I, O>>;
+  map<I = unknown, O = unknown>(
+    module: string | URL,
+    options: MapOptions<I> = {},
+  ): MapRun<I, O, O | Entry<I, O>> {
     const url = moduleUrl(module);
     const index = this.#maps++;
     const {
@@ -352,7 +403,8 @@ export class Client {
     );
     const getBackend = () => this.backend();
     const getStorage = () => this.#openStorage();
-    return new MapRun<I, O>(resolved.job, async function* (withInputs, run) {
+    const ordered = options.ordered ?? true;
+    return new MapRun<I, O, O | Entry<I, O>>(resolved.job, async function* (withInputs, run) {
       checkModuleExists(module, url);
       const backend = await getBackend();
       await using storage = await getStorage();
@@ -365,11 +417,12 @@ export class Client {
         withInputs,
         signal: resolved.signal ? AbortSignal.any([resolved.signal, run.signal]) : run.signal,
         onPrepare: options.onPrepare,
+        ordered,
         onStart: options.onStart,
         onWarning: options.onWarning,
         onRunner: (runner) => run.attach(runner),
         logger,
       });
-    });
+    }, ordered);
   }
 }

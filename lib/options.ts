@@ -80,11 +80,23 @@ export interface JobOptions {
    */
   retryDelayMs?: number;
   /**
-   * Time limit of one attempt, in milliseconds; 0 means none.
+   * Time limit of one attempt, in milliseconds; 0 means none. At the limit
+   * the task's `ctx.signal` fires and it gets `graceMs` to checkpoint.
    *
    * @default {0}
    */
   timeoutMs?: number;
+  /**
+   * Time a task gets, once its attempt is being stopped (SIGTERM from a
+   * preemption or a container stop, Ctrl-C, a lost speculative copy, the
+   * time limit), to checkpoint and return after `ctx.signal` fires, in
+   * milliseconds; then it is killed. On Kubernetes the pods'
+   * `terminationGracePeriodSeconds` is this plus 5 s for the worker to exit.
+   * A task that takes no context cannot see the signal and is stopped at once.
+   *
+   * @default {25000}
+   */
+  graceMs?: number;
   /**
    * Start speculative copies of stragglers once at most this percentage of
    * the tasks are unfinished (the tail of the job); 0 turns speculation off.
@@ -182,6 +194,7 @@ export const DEFAULTS: Readonly<
   retryTaskErrors: false,
   retryDelayMs: 1000,
   timeoutMs: 0,
+  graceMs: 25_000,
   speculationPercent: 20,
   speculationRuntimePercentile: 99,
   speculationMaxReruns: 1,
@@ -235,6 +248,7 @@ export function resolveJobOptions(options: JobOptions, module: URL): ResolvedJob
   integerIn("maxRetries", resolved.maxRetries, 0);
   integerIn("retryDelayMs", resolved.retryDelayMs, 0);
   integerIn("timeoutMs", resolved.timeoutMs, 0);
+  integerIn("graceMs", resolved.graceMs, 0);
   integerIn("speculationMaxReruns", resolved.speculationMaxReruns, 0);
   integerIn("statusIntervalMs", resolved.statusIntervalMs, MIN_STATUS_INTERVAL_MS);
   integerIn("uploadConcurrency", resolved.uploadConcurrency, 1);

@@ -20,3 +20,4 @@
  */
 
 export { file, FileRef, type InputFile } from "./files.ts";
+export type { TaskContext } from "./task_context.ts";

@@ -11,6 +11,7 @@ import { isAbsolute, join, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl, pathToFileURL as toFileUrl } from "node:url";
 import type { Bundle } from "./bundle.ts";
 import { TaskModuleError, userStack } from "./errors.ts";
+import type { TaskContext } from "./task_context.ts";
 
 /** Values a job maps over, or a function that returns them. */
 export type InputSource<I = unknown> =
@@ -20,8 +21,12 @@ export type InputSource<I = unknown> =
 
 /** What a task module exports. */
 export interface TaskModule<I = unknown, O = unknown> {
-  /** The function run once per input, sync or async. */
-  task: (input: I) => O | Promise<O>;
+  /**
+   * The function run once per input, sync or async; its second argument,
+   * if it takes one, is the {@linkcode TaskContext} (signal and checkpoints).
+   */
+  // deno-lint-ignore no-explicit-any
+  task: (input: I, context: TaskContext<any>) => O | Promise<O>;
   /** The inputs, unless they are given to `map()` directly. */
   inputs?: InputSource<I>;
 }

@@ -9,6 +9,7 @@ import assert from "node:assert/strict";
 import {
   attemptOutcome,
   type EndFacts,
+  failedAttempts,
   lateAttempts,
   MAX_RETRY_DELAY_MS,
   nextStep,
@@ -201,4 +202,45 @@ Deno.test("stragglers get a copy only in the tail, past the percentile and the f
     ],
   });
   assert.deepEqual(pick({ tasks: [...tasks.slice(0, 8), copied, tasks[9]!] }), [], "max reruns");
+});
+
+Deno.test("an attempt stopped from outside is disrupted, run again whatever the retries used, and no failure", () => {
+  assert.equal(attemptOutcome({ ...ended, reason: "disrupted", exitCode: 143 }), "disrupted");
+  assert.equal(
+    attemptOutcome({ ...ended, reason: "disrupted", exitCode: 143, timedOut: true }),
+    "timeout",
+    "a stop the master asked for at the time limit is a timeout",
+  );
+  assert.equal(
+    attemptOutcome({ ...ended, reason: "disrupted", stored: "ok" }),
+    "ok",
+    "a task that returned within its grace period counts",
+  );
+  const disrupted = attempt("a", { endedAt: 5, outcome: "disrupted" });
+  const t = task(0, { attempts: [disrupted], crashes: 3 });
+  const options = { maxRetries: 0, retryTaskErrors: false };
+  assert.deepEqual(
+    nextStep({
+      task: t,
+      outcome: "disrupted",
+      winner: undefined,
+      reason: "disrupted",
+      running: true,
+      options,
+    }),
+    { action: "retry" },
+  );
+  assert.deepEqual(
+    nextStep({
+      task: t,
+      outcome: "disrupted",
+      winner: undefined,
+      reason: "disrupted",
+      running: false,
+      options,
+    }),
+    { action: "requeue" },
+    "a stopping job leaves it to a later master",
+  );
+  assert.equal(failedAttempts(t), 0);
 });

@@ -24,6 +24,8 @@ class ScriptedSession implements BackendSession {
   readonly submitted: AttemptSpec[] = [];
   readonly cancelled: string[] = [];
   enforcesTimeouts = false;
+  /** While set, a cancelled attempt only ends when this promise resolves (its grace period). */
+  grace: Promise<void> | undefined;
   constructor(readonly emit: (event: BackendEvent) => void) {}
 
   submit(attempts: readonly AttemptSpec[]): Promise<void> {
@@ -31,9 +33,10 @@ class ScriptedSession implements BackendSession {
     return Promise.resolve();
   }
 
-  cancel(attempts: readonly string[]): Promise<void> {
+  async cancel(attempts: readonly string[]): Promise<void> {
+    this.cancelled.push(...attempts);
+    await this.grace;
     for (const id of attempts) {
-      this.cancelled.push(id);
       const spec = this.submitted.find((s) => s.attempt === id)!;
       this.emit({ ...this.#end(spec), reason: "cancelled", exitCode: undefined });
     }
@@ -78,6 +81,8 @@ interface Fixture extends AsyncDisposable {
   throwIn(spec: AttemptSpec, message: string): Promise<void>;
   /** Report that an attempt's worker died without a result. */
   crash(spec: AttemptSpec): void;
+  /** Report that an attempt was stopped from outside (SIGTERM: a preemption, a drain). */
+  disrupt(spec: AttemptSpec): void;
 }
 
 async function fixture(tasks: number, options: JobOptions = {}): Promise<Fixture> {
@@ -130,7 +135,11 @@ async function fixture(tasks: number, options: JobOptions = {}): Promise<Fixture
     const body = encodeRecord(header, status === "ok" ? encodeValue(value, "value") : undefined);
     await storage.put(layout.result(spec.task, spec.attempt, status), recordBody(body));
   };
-  const exited = (spec: AttemptSpec, exitCode: number, reason: "exited" | "killed" = "exited") =>
+  const exited = (
+    spec: AttemptSpec,
+    exitCode: number,
+    reason: "exited" | "killed" | "disrupted" = "exited",
+  ) =>
     runner.onEvent({
       type: "exited",
       task: spec.task,
@@ -159,6 +168,7 @@ async function fixture(tasks: number, options: JobOptions = {}): Promise<Fixture
       await settle();
     },
     crash: (spec) => exited(spec, 137, "killed"),
+    disrupt: (spec) => exited(spec, 143, "disrupted"),
     async [Symbol.asyncDispose]() {
       await runner.close();
       await storage[Symbol.asyncDispose]();
@@ -285,4 +295,93 @@ Deno.test("an attempt that exits 0 after another one won stands down", async () 
   await f.runner.settled(0);
   assert.equal(f.runner.tasks[0]!.winner, other.attempt);
   assert.ok(f.session.cancelled.includes(first!.attempt), "the own attempt is cancelled");
+});
+
+Deno.test("a disrupted attempt is run again without counting against maxRetries", async () => {
+  await using f = await fixture(1, { maxRetries: 0, retryDelayMs: 1000 });
+  for (let i = 0; i < 3; i++) {
+    const spec = f.session.of(0)[i]!;
+    f.start(spec);
+    f.disrupt(spec);
+    await settle();
+    await f.clock.advance(1000);
+    assert.equal(f.session.of(0).length, i + 2, `disruption ${i + 1} is run again`);
+  }
+  assert.equal(f.runner.tasks[0]!.crashes, 0);
+  await f.succeed(f.session.of(0)[3]!, "at last");
+  await f.runner.finished();
+  assert.equal(f.runner.phase, "done");
+  assert.deepEqual(f.runner.tasks[0]!.attempts.map((a) => a.outcome), [
+    "disrupted",
+    "disrupted",
+    "disrupted",
+    "ok",
+  ]);
+});
+
+Deno.test("a crash after disruptions still fails the task past maxRetries", async () => {
+  await using f = await fixture(1, { maxRetries: 0, retryDelayMs: 10 });
+  f.disrupt(f.session.of(0)[0]!);
+  await settle();
+  await f.clock.advance(10);
+  f.crash(f.session.of(0)[1]!);
+  await settle();
+  const error = await f.runner.settled(0).then(() => undefined, (e) => e);
+  assert.ok(error instanceof WorkerCrashError, String(error));
+  assert.equal(error.attempts, 1, "only the crash counts");
+});
+
+Deno.test("tasks are known in the order they finish, whatever their index", async () => {
+  await using f = await fixture(3, { failFast: false });
+  const order: number[] = [];
+  const reading = (async () => {
+    for (let n = 0;; n++) {
+      const task = await f.runner.settledNth(n);
+      if (!task) return;
+      order.push(task.index);
+    }
+  })();
+  await f.succeed(f.session.of(2)[0]!, "two");
+  await f.throwIn(f.session.of(0)[0]!, "zero");
+  await f.succeed(f.session.of(1)[0]!, "one");
+  await reading;
+  assert.deepEqual(order, [2, 0, 1]);
+  assert.deepEqual(f.runner.finishOrder, [2, 0, 1]);
+});
+
+Deno.test("a losing copy that takes its grace period to stop does not hold up the result", async () => {
+  await using f = await fixture(1);
+  let endGrace = () => {};
+  f.session.grace = new Promise((resolve) => (endGrace = resolve));
+  // Our attempt runs when one an earlier master left running stores the result first.
+  const [ours] = f.session.of(0);
+  f.start(ours!);
+  const theirs = { task: 0, attempt: "from-an-earlier-master" };
+  f.runner.onEvent({ type: "started", task: 0, attempt: theirs.attempt, at: new Date() });
+  await f.succeed(theirs, "theirs");
+  const state = await f.runner.settled(0);
+  assert.equal(state.winner, theirs.attempt, "done while our attempt still stops");
+  assert.deepEqual(f.session.cancelled, [ours!.attempt]);
+  assert.equal(state.attempts.find((a) => a.id === ours!.attempt)!.endedAt, undefined);
+  endGrace();
+  await settle();
+  assert.equal(state.attempts.find((a) => a.id === ours!.attempt)!.outcome, "cancelled");
+});
+
+Deno.test("the status shows when unfinished tasks last checkpointed, and done tasks' checkpoints go", async () => {
+  await using f = await fixture(2);
+  const write = (input: number) =>
+    f.storage.put(f.layout.checkpoint(input), new TextEncoder().encode("state"));
+  await write(0);
+  await write(1);
+  await f.succeed(f.session.of(0)[0]!, "zero");
+  await f.clock.advance(10_000); // the status is written, the checkpoints listed
+  assert.equal(await f.storage.stat(f.layout.checkpoint(0)), undefined, "task 0 is done");
+  assert.ok(await f.storage.stat(f.layout.checkpoint(1)), "task 1 still needs its own");
+  assert.equal(f.runner.tasks[0]!.checkpointAt, undefined);
+  const at = f.runner.tasks[1]!.checkpointAt!;
+  assert.ok(Math.abs(at - Date.now()) < 60_000, "the checkpoint's own time, from storage");
+  await f.succeed(f.session.of(1)[0]!, "one");
+  await f.runner.close();
+  assert.equal(await f.storage.stat(f.layout.checkpoint(1)), undefined, "gone once done");
 });

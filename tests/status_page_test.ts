@@ -98,6 +98,36 @@ Deno.test("renderStatusHtml() keeps the page of a running job live and a finishe
   );
 });
 
+Deno.test("renderStatusHtml() lists the unfinished tasks' last checkpoints, newest first", () => {
+  const status = mixedStatus();
+  assert.match(renderStatusHtml(status), /No unfinished task has a checkpoint\./);
+  status.phase = "interrupted";
+  status.tasks[7] = {
+    ...status.tasks[7]!,
+    phase: "pending",
+    checkpointAt: "2026-03-01T09:05:00.000Z",
+  };
+  status.tasks[6] = {
+    ...status.tasks[6]!,
+    phase: "running",
+    checkpointAt: "2026-03-01T09:07:30.000Z",
+    attempts: [{
+      ...status.tasks[6]!.attempts[0]!,
+      outcome: "disrupted",
+      detail: "stopped by SIGTERM",
+    }],
+  };
+  const html = renderStatusHtml(status);
+  const section = /<section id="checkpoints">(.*?)<\/section>/s.exec(html)?.[1] ?? "";
+  assert.match(section, /2 unfinished task\(s\) with one/);
+  assert.deepEqual([...section.matchAll(/data-task="(\d+)"/g)].map((m) => m[1]), ["6", "7"]);
+  assert.match(
+    section,
+    /<td>running<\/td><td class=num>1<\/td><td><time datetime="2026-03-01T09:07:30.000Z">2026-03-01 09:07:30Z<\/time>/,
+  );
+  assert.match(html, /<li><i style="background:#c9a227"><\/i>disrupted<\/li>/, "the legend");
+});
+
 browserTest(
   "the status page of a finished job shows its counts, its failures and one timeline bar per attempt",
   async ({ browser, dir }) => {

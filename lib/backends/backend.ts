@@ -36,11 +36,26 @@ export interface JobContext {
   env: Readonly<Record<string, string>>;
   /** Per-attempt time limit in milliseconds; the backend may enforce it too. */
   timeoutMs: number | undefined;
+  /**
+   * Time a stopped attempt's task gets to checkpoint and return after its
+   * signal fires, in milliseconds. Workers are started with it; a backend
+   * that stops a worker sends SIGTERM (or a stop message) first and kills
+   * it only once this, plus {@linkcode WORKER_EXIT_MS}, has passed.
+   *
+   * @default {DEFAULTS.graceMs (25000)}
+   */
+  graceMs?: number;
   /** Number of tasks in the job. */
   tasks: number;
   /** How often a crashed attempt may be restarted, for backends that restart them themselves. */
   maxRetries: number;
 }
+
+/**
+ * Time a worker gets, after its task's grace period, to store what the task
+ * left (a result, a checkpoint) and exit, in milliseconds.
+ */
+export const WORKER_EXIT_MS = 5000;
 
 /** Why an attempt ended, as far as the backend can tell. */
 export type ExitReason =
@@ -48,6 +63,12 @@ export type ExitReason =
   | "exited"
   /** Killed by a signal the backend did not send, or by the OOM killer. */
   | "killed"
+  /**
+   * Stopped from outside the job without a result, and not by a fault of its
+   * own: SIGTERM from a preemption, a drain, a node shutdown or a container
+   * stop. Not counted against `maxRetries`.
+   */
+  | "disrupted"
   /** Ran out of memory. */
   | "oom"
   /** The backend stopped it because `cancel` was called. */

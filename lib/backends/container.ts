@@ -11,7 +11,10 @@
  * `kubeface.job=<job>`, and removed when it ends (`--rm`). Its output is
  * stored as `jobs/<key>/logs/<task>/<attempt>.log`. A container killed from
  * outside (`podman kill NAME`, the OOM killer) is a crash, retried by the
- * job; `cancel` kills it by name.
+ * job; one stopped from outside (`podman stop NAME`: SIGTERM, then SIGKILL
+ * after the job's grace period plus 5 s) was disrupted, and its task had
+ * its signal and the grace period to checkpoint. `cancel` sends SIGTERM by
+ * name the same way, and kills the container once the grace period passed.
  *
  * @module
  */
@@ -30,7 +33,7 @@ import {
 } from "./container_cli.ts";
 import { defaultUlimits, defaultUserArgs } from "./container_host.ts";
 import { JOB_LABEL, runPlan, type RunSettings } from "./container_run.ts";
-import { collectOutput, describeExit, storeLog } from "./worker_process.ts";
+import { collectOutput, describeExit, killGrace, storeLog } from "./worker_process.ts";
 
 /** Options of the container backend. */
 export interface ContainerBackendOptions {
@@ -80,10 +83,10 @@ export interface ContainerBackendOptions {
    */
   network?: string;
   /**
-   * Time a cancelled container's CLI process gets to end after `kill`
-   * before it is killed too and the container removed, in milliseconds.
+   * Time a cancelled container gets to end after SIGTERM before it is
+   * killed and removed, in milliseconds.
    *
-   * @default {2000}
+   * @default {the job's grace period (`graceMs`) plus 5000, for the worker to store what the task left and exit}
    */
   killGraceMs?: number;
   /**
@@ -100,7 +103,6 @@ const CONTAINER_DEFAULTS = {
   cliArgs: [] as readonly string[],
   runArgs: [] as readonly string[],
   network: "host",
-  killGraceMs: 2000,
 };
 
 type Resolved = ContainerBackendOptions & typeof CONTAINER_DEFAULTS;
@@ -216,7 +218,7 @@ class ContainerSession extends QueueSession {
     job: JobContext,
     onEvent: (event: BackendEvent) => void,
     readonly prepared: Prepared,
-    readonly killGraceMs: number,
+    readonly killGraceMs: number | undefined,
   ) {
     super(job, onEvent);
   }
@@ -259,12 +261,20 @@ class ContainerSession extends QueueSession {
       const { reason, detail } = describeExit({ code: status.code }, stderrTail, cli.command);
       this.ended(spec, reason, status.code, detail);
     })();
-    /** Kill the container by name until its CLI process ends; after the grace time, force. */
+    /**
+     * SIGTERM by name (the task sees its signal) until the CLI process ends;
+     * after the grace time, kill and remove by force.
+     */
     const stop = async () => {
-      const deadline = Date.now() + this.killGraceMs;
+      const deadline = Date.now() + killGrace(this.job, this.killGraceMs);
+      let sentAt = -Infinity;
       while (!ended && Date.now() < deadline) {
-        // Fails while the container is still being created; then try again.
-        await runCli(cli, ["kill", name]).catch(() => {});
+        // Sent again every 2 s: it fails while the container is being created, and
+        // the worker, its PID 1, ignores it until it has set up its handler.
+        if (Date.now() - sentAt >= 2000) {
+          sentAt = Date.now();
+          await runCli(cli, ["kill", "--signal", "TERM", name]).catch(() => {});
+        }
         await Promise.race([done, new Promise((r) => setTimeout(r, 200))]);
       }
       if (!ended) {

@@ -19,6 +19,7 @@ import type { PermissionSet } from "../permissions.ts";
 import { storageWorkerEnv } from "../storage/worker_env.ts";
 import { denoRunArgs } from "../worker/launch.ts";
 import type { AttemptSpec, JobContext } from "./backend.ts";
+import { killGrace } from "./worker_process.ts";
 
 /** The scratch directory inside a container: a private tmpfs. */
 export const CONTAINER_SCRATCH = "/tmp";
@@ -166,6 +167,8 @@ export function runPlan(job: JobContext, spec: AttemptSpec, settings: RunSetting
     "--read-only",
     "--tmpfs",
     `${CONTAINER_SCRATCH}:rw,mode=1777`,
+    // `podman stop` gives the task its grace period, and the worker time to exit.
+    `--stop-timeout=${Math.ceil(killGrace(job, undefined) / 1000)}`,
     ...settings.userArgs,
     ...settings.ulimits.flatMap((limit) => ["--ulimit", limit]),
   ];
@@ -193,6 +196,7 @@ export function runPlan(job: JobContext, spec: AttemptSpec, settings: RunSetting
       scratch: CONTAINER_SCRATCH,
       permissions: granted,
       mode: spec,
+      graceMs: job.graceMs,
     }, IMAGE_WORKER_FILES),
   );
   return { name, args, env: cliEnv };

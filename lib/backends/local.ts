@@ -17,6 +17,7 @@ import { WarmSession } from "./warm.ts";
 import {
   collectOutput,
   describeExit,
+  killGrace,
   spawnWorker,
   stopProcess,
   storeLog,
@@ -33,7 +34,7 @@ export interface LocalBackendOptions {
   /**
    * Time between SIGTERM and SIGKILL when a worker is stopped, in milliseconds.
    *
-   * @default {2000}
+   * @default {the job's grace period (`graceMs`) plus 5000, for the worker to store what the task left and exit}
    */
   killGraceMs?: number;
   /**
@@ -48,14 +49,16 @@ export interface LocalBackendOptions {
   warm?: boolean;
 }
 
+type Resolved = Required<Omit<LocalBackendOptions, "killGraceMs">> & LocalBackendOptions;
+
 /** Run attempts as local Deno processes. */
 export class LocalBackend implements Backend {
   readonly name = "local";
-  readonly #options: Required<LocalBackendOptions>;
+  readonly #options: Resolved;
 
   /** Create the backend; see {@linkcode LocalBackendOptions} for the defaults. */
   constructor(options: LocalBackendOptions = {}) {
-    this.#options = { deno: Deno.execPath(), killGraceMs: 2000, warm: false, ...options };
+    this.#options = { deno: Deno.execPath(), warm: false, ...options };
   }
 
   async open(job: JobContext, onEvent: (event: BackendEvent) => void): Promise<BackendSession> {
@@ -77,7 +80,7 @@ class LocalSession extends QueueSession {
   constructor(
     job: JobContext,
     onEvent: (event: BackendEvent) => void,
-    readonly options: Required<LocalBackendOptions>,
+    readonly options: Resolved,
   ) {
     super(job, onEvent);
   }
@@ -94,6 +97,7 @@ class LocalSession extends QueueSession {
           scratch,
           permissions: this.job.permissions,
           mode: spec,
+          graceMs: this.job.graceMs,
         }, localWorkerFiles()),
         this.job.env,
       );
@@ -125,7 +129,7 @@ class LocalSession extends QueueSession {
       stop: () => {
         if (cancelled) return;
         cancelled = true;
-        cancelKill = stopProcess(child, this.options.killGraceMs);
+        cancelKill = stopProcess(child, killGrace(this.job, this.options.killGraceMs));
       },
     };
   }

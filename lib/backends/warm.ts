@@ -9,7 +9,10 @@
  * never waits for the master; an attempt waiting behind a long one moves to
  * a worker that becomes free. At most `parallelism` attempts run at once. A
  * worker that dies is replaced, and the attempts it had not started go back
- * to the queue; a cancelled running attempt costs its process.
+ * to the queue. A cancelled running attempt is told to stop with a control
+ * message: its task's signal fires and it gets the job's grace period, and
+ * the worker goes on with its next attempt; only a worker that does not
+ * answer within the grace period (plus 5 s) is killed.
  *
  * @module
  */
@@ -22,10 +25,11 @@ import {
   CONTROL_PREFIX,
   type ControlMessage,
   lines,
+  type StopRequest,
 } from "../worker/protocol.ts";
 import type { AttemptSpec, BackendEvent, ExitReason, JobContext } from "./backend.ts";
 import { QueueSession, type Started } from "./queue.ts";
-import { describeExit, spawnWorker, stopProcess, storeLog } from "./worker_process.ts";
+import { describeExit, killGrace, spawnWorker, stopProcess, storeLog } from "./worker_process.ts";
 
 /** Most bytes of one attempt's output kept for its log (the end is kept). */
 const LOG_BYTES = 8 * 1024 * 1024;
@@ -43,6 +47,8 @@ interface Assigned {
   logBytes: number;
   /** Resolves the attempt's `done` once its end is reported. */
   settle: () => void;
+  /** Kills its worker if a stopped attempt does not end in time. */
+  killTimer?: ReturnType<typeof setTimeout>;
 }
 
 interface WarmWorker {
@@ -65,8 +71,12 @@ interface WarmWorker {
 export interface WarmSettings {
   /** The Deno executable. */
   deno: string;
-  /** Time between SIGTERM and SIGKILL when a worker is stopped. */
-  killGraceMs: number;
+  /**
+   * Time a stopped attempt (or a worker being shut down) gets before its worker is killed.
+   *
+   * @default {the job's grace period plus 5000}
+   */
+  killGraceMs?: number;
 }
 
 const encoder = new TextEncoder();
@@ -98,6 +108,11 @@ export class WarmSession extends QueueSession {
       return; // reported when attempts start
     }
     await Promise.all([...this.#workers].map((w) => w.ready));
+  }
+
+  /** Time a stopped attempt or worker gets before its process is killed. */
+  get #killGraceMs(): number {
+    return killGrace(this.job, this.settings.killGraceMs);
   }
 
   protected override capacity(): number {
@@ -134,7 +149,7 @@ export class WarmSession extends QueueSession {
   protected override async shutdown(): Promise<void> {
     for (const worker of this.#workers) {
       await worker.stdin.close().catch(() => {});
-      const timer = setTimeout(() => this.#kill(worker), this.settings.killGraceMs);
+      const timer = setTimeout(() => this.#kill(worker), this.#killGraceMs);
       worker.cancelKill = () => clearTimeout(timer);
     }
     await Promise.all([...this.#workers].map((w) => w.exited));
@@ -172,13 +187,16 @@ export class WarmSession extends QueueSession {
     const worker = [...this.#workers].find((w) => w.assigned.includes(item));
     if (!worker) return;
     item.cancelled = true;
+    const stop: StopRequest = { stop: item.spec.attempt, reason: "kubeface stopped the attempt" };
     if (item.started) {
-      this.#kill(worker);
+      // Its task sees the signal; the worker reports the attempt's end and goes on.
+      this.#send(worker, stop);
+      item.killTimer = setTimeout(() => this.#kill(worker, 0), this.#killGraceMs);
       return;
     }
-    // Not started yet: take it back from the worker.
+    // Not started yet: take it back from the worker (and stop it, should it have just started).
     worker.assigned.splice(worker.assigned.indexOf(item), 1);
-    this.#send(worker, { cancel: item.spec.attempt });
+    this.#send(worker, stop);
     void this.#end(item, "cancelled", undefined, "cancelled before it started");
   }
 
@@ -211,6 +229,7 @@ export class WarmSession extends QueueSession {
           scratch,
           permissions: this.job.permissions,
           mode: { serve: true },
+          graceMs: this.job.graceMs,
         }, localWorkerFiles()),
         this.job.env,
         "piped",
@@ -236,10 +255,10 @@ export class WarmSession extends QueueSession {
     return worker;
   }
 
-  /** SIGTERM, then SIGKILL after the grace time. */
-  #kill(worker: WarmWorker): void {
+  /** SIGTERM, then SIGKILL after `graceMs` (at once with 0). */
+  #kill(worker: WarmWorker, graceMs = this.#killGraceMs): void {
     worker.cancelKill();
-    worker.cancelKill = stopProcess(worker.child, this.settings.killGraceMs);
+    worker.cancelKill = stopProcess(worker.child, graceMs);
   }
 
   /** Output belongs to the attempt that runs. */
@@ -269,9 +288,13 @@ export class WarmSession extends QueueSession {
       return;
     }
     worker.assigned.splice(worker.assigned.indexOf(item), 1);
-    const { detail } = describeExit({ code: message.code }, message.code ? worker.tail.trim() : "");
+    const { reason, detail } = describeExit(
+      { code: message.code },
+      message.code ? worker.tail.trim() : "",
+    );
     worker.tail = "";
-    await this.#end(item, "exited", message.code, detail);
+    if (item.cancelled) await this.#end(item, "cancelled", message.code, "stopped by kubeface");
+    else await this.#end(item, message.code === 0 ? "exited" : reason, message.code, detail);
     this.#rebalance(worker);
   }
 
@@ -329,6 +352,7 @@ export class WarmSession extends QueueSession {
     code: number | undefined,
     detail: string,
   ): Promise<void> {
+    clearTimeout(item.killTimer);
     await storeLog(
       this.job.storage,
       this.job.layout.log(item.spec.task, item.spec.attempt),

@@ -11,7 +11,9 @@
 
 import { concatBytes } from "../bytes.ts";
 import type { Storage } from "../storage/storage.ts";
-import type { ExitReason } from "./backend.ts";
+import { EXIT_STOPPED } from "../worker/exit_codes.ts";
+import { DEFAULTS } from "../options.ts";
+import { type ExitReason, type JobContext, WORKER_EXIT_MS } from "./backend.ts";
 
 /** Bytes of standard error kept to explain a crash. */
 export const TAIL_BYTES = 2000;
@@ -38,7 +40,8 @@ export function spawnWorker(
 }
 
 /**
- * Stop a process: SIGTERM now, SIGKILL once `graceMs` have passed. Returns
+ * Stop a process: SIGTERM now (the worker fires its task's signal and gives
+ * it the job's grace period), SIGKILL once `graceMs` have passed. Returns
  * a function that cancels the SIGKILL (call it when the process exited).
  */
 export function stopProcess(child: Deno.ChildProcess, graceMs: number): () => void {
@@ -47,9 +50,17 @@ export function stopProcess(child: Deno.ChildProcess, graceMs: number): () => vo
       child.kill(name);
     } catch { /* already gone */ }
   };
-  signal("SIGTERM");
+  signal(graceMs > 0 ? "SIGTERM" : "SIGKILL");
   const timer = setTimeout(() => signal("SIGKILL"), graceMs);
   return () => clearTimeout(timer);
+}
+
+/**
+ * How long a stopped worker may take before it is killed: the job's grace
+ * period plus {@linkcode WORKER_EXIT_MS}, unless a backend option says otherwise.
+ */
+export function killGrace(job: JobContext, override: number | undefined): number {
+  return override ?? (job.graceMs ?? DEFAULTS.graceMs) + WORKER_EXIT_MS;
 }
 
 const SIGNALS: Record<number, Deno.Signal> = {
@@ -65,7 +76,9 @@ const SIGNALS: Record<number, Deno.Signal> = {
  * How a worker ended, as a reason and a plain sentence. A process killed by
  * a signal (or a container CLI exiting with 128 + N) was killed from
  * outside or ran out of memory; with `cli` set, the codes 125 to 127 mean
- * the container CLI itself failed and the worker never ran.
+ * the container CLI itself failed and the worker never ran. A worker that
+ * stopped on SIGTERM (exit code 143, or the signal itself) was disrupted:
+ * preempted, drained or stopped, not failed.
  */
 export function describeExit(
   status: { code: number; signal?: Deno.Signal | null },
@@ -75,6 +88,14 @@ export function describeExit(
   const { code } = status;
   const signal = status.signal ??
     (cli && code > 128 && code <= 128 + 64 ? SIGNALS[code - 128] ?? `signal ${code - 128}` : null);
+  if (signal === "SIGTERM" || signal === "SIGINT" || (!signal && code === EXIT_STOPPED)) {
+    return {
+      reason: "disrupted",
+      detail: `stopped by ${
+        signal ?? "SIGTERM"
+      } from outside kubeface (a preemption, a drain, a container stop) before it stored a result; not counted as a failure`,
+    };
+  }
   if (signal) {
     return {
       reason: "killed",

@@ -169,6 +169,7 @@ export function clientOptionsFromFlags(
     retryTaskErrors: values["retry-task-errors"] === true || undefined,
     retryDelayMs: duration(values, "retry-delay"),
     timeoutMs: duration(values, "timeout", 1),
+    graceMs: duration(values, "grace"),
     speculationPercent: num(values, "speculation-percent"),
     speculationRuntimePercentile: num(values, "speculation-runtime-percentile"),
     speculationMaxReruns: int(values, "speculation-max-reruns"),

@@ -216,6 +216,11 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         default: `${KUBERNETES_DEFAULTS.ttlSecondsAfterFinished}s`,
       },
       {
+        name: "spot",
+        type: "boolean",
+        help: "run pods on GKE spot nodes (selector and toleration); see --grace",
+      },
+      {
         name: "unstartable-timeout",
         type: "string",
         value: "DURATION",
@@ -266,6 +271,7 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         activeDeadlineSeconds: seconds("active-deadline"),
         ttlSecondsAfterFinished: seconds("ttl-after-finished"),
         unstartableTimeoutMs: duration(values, "unstartable-timeout"),
+        spot: values.spot === true || undefined,
       };
       const set = Object.fromEntries(Object.entries(k).filter(([, v]) => v !== undefined));
       if (Object.keys(set).length > 0) options.kubernetes = { ...options.kubernetes, ...set };

@@ -92,12 +92,12 @@ export async function cleanupCommand(args: string[], io: Io): Promise<number> {
   const plan: string[] = [];
   for (const j of chosen) {
     j.backendObject = j.backend ? await createBackend(j.backend, options) : undefined;
-    const { objects, bytes } = await countObjects(storage, j.job);
+    const { objects, bytes, checkpoints } = await countObjects(storage, j.job);
     const kept = j.backendObject?.keepsRunning;
     plan.push(
       `  ${j.job} (${j.state}): ${objects} object(s), ${(bytes / 2 ** 20).toFixed(1)} MiB${
-        kept ? `, and its ${kept}` : ""
-      }`,
+        checkpoints ? ` (${checkpoints} checkpoint(s) of unfinished tasks)` : ""
+      }${kept ? `, and its ${kept}` : ""}`,
     );
   }
   io.err(

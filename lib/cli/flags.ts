@@ -142,6 +142,18 @@ export const JOB_FLAGS: FlagSpec[] = [
     default: "none",
   },
   {
+    name: "grace",
+    type: "string",
+    value: "DURATION",
+    help: "time a stopped task gets to checkpoint after its signal",
+    default: `${DEFAULTS.graceMs / 1000}s`,
+  },
+  {
+    name: "unordered",
+    type: "boolean",
+    help: "write results as tasks finish, with their index",
+  },
+  {
     name: "speculation-percent",
     type: "string",
     value: "P",

@@ -107,7 +107,7 @@ function commandFlags(own: FlagSpec[]): FlagSpec[] {
 /** Help of `kubeface map`. */
 export const MAP_HELP = helpText(
   "kubeface map --module FILE [options]",
-  'Map a task module\'s `task` over its `inputs`, one worker per task, and write\none {"input": …, "result": …} line per input, in input order.',
+  'Map a task module\'s `task` over its `inputs`, one worker per task, and write\none {"input": …, "result": …} line per input, in input order (with --unordered:\n{"index": …, "input": …, "result": …} lines as tasks finish).',
   groups(["Task", MAP_FLAGS]),
 );
 
@@ -319,6 +319,7 @@ async function execute(
       throw new UsageError(errorMessage(error)); // --storage and --backend do not go together
     }
     run = client.map(module, {
+      ordered: values.unordered === true ? false : undefined,
       onProgress: progress.update,
       onPrepare: (info) => {
         if (quiet) return;
@@ -355,7 +356,7 @@ async function execute(
   const writer = new ResultWriter(format, async (text) => {
     if (file) await file.write(encoder.encode(text));
     else await io.out(text);
-  });
+  }, { index: values.unordered === true });
   let interrupts = 0;
   const kept = backend.keepsRunning;
   const removeHandler = io.onInterrupt(async () => {

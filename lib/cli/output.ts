@@ -81,20 +81,30 @@ export function formatFor(path: string | undefined): Format {
   return path?.toLowerCase().endsWith(".csv") ? "csv" : "jsonl";
 }
 
-/** Writes `{input, result}` rows in a format. */
+/** Writes `{input, result}` rows in a format; with `index`, `{index, input, result}`. */
 export class ResultWriter {
   readonly #format: Format;
   readonly #write: (text: string) => void | Promise<void>;
+  readonly #index: boolean;
   #started = false;
 
-  /** Create a writer that hands text to `write`. */
-  constructor(format: Format, write: (text: string) => void | Promise<void>) {
+  /**
+   * Create a writer that hands text to `write`. With `options.index`, each
+   * row starts with the input's index (rows out of input order need it).
+   */
+  constructor(
+    format: Format,
+    write: (text: string) => void | Promise<void>,
+    options: { index?: boolean } = {},
+  ) {
     this.#format = format;
     this.#write = write;
+    this.#index = options.index ?? false;
   }
 
   /**
-   * Write the row of input `index`.
+   * Write the row of input `index` (which starts the row when the writer was
+   * made with `index`).
    *
    * @throws {TypeError} The input or result cannot be written in this format (a cycle).
    */
@@ -113,6 +123,7 @@ export class ResultWriter {
     if (this.#format === "jsonl") {
       await this.#write(
         JSON.stringify({
+          ...(this.#index ? { index } : {}),
           input: cell(`input ${index}`, input, toJsonValue),
           result: cell(`the result of input ${index}`, result, toJsonValue),
         }) + "\n",
@@ -124,13 +135,17 @@ export class ResultWriter {
     }\n`;
     if (!this.#started) {
       this.#started = true;
-      await this.#write("input,result\n");
+      await this.#write(this.#header());
     }
-    await this.#write(line);
+    await this.#write(`${this.#index ? `${index},` : ""}${line}`);
   }
 
   /** Write the CSV header if no row came. */
   async end(): Promise<void> {
-    if (this.#format === "csv" && !this.#started) await this.#write("input,result\n");
+    if (this.#format === "csv" && !this.#started) await this.#write(this.#header());
+  }
+
+  #header(): string {
+    return this.#index ? "index,input,result\n" : "input,result\n";
   }
 }

@@ -69,13 +69,30 @@ export function describeStatus(status: JobStatus, now = Date.now()): string {
         : "waiting";
       lines.push(
         `  task ${t.task}: attempt ${a?.id ?? "?"}${a?.host ? ` on ${a.host}` : ""}, ${since}${
-          a?.detail ? ` (${a.detail})` : ""
-        }`,
+          t.checkpointAt ? `, last checkpoint ${ago(t.checkpointAt, now)}` : ""
+        }${a?.detail ? ` (${a.detail})` : ""}`,
       );
     }
     if (running.length > 20) lines.push(`  … and ${running.length - 20} more`);
   }
+  lines.push(...checkpointLines(status, now));
   return lines.join("\n") + "\n";
+}
+
+/** Unfinished tasks that are not running and have a checkpoint: a rerun resumes them from it. */
+function checkpointLines(status: JobStatus, now: number): string[] {
+  const waiting = status.tasks.filter((t) => t.checkpointAt && t.phase !== "running");
+  if (waiting.length === 0) return [];
+  const lines = [
+    `Checkpoints (${waiting.length} unfinished task(s) resume from them when the job runs again):`,
+  ];
+  for (const t of waiting.slice(0, 20)) {
+    lines.push(
+      `  task ${t.task}: last checkpoint ${t.checkpointAt} (${ago(t.checkpointAt!, now)})`,
+    );
+  }
+  if (waiting.length > 20) lines.push(`  … and ${waiting.length - 20} more`);
+  return lines;
 }
 
 /** `kubeface status`. */

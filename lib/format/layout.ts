@@ -12,6 +12,7 @@
  * jobs/<key>/files/<sha256>         files given as inputs or returned as results
  * jobs/<key>/results/<task>/<attempt>.ok|.error
  * jobs/<key>/logs/<task>/<attempt>.log
+ * jobs/<key>/checkpoints/<input>    the last checkpoint of an unfinished input
  * jobs/<key>/runs/<name>.json       index → task and attempt, for batch backends
  * jobs/<key>/status.json, status.html
  * ```
@@ -116,6 +117,19 @@ export class JobLayout {
   /** Log object of one attempt. */
   log(task: number, attempt: string): string {
     return `${this.prefix}logs/${task}/${attempt}.log`;
+  }
+  /** Prefix of all checkpoints. */
+  get checkpointsPrefix(): string {
+    return `${this.prefix}checkpoints/`;
+  }
+  /** The last checkpoint of one input (of the task that runs it). */
+  checkpoint(input: number): string {
+    return `${this.checkpointsPrefix}${input}`;
+  }
+  /** The input a checkpoint key of this job belongs to. */
+  parseCheckpoint(key: string): number | undefined {
+    const match = /^(\d+)$/.exec(key.slice(this.checkpointsPrefix.length));
+    return key.startsWith(this.checkpointsPrefix) && match ? Number(match[1]) : undefined;
   }
 
   /** Parse a result key of this job into its task, attempt and kind. */

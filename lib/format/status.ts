@@ -15,7 +15,9 @@ export type AttemptOutcome =
   | "task-error"
   | "crash"
   | "timeout"
-  | "cancelled";
+  | "cancelled"
+  /** Stopped from outside (a preemption, a drain, a container stop): not a failure. */
+  | "disrupted";
 
 /** Overall state of a job. */
 export type JobPhase = "preparing" | "running" | "done" | "failed" | "interrupted";
@@ -81,6 +83,8 @@ export interface TaskStatus {
   winner?: string;
   resultBytes?: number;
   error?: string;
+  /** When the task's last checkpoint was written (ISO 8601), while it has one. */
+  checkpointAt?: string;
   attempts: AttemptStatus[];
 }
 

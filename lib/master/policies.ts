@@ -35,6 +35,7 @@ export function attemptOutcome(facts: EndFacts): AttemptOutcome {
   if (facts.timedOut || facts.reason === "timeout") return "timeout";
   // Stopped, or stood down (exit 0 without a result) because another attempt had won.
   if (facts.reason === "cancelled" || (facts.won && facts.exitCode === 0)) return "cancelled";
+  if (facts.reason === "disrupted") return "disrupted";
   return "crash";
 }
 
@@ -51,16 +52,19 @@ export type Next =
   /** Failed for good. */
   | { action: "fail"; kind: "task" | "crash" | "timeout" | "infrastructure" };
 
-/** Attempts of a task that failed (crashed, timed out or threw). */
+/** Attempts of a task that failed (crashed, timed out or threw); a disruption is no failure. */
 export function failedAttempts(task: TaskState): number {
   return task.attempts.filter((a) =>
-    a.outcome !== undefined && a.outcome !== "ok" && a.outcome !== "cancelled"
+    a.outcome !== undefined && a.outcome !== "ok" && a.outcome !== "cancelled" &&
+    a.outcome !== "disrupted"
   ).length;
 }
 
 /**
  * Decide what happens to a task whose attempt ended with `outcome`.
- * `task.crashes` must already count this attempt when it crashed.
+ * `task.crashes` must already count this attempt when it crashed. A
+ * disrupted attempt (preempted, drained, stopped from outside) is run
+ * again whatever `maxRetries` says: it did not fail.
  */
 export function nextStep(input: {
   task: TaskState;
@@ -87,6 +91,7 @@ export function nextStep(input: {
   const unstartable = input.reason === "unstartable";
   if (unstartable) return { action: "fail", kind: "infrastructure" };
   if (stillRunning) return { action: "wait" };
+  if (outcome === "disrupted") return { action: "retry" };
   if (task.crashes <= options.maxRetries) return { action: "retry" };
   return { action: "fail", kind: outcome === "timeout" ? "timeout" : "crash" };
 }

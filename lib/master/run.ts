@@ -29,7 +29,8 @@ import { acquireLease } from "./lease.ts";
 import { prepareJob } from "./prepare.ts";
 import { readInputs, readResult, type TaskValues } from "./results.ts";
 import { JobRunner } from "./runner.ts";
-import { progressOf } from "./state.ts";
+import { progressOf, type TaskState } from "./state.ts";
+import { unorderedResults } from "./unordered.ts";
 
 /** Most bytes of results read ahead of the consumer. */
 const READ_AHEAD_BYTES = 8 * 1024 * 1024;
@@ -87,6 +88,12 @@ export interface RunParams {
   signal: AbortSignal;
   /** Called before the inputs are uploaded. */
   onPrepare?: (info: JobStartInfo) => void;
+  /**
+   * Yield in input order; when false, as tasks finish.
+   *
+   * @default {true}
+   */
+  ordered?: boolean;
   onStart?: (info: JobInfo) => void;
   /** Hears what went wrong and was mended (a damaged result computed again). */
   onWarning?: (message: string) => void;
@@ -240,6 +247,7 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
         parallelism: options.parallelism,
         env: options.env,
         timeoutMs: options.timeoutMs || undefined,
+        graceMs: options.graceMs,
         tasks: manifest.tasks,
         maxRetries: options.maxRetries,
       }, runner.onEvent);
@@ -252,7 +260,10 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
         status: links,
       });
       await runner.start(session);
-      yield* orderedResults<I, O>(runner, params, layout, manifest, () => lease.check());
+      const results = new TaskResults<I, O>(runner, params, layout, manifest, () => lease.check());
+      if (params.ordered ?? true) yield* orderedResults<I, O>(runner, manifest, results);
+      else {yield* unorderedResults<I, O>(runner, (task) =>
+          results.read(task), manifest.itemsPerTask);}
       await runner.finished();
     } finally {
       signal.removeEventListener("abort", onAbort);
@@ -264,36 +275,71 @@ export async function* runJob<I, O>(params: RunParams): AsyncGenerator<Entry<I, 
   }
 }
 
+/**
+ * Reads the values of done tasks, checked. A damaged result counts as
+ * missing: it is deleted, with a warning that names it, and its task is
+ * computed again (at most {@linkcode MAX_REOPENS} times).
+ */
+class TaskResults<I, O> {
+  readonly #reopened = new Map<number, number>();
+  readonly #memory = new MemoryRelease();
+
+  constructor(
+    readonly runner: JobRunner,
+    readonly params: RunParams,
+    readonly layout: JobLayout,
+    readonly manifest: Manifest,
+    /** Throws when this master lost the job: only its master may delete what an attempt stored. */
+    readonly holding: () => Promise<void>,
+  ) {}
+
+  /** The task's values, or `undefined` when its result was damaged and it runs again. */
+  async read(state: TaskState): Promise<TaskValues<I, O> | undefined> {
+    const { storage, withInputs } = this.params;
+    const { layout, manifest } = this;
+    const t = state.index;
+    const attempt = state.winner!;
+    try {
+      const values = await readResult<O>(storage, layout, manifest, t, attempt);
+      const inputs = withInputs ? await readInputs<I>(storage, layout, manifest, t) : [];
+      this.#memory.passed(state.resultBytes ?? 0);
+      return { values, inputs };
+    } catch (error) {
+      const reopened = this.#reopened.get(t) ?? 0;
+      const damaged = error instanceof CorruptObjectError && error.object.startsWith("result of");
+      if (!damaged || reopened >= MAX_REOPENS) throw error;
+      this.#reopened.set(t, reopened + 1);
+      await this.holding();
+      this.params.onWarning?.(`${error.message}; computing task ${t} again`);
+      await storage.delete(layout.result(t, attempt, "ok"));
+      await this.runner.reopen(t);
+      return undefined;
+    }
+  }
+}
+
 /** Yield results task by task, reading a bounded number ahead. */
 async function* orderedResults<I, O>(
   runner: JobRunner,
-  params: RunParams,
-  layout: JobLayout,
   manifest: Manifest,
-  holding: () => Promise<void>,
+  results: TaskResults<I, O>,
 ): AsyncGenerator<Entry<I, O>> {
-  const { storage, withInputs } = params;
-  const reads = new Map<number, Promise<TaskValues<I, O>>>();
-  const memory = new MemoryRelease();
+  const reads = new Map<number, Promise<TaskValues<I, O> | undefined>>();
   let aheadBytes = 0;
-  const read = (t: number) => {
-    let promise = reads.get(t);
+  const read = (state: TaskState) => {
+    let promise = reads.get(state.index);
     if (!promise) {
-      const attempt = runner.tasks[t]!.winner!;
-      promise = (async () => ({
-        values: await readResult<O>(storage, layout, manifest, t, attempt),
-        inputs: withInputs ? await readInputs<I>(storage, layout, manifest, t) : [],
-      }))();
+      promise = results.read(state);
       promise.catch(() => {}); // awaited later; avoid an unhandled rejection meanwhile
-      reads.set(t, promise);
-      aheadBytes += runner.tasks[t]!.resultBytes ?? 0;
+      reads.set(state.index, promise);
+      aheadBytes += state.resultBytes ?? 0;
     }
     return promise;
   };
   try {
     for (let t = 0; t < manifest.tasks; t++) {
       let values: TaskValues<I, O> | undefined;
-      for (let reopened = 0; values === undefined; reopened++) {
+      while (values === undefined) {
         const state = await runner.settled(t);
         if (state.phase === "failed") {
           await runner.finished().catch(() => {});
@@ -302,26 +348,15 @@ async function* orderedResults<I, O>(
         for (let u = t + 1; u < manifest.tasks && u <= t + READ_AHEAD; u++) {
           const next = runner.tasks[u]!;
           if (next.phase !== "done" || aheadBytes > READ_AHEAD_BYTES) break;
-          read(u);
+          read(next);
         }
-        const attempt = state.winner!;
         try {
-          values = await read(t);
-        } catch (error) {
-          const damaged = error instanceof CorruptObjectError &&
-            error.object.startsWith("result of");
-          if (!damaged || reopened >= MAX_REOPENS) throw error;
-          // A damaged result counts as missing: delete it, and compute the task again.
-          await holding(); // only the job's master may delete what another attempt stored
-          params.onWarning?.(`${error.message}; computing task ${t} again`);
-          await storage.delete(layout.result(t, attempt, "ok"));
-          await runner.reopen(t);
+          values = await read(state); // undefined: damaged, and running again
         } finally {
           reads.delete(t);
           aheadBytes -= state.resultBytes ?? 0;
         }
       }
-      memory.passed(runner.tasks[t]!.resultBytes ?? 0);
       for (let i = 0; i < values.values.length; i++) {
         yield {
           index: t * manifest.itemsPerTask + i,

@@ -18,6 +18,7 @@ import type { ResolvedJobOptions } from "../options.ts";
 import type { JobSnapshot } from "../status/status.ts";
 import type { Storage } from "../storage/storage.ts";
 import { type Clock, systemClock, type TimerId } from "./clock.ts";
+import { CHECKPOINT_LIST_MS, refreshCheckpoints } from "./checkpoints.ts";
 import {
   attemptOutcome,
   failedAttempts,
@@ -56,6 +57,8 @@ export interface RunnerContext {
 /** Drives one job to its end. */
 export class JobRunner {
   readonly tasks: TaskState[];
+  /** Indexes of the tasks that are done or failed, in the order they became so. */
+  readonly finishOrder: number[] = [];
   readonly startedAt: number;
   phase: JobPhase = "running";
   /** Set when the job failed or was stopped. */
@@ -82,6 +85,7 @@ export class JobRunner {
   /** Tasks done or failed for good. */
   #settledTasks = 0;
   #progressTimer: TimerId;
+  #checkpointsListedAt = -Infinity;
 
   /** Create a runner for a prepared job. */
   constructor(ctx: RunnerContext) {
@@ -138,10 +142,12 @@ export class JobRunner {
       if (!task || parsed.kind !== "ok" || task.phase === "done") continue;
       task.phase = "done";
       this.#settledTasks++;
+      this.finishOrder.push(task.index);
       task.reused = true;
       task.winner = parsed.attempt;
       task.resultBytes = info.size;
     }
+    await this.#listCheckpoints(true);
     this.#notify();
   }
 
@@ -198,6 +204,21 @@ export class JobRunner {
       const state = this.tasks[task]!;
       if (this.#fatal) throw this.#fatal;
       if (state.phase === "done" || state.phase === "failed") return state;
+      await this.#changed;
+    }
+  }
+
+  /**
+   * Wait for the `n`-th task (from 0) to be done or failed, in the order
+   * tasks settle; `undefined` when every task settled and there is no such
+   * one. Rejects at once when the job failed (fail fast) or was stopped.
+   */
+  async settledNth(n: number): Promise<TaskState | undefined> {
+    for (;;) {
+      if (this.#fatal) throw this.#fatal;
+      const index = this.finishOrder[n];
+      if (index !== undefined) return this.tasks[index];
+      if (this.finishOrder.length >= this.tasks.length) return undefined;
       await this.#changed;
     }
   }
@@ -296,10 +317,14 @@ export class JobRunner {
       case "done": {
         task.phase = "done";
         this.#settledTasks++;
+        this.finishOrder.push(task.index);
         task.winner = next.winner;
         task.resultBytes = size;
         const losers = task.attempts.filter((a) => a.endedAt === undefined && a.id !== winner);
-        if (losers.length > 0) await this.#session?.cancel(losers.map((a) => a.id));
+        // Not awaited: a stopped loser gets the grace period, the result need not wait for it.
+        if (losers.length > 0) {
+          this.#session?.cancel(losers.map((a) => a.id)).catch((error) => this.#abort(error));
+        }
         return this.#finishStep();
       }
       case "wait":
@@ -365,6 +390,7 @@ export class JobRunner {
   #fail(task: TaskState, error: Error): void {
     task.phase = "failed";
     this.#settledTasks++;
+    this.finishOrder.push(task.index);
     task.error = error;
     if (this.#ctx.options.failFast) {
       this.phase = "failed";
@@ -411,6 +437,8 @@ export class JobRunner {
       throw this.#fatal ?? new JobInterruptedError(this.#ctx.layout.key);
     }
     if (task.phase !== "done") return;
+    const finished = this.finishOrder.lastIndexOf(index);
+    if (finished >= 0) this.finishOrder.splice(finished, 1);
     task.phase = "pending";
     task.winner = undefined;
     task.resultBytes = undefined;
@@ -482,11 +510,24 @@ export class JobRunner {
     this.#statusDirty = false;
     this.#lastStatusWrite = now;
     this.#statusWriting = this.#statusWriting
+      .then(() => this.#listCheckpoints(final))
       .then(() => this.#ctx.writeStatus(this, final))
       .catch(() => {
         this.#statusDirty = true; // try again on the next tick
       });
     return this.#statusWriting;
+  }
+
+  /**
+   * Note when each task last checkpointed, and remove the checkpoints of
+   * tasks that are done; at most every {@linkcode CHECKPOINT_LIST_MS} unless `now`.
+   */
+  async #listCheckpoints(now: boolean): Promise<void> {
+    const at = this.#clock.now();
+    if (!now && at - this.#checkpointsListedAt < CHECKPOINT_LIST_MS) return;
+    this.#checkpointsListedAt = at;
+    const { storage, layout, manifest } = this.#ctx;
+    await refreshCheckpoints(storage, layout, this.tasks, manifest.itemsPerTask).catch(() => {});
   }
 
   #shuttingDown: Promise<void> | undefined;

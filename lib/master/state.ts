@@ -43,6 +43,8 @@ export interface TaskState {
   resultBytes?: number;
   /** Failed attempts that were not task errors (crashes, timeouts). */
   crashes: number;
+  /** When its last checkpoint was written (ms since epoch), while it has one. */
+  checkpointAt?: number;
   /** The error that failed the task. */
   error?: Error;
 }

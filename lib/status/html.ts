@@ -13,6 +13,7 @@ import { attemptCount, durationStats, formatMs } from "./page_data.ts";
 import { PAGE_SCRIPT } from "./page_script.ts";
 import { OUTCOME_COLOURS, OUTCOME_LABELS, PAGE_CSS } from "./page_style.ts";
 import { failedSection, slowestSection } from "./page_tables.ts";
+import { checkpointsSection } from "./page_checkpoints.ts";
 import type { JobStatus } from "../format/status.ts";
 
 export { escapeHtml };
@@ -152,6 +153,7 @@ ${summarySection(status)}
 ${chartsSection(status)}
 ${failedSection(status)}
 ${slowestSection(status)}
+${checkpointsSection(status)}
 <footer>kubeface status page · <a href="status.json">status.json</a> · job objects under <code>${
     escapeHtml(status.links.prefix)
   }</code></footer>

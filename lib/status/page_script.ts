@@ -26,7 +26,7 @@ import { LAYOUT_SCRIPT } from "./script_layout.ts";
 const BODY = String.raw`
 "use strict";
 var LIVE = { preparing: true, running: true };
-var KINDS = ["ok", "task-error", "crash", "timeout", "cancelled"];
+var KINDS = ["ok", "task-error", "crash", "timeout", "cancelled", "disrupted"];
 var MAX_ROW = 22, MAX_PLOT = 600, GUTTER = 64, AXIS = 22, TOP = 4;
 var ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
 var rowsMode = "slots";

@@ -12,6 +12,7 @@ export const OUTCOME_COLOURS = {
   crash: "#ee8a1c",
   timeout: "#8d5ad9",
   cancelled: "#9aa1a9",
+  disrupted: "#c9a227",
   running: "#2f80d8",
 } as const;
 
@@ -25,6 +26,7 @@ export const OUTCOME_LABELS: Record<BarKind, string> = {
   crash: "crash",
   timeout: "timeout",
   cancelled: "cancelled",
+  disrupted: "disrupted",
   running: "running",
 };
 

@@ -46,6 +46,7 @@ export function buildStatus(snapshot: JobSnapshot, facts: JobFacts, layout: JobL
       ...(t.winner ? { winner: t.winner } : {}),
       ...(t.resultBytes !== undefined ? { resultBytes: t.resultBytes } : {}),
       ...(t.error ? { error: t.error.message } : {}),
+      ...(t.checkpointAt !== undefined ? { checkpointAt: iso(t.checkpointAt) } : {}),
       attempts: t.attempts.map((a) => ({
         id: a.id,
         host: a.host,

@@ -13,3 +13,9 @@ export const EXIT_TASK_ERROR = 3;
 export const EXIT_INFRASTRUCTURE = 75;
 /** The worker was started with bad arguments; a retry will not help. */
 export const EXIT_USAGE = 64;
+/**
+ * The attempt was stopped on request (SIGTERM: a preemption, a drain, a
+ * container stop) before it stored a result; any checkpoint it made is kept.
+ * 128 + SIGTERM, as a shell reports a process SIGTERM ended. Not the task's fault.
+ */
+export const EXIT_STOPPED = 143;

@@ -35,6 +35,12 @@ export interface WorkerLaunch {
   /** What the task may do. */
   permissions: PermissionSet;
   mode: WorkerMode;
+  /**
+   * Time a stopped attempt's task gets to checkpoint and return, in milliseconds.
+   *
+   * @default {25000}
+   */
+  graceMs?: number;
 }
 
 /** Each setting's flag and environment variable. */
@@ -47,6 +53,7 @@ const SETTINGS = {
   attempt: "KUBEFACE_ATTEMPT",
   run: "KUBEFACE_RUN",
   serve: "KUBEFACE_SERVE",
+  grace: "KUBEFACE_GRACE_MS",
 } as const;
 
 type Setting = keyof typeof SETTINGS;
@@ -62,6 +69,7 @@ function settings(launch: WorkerLaunch): Partial<Record<Setting, string>> {
     ...("task" in mode ? { task: String(mode.task), attempt: mode.attempt } : {}),
     ...("run" in mode ? { run: mode.run } : {}),
     ...("serve" in mode ? { serve: "1" } : {}),
+    ...(launch.graceMs !== undefined ? { grace: String(launch.graceMs) } : {}),
   };
 }
 
@@ -81,7 +89,7 @@ export function workerEnv(launch: WorkerLaunch): Record<string, string> {
 
 /** Usage of `worker.ts`, for its error messages. */
 export const WORKER_USAGE =
-  "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --run NAME | --serve) [--permissions JSON]; every flag may come from its KUBEFACE_* variable instead";
+  "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --run NAME | --serve) [--permissions JSON] [--grace MS]; every flag may come from its KUBEFACE_* variable instead";
 
 /**
  * Read a launch from a worker's arguments, each falling back on its
@@ -118,6 +126,10 @@ export function parseWorkerLaunch(
   } catch {
     throw new TypeError(`--permissions must be JSON, not '${get("permissions")}'`);
   }
+  const grace = get("grace");
+  if (grace !== undefined && !/^\d+$/.test(grace)) {
+    throw new TypeError(`--grace must be whole milliseconds, not '${grace}'`);
+  }
   const [task, attempt, run] = [get("task"), get("attempt"), get("run")];
   let mode: WorkerMode;
   if (get("serve")) mode = { serve: true };
@@ -127,7 +139,14 @@ export function parseWorkerLaunch(
   } else {
     throw new TypeError(`give --task and --attempt, --run or --serve; ${WORKER_USAGE}`);
   }
-  return { storageUrl, job, scratch, permissions, mode };
+  return {
+    storageUrl,
+    job,
+    scratch,
+    permissions,
+    mode,
+    ...(grace !== undefined ? { graceMs: Number(grace) } : {}),
+  };
 }
 
 /** Where the worker's code is, as the process sees it. */

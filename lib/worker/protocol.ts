@@ -22,6 +22,12 @@ export interface RunMessage {
   payload: Uint8Array;
   /** Local copies of the files the input refers to, by slot. */
   files?: string[];
+  /** The attempt's id (`ctx.attempt`). */
+  attempt?: string;
+  /** The worker's private writable directory (`ctx.scratch`). */
+  scratch?: string;
+  /** Index of the task's first input (`ctx.index` of its first item). */
+  first?: number;
 }
 
 /** Worker → thread: import the bundle now, before the first task (warm workers). */
@@ -64,8 +70,74 @@ export interface DoneMessage {
   crash?: string;
 }
 
+/** Thread → worker: store a checkpoint of one input (`ctx.checkpoint`). */
+export interface CheckpointRequest {
+  type: "checkpoint";
+  id: number;
+  /** The input it belongs to. */
+  index: number;
+  encoding: Encoding;
+  payload: Uint8Array;
+}
+
+/** Worker → thread: the checkpoint is stored, or why not. */
+export interface CheckpointReply {
+  type: "checkpointed";
+  id: number;
+  error?: ErrorRecord;
+}
+
+/** Thread → worker: the last checkpoint of one input, if any (`ctx.restore`). */
+export interface RestoreRequest {
+  type: "restore";
+  id: number;
+  index: number;
+}
+
+/** Worker → thread: the checkpoint, or none (missing or damaged). */
+export type RestoreReply =
+  | { type: "restored"; id: number; encoding: Encoding; payload: Uint8Array }
+  | { type: "restored"; id: number; error?: ErrorRecord };
+
+/** Worker → thread: the attempt is being stopped; fire `ctx.signal`. */
+export interface StopMessage {
+  type: "stop";
+  /** Why, for the signal's reason. */
+  reason: string;
+}
+
+/**
+ * Thread → worker, in answer to a {@linkcode StopMessage}: whether the
+ * running task can see the signal (it takes a context), so is worth waiting for.
+ */
+export interface StoppingMessage {
+  type: "stopping";
+  listens: boolean;
+}
+
+/** Thread → worker: a line for the attempt's log (a checkpoint that could not be used). */
+export interface WarningMessage {
+  type: "warning";
+  message: string;
+}
+
 /** Every message a thread sends. */
-export type ThreadMessage = SharedRequest | DoneMessage;
+export type ThreadMessage =
+  | SharedRequest
+  | DoneMessage
+  | CheckpointRequest
+  | RestoreRequest
+  | StoppingMessage
+  | WarningMessage;
+
+/** Every message a worker sends its thread. */
+export type WorkerMessage =
+  | RunMessage
+  | LoadMessage
+  | SharedReply
+  | CheckpointReply
+  | RestoreReply
+  | StopMessage;
 
 /**
  * A serving worker (`worker.ts --serve`, the warm pool) reads one
@@ -107,6 +179,16 @@ export interface AttemptRequest {
 /** Pool → serving worker: drop this attempt if it has not started yet. */
 export interface CancelRequest {
   cancel: string;
+}
+
+/**
+ * Pool → serving worker: stop this attempt. A running one sees its signal
+ * and gets the grace period; one not started yet is dropped.
+ */
+export interface StopRequest {
+  stop: string;
+  /** Why, for the task's signal. */
+  reason?: string;
 }
 
 /**

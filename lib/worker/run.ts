@@ -13,17 +13,20 @@ import { sha256Hex } from "../bundle.ts";
 import type { ErrorRecord, InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
 import { JobLayout } from "../format/layout.ts";
 import { mergePermissions, type PermissionSet } from "../permissions.ts";
+import { objectName, readJson } from "../format/json.ts";
 import { encodeRecord, type Encoding, readRawRecord, recordBody } from "../format/records.ts";
 import { CorruptObjectError } from "../errors.ts";
 import { fetchFile, storeFile } from "../file_store.ts";
 import type { FileEntry } from "../files.ts";
-import { objectName, readJson } from "../format/json.ts";
 import { readShared } from "../shared_store.ts";
 import { readBytes, type Storage } from "../storage/storage.ts";
-import { EXIT_OK, EXIT_TASK_ERROR } from "./exit_codes.ts";
+import { EXIT_INFRASTRUCTURE, EXIT_OK, EXIT_STOPPED, EXIT_TASK_ERROR } from "./exit_codes.ts";
 import type { AttemptSpec, RunMap } from "../format/attempt.ts";
 import { TaskThread, THREAD_CODE } from "./thread.ts";
 import { hostName } from "../host.ts";
+import { AttemptCheckpoints } from "./checkpoints.ts";
+import { AttemptStop } from "./stopping.ts";
+import { DEFAULTS } from "../options.ts";
 
 /** How an attempt ended, as the worker reports it. */
 export interface AttemptOutcome {
@@ -52,6 +55,18 @@ export interface JobWorkerOptions {
   scratch: string;
   /** What the task may do; the worker itself may do more (reach storage). */
   permissions: PermissionSet;
+  /**
+   * Time a stopped attempt's task gets to checkpoint and return, in milliseconds.
+   *
+   * @default {25000}
+   */
+  graceMs?: number;
+  /**
+   * Writes a line to the attempt's log (a checkpoint that could not be used).
+   *
+   * @default {nothing}
+   */
+  warn?: (message: string) => void;
 }
 
 /** The attempt crashed in a way the task caused but did not throw (it ended its thread). */
@@ -81,6 +96,8 @@ export class JobWorker {
   readonly #layout: JobLayout;
   readonly #thread: TaskThread;
   #setup: Promise<{ manifest: Manifest; bundle: string }> | undefined;
+  /** The stop of the attempt that runs now. */
+  #stop: AttemptStop | undefined;
 
   /**
    * A worker for `options.job`; nothing is read until the first attempt, but
@@ -102,7 +119,10 @@ export class JobWorker {
 
   /**
    * Run one attempt and store its result. Returns the exit code (`EXIT_OK`,
-   * or `EXIT_TASK_ERROR` when the task threw). A task that already has a result (another attempt won) is
+   * or `EXIT_TASK_ERROR` when the task threw; `EXIT_STOPPED` when it was
+   * stopped with {@linkcode JobWorker.stop} and did not return in its grace
+   * period; `EXIT_INFRASTRUCTURE` when it failed because storage failed under
+   * its checkpoints). A task that already has a result (another attempt won) is
    * not run again: `EXIT_OK` at once; the check is skipped for a first
    * attempt.
    *
@@ -110,6 +130,33 @@ export class JobWorker {
    * @throws {StorageError} Storage failed.
    */
   async run(task: number, attempt: string, options: RunOptions = {}): Promise<AttemptOutcome> {
+    const stop = new AttemptStop(attempt, this.#options.graceMs ?? DEFAULTS.graceMs);
+    this.#stop = stop;
+    try {
+      return await this.#run(task, attempt, options, stop);
+    } finally {
+      stop.dispose();
+      if (this.#stop === stop) this.#stop = undefined;
+    }
+  }
+
+  /**
+   * Stop the attempt that runs now (or `attempt`, if it is the one): its
+   * task's signal fires, and it gets the grace period to checkpoint and
+   * return. A task that returns in time still stores its result; otherwise
+   * `run` resolves with `EXIT_STOPPED`.
+   */
+  stop(reason: string, attempt?: string): void {
+    const stop = this.#stop;
+    if (stop && (attempt === undefined || stop.attempt === attempt)) stop.request(reason);
+  }
+
+  async #run(
+    task: number,
+    attempt: string,
+    options: RunOptions,
+    stop: AttemptStop,
+  ): Promise<AttemptOutcome> {
     const { storage, job } = this.#options;
     const layout = this.#layout;
     this.#setup ??= this.#prepare();
@@ -132,13 +179,24 @@ export class JobWorker {
     if (header.task !== task) {
       throw new CorruptObjectError(inputName, `it says it is the input of task ${header.task}`);
     }
+    if (stop.requested) return { code: EXIT_STOPPED };
+    const warn = this.#options.warn ?? (() => {});
+    const checkpoints = new AttemptCheckpoints({
+      storage,
+      layout,
+      task,
+      attempt,
+      inputs: { first: header.first, count: header.count },
+      warn,
+    });
     const fetched = join(this.#options.scratch, "files");
     try {
       const inputs: string[] = [];
       for (const entry of header.files ?? []) {
         inputs.push(await fetchFile(storage, entry, fetched));
       }
-      const done = await this.#thread.run({
+      const thread = this.#thread;
+      const finished = thread.run({
         type: "run",
         bundle,
         module: manifest.module,
@@ -146,9 +204,33 @@ export class JobWorker {
         batch: header.batch,
         encoding: header.encoding,
         payload,
+        attempt,
+        first: header.first,
+        scratch: this.#options.scratch,
         ...(inputs.length ? { files: inputs } : {}),
+      }, {
+        checkpoint: (request) => checkpoints.checkpoint(request),
+        restore: (request) => checkpoints.restore(request),
+        stopping: (listens) => stop.stopping(listens),
+        warn,
       });
+      stop.running((reason) => thread.stop(reason));
+      const ended = await Promise.race([finished, stop.killed]);
+      if (ended === "killed") {
+        thread.close(); // the task did not end in time; the next attempt gets a new thread
+        await checkpoints.settled();
+        return { code: EXIT_STOPPED };
+      }
+      const done = ended;
+      await checkpoints.settled();
       if (done.crash) throw new AttemptCrashError(done.crash);
+      if (done.error && (stop.requested || checkpoints.failure)) {
+        // Stopped, or storage failed under its checkpoints: not the task's fault.
+        if (!stop.requested) {
+          warn(`task ${task} could not use its checkpoints: ${checkpoints.failure!.message}`);
+        }
+        return { code: stop.requested ? EXIT_STOPPED : EXIT_INFRASTRUCTURE };
+      }
       const stored = done.error ? { entries: [] } : await this.#storeFiles(done.files ?? []);
       const error = done.error ?? ("error" in stored ? stored.error : undefined);
       const files = "entries" in stored ? stored.entries : [];
@@ -170,6 +252,7 @@ export class JobWorker {
       };
       const body = recordBody(encodeRecord(result, error ? undefined : done.result));
       await storage.put(layout.result(task, attempt, error ? "error" : "ok"), body);
+      if (!error) await checkpoints.removeAll();
       return { code: error ? EXIT_TASK_ERROR : EXIT_OK };
     } finally {
       await Deno.remove(fetched, { recursive: true }).catch(() => {});

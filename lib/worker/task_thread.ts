@@ -20,12 +20,20 @@ import type {
   RunMessage,
   SharedReply,
   ThreadMessage,
+  WorkerMessage,
 } from "./protocol.ts";
+import { ThreadCheckpoints } from "./thread_context.ts";
 
 const scope = self as unknown as {
   postMessage(message: ThreadMessage, transfer?: Transferable[]): void;
-  onmessage: ((event: MessageEvent<RunMessage | LoadMessage | SharedReply>) => void) | null;
+  onmessage: ((event: MessageEvent<WorkerMessage>) => void) | null;
 };
+
+const checkpoints = new ThreadCheckpoints((message, transfer) =>
+  scope.postMessage(message, transfer)
+);
+/** The task that runs now, and the controller of its context's signal. */
+let current: { task: (...args: never[]) => unknown; stop: AbortController } | undefined;
 
 /** Turn anything thrown into a record with name, message and stack. */
 export function errorRecord(thrown: unknown, item?: number): ErrorRecord {
@@ -111,6 +119,15 @@ async function run(message: RunMessage): Promise<DoneMessage> {
     reviveShared(decodeValue(message.encoding, message.payload)),
     (slot) => inputFile(slot, files[slot.slot]!),
   );
+  const stop = new AbortController();
+  current = { task, stop };
+  const context = (item: number) =>
+    checkpoints.context(
+      (message.first ?? message.task) + item,
+      message.attempt ?? "",
+      stop.signal,
+      message.scratch ?? "",
+    );
   const startedAt = Date.now();
   let item = 0;
   try {
@@ -118,12 +135,12 @@ async function run(message: RunMessage): Promise<DoneMessage> {
     if (message.batch) {
       const results: unknown[] = [];
       for (const one of input as unknown[]) {
-        results.push(await task(one));
+        results.push(await task(one, context(item)));
         item++;
       }
       value = results;
     } else {
-      value = await task(input);
+      value = await task(input, context(0));
     }
     const what = message.batch
       ? `the results of task ${message.task}`
@@ -157,6 +174,8 @@ async function run(message: RunMessage): Promise<DoneMessage> {
       endedAt: Date.now(),
       error: errorRecord(thrown, message.batch ? item : undefined),
     };
+  } finally {
+    current = undefined;
   }
 }
 
@@ -165,6 +184,16 @@ scope.onmessage = (event) => {
   if (message.type === "shared") {
     pending.get(message.id)?.(message);
     pending.delete(message.id);
+    return;
+  }
+  if (message.type === "checkpointed" || message.type === "restored") {
+    return checkpoints.reply(message);
+  }
+  if (message.type === "stop") {
+    // A task of one parameter cannot see the signal: the worker stops it at once.
+    const running = current;
+    running?.stop.abort(new DOMException(message.reason, "AbortError"));
+    scope.postMessage({ type: "stopping", listens: (running?.task.length ?? 0) >= 2 });
     return;
   }
   const work = message.type === "load"

@@ -11,12 +11,30 @@ import { errorMessage } from "../errors.ts";
 import type { Encoding } from "../format/records.ts";
 import { PERMISSION_NAMES, type PermissionSet } from "../permissions.ts";
 import type {
+  CheckpointReply,
+  CheckpointRequest,
   DoneMessage,
   LoadMessage,
+  RestoreReply,
+  RestoreRequest,
   RunMessage,
   SharedReply,
+  StopMessage,
   ThreadMessage,
 } from "./protocol.ts";
+import { ownBuffer } from "./thread_context.ts";
+
+/** What the worker does for the task's context while a task runs. */
+export interface RunHooks {
+  /** Store a checkpoint. */
+  checkpoint(request: CheckpointRequest): Promise<CheckpointReply>;
+  /** Read the last checkpoint. */
+  restore(request: RestoreRequest): Promise<RestoreReply>;
+  /** The thread answered a stop request: whether the task can see the signal. */
+  stopping(listens: boolean): void;
+  /** A line for the attempt's log. */
+  warn(message: string): void;
+}
 
 /**
  * The thread's module: `task_thread.ts` next to this file in a checkout, or
@@ -46,6 +64,7 @@ export class TaskThread {
   readonly #permissions: PermissionSet;
   readonly #shared: SharedSource;
   #current: ((done: DoneMessage) => void) | undefined;
+  #hooks: RunHooks | undefined;
 
   /**
    * A thread with `permissions`, whose requests for shared values `shared`
@@ -62,8 +81,14 @@ export class TaskThread {
   }
 
   /** Run one task; resolves when the thread reports that it ended. */
-  run(message: RunMessage): Promise<DoneMessage> {
+  run(message: RunMessage, hooks?: RunHooks): Promise<DoneMessage> {
+    this.#hooks = hooks;
     return this.#send(message, [message.payload.buffer as ArrayBuffer]);
+  }
+
+  /** Fire the running task's signal; the thread answers through `hooks.stopping`. */
+  stop(reason: string): void {
+    this.#worker?.postMessage({ type: "stop", reason } satisfies StopMessage);
   }
 
   /** Start the thread and import the bundle, ahead of the first task. */
@@ -98,6 +123,7 @@ export class TaskThread {
         this.#finish(data);
         return;
       }
+      if (data.type !== "shared") return this.#context(worker, data);
       this.#shared(String(data.sha256)).then(
         ({ encoding, payload }) =>
           worker.postMessage(
@@ -137,6 +163,37 @@ export class TaskThread {
   #finish(done: DoneMessage): void {
     const resolve = this.#current;
     this.#current = undefined;
+    this.#hooks = undefined;
     resolve?.(done);
+  }
+
+  /** A request of the task's context, answered by the run's hooks. */
+  #context(
+    worker: Worker,
+    data: Exclude<ThreadMessage, DoneMessage | { type: "shared" }>,
+  ): void {
+    const hooks = this.#hooks;
+    switch (data.type) {
+      case "stopping":
+        return hooks?.stopping(data.listens);
+      case "warning":
+        return hooks?.warn(data.message);
+      case "checkpoint":
+        void hooks?.checkpoint(data).then((reply) => this.#reply(worker, reply, []));
+        return;
+      case "restore":
+        void hooks?.restore(data).then((reply) =>
+          this.#reply(worker, reply, "payload" in reply ? ownBuffer(reply.payload) : [])
+        );
+        return;
+    }
+  }
+
+  /** Answer the thread, unless it was stopped meanwhile. */
+  #reply(worker: Worker, reply: CheckpointReply | RestoreReply, transfer: Transferable[]): void {
+    if (this.#worker !== worker) return;
+    try {
+      worker.postMessage(reply, transfer);
+    } catch { /* terminated meanwhile */ }
   }
 }

@@ -17,6 +17,7 @@ import type { JobContext } from "../backend.ts";
 import { JOB_KEY_ANNOTATION, JOB_LABEL, jobLabel, MANAGED_BY, RUN_LABEL } from "./names.ts";
 import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions } from "./options.ts";
 import { bootstrapUrl, type Runtime } from "./runtime.ts";
+import { terminationGraceSeconds, withSpot } from "./spot.ts";
 
 /** The worker container's name, used by the pod failure policy and for logs. */
 export const CONTAINER = "worker";
@@ -87,7 +88,8 @@ function resources(o: KubernetesBackendOptions): V1Container["resources"] {
 
 /** Build the Job. */
 export function jobSpec(input: JobSpecInput): V1Job {
-  const { job, options: o, name, completions, runtime } = input;
+  const { job, name, completions, runtime } = input;
+  const o = withSpot(input.options);
   const labels = { ...o.labels, ...MANAGED_BY, [JOB_LABEL]: jobLabel(job.key), [RUN_LABEL]: name };
   const annotations = { ...o.annotations, [JOB_KEY_ANNOTATION]: job.key };
   const deadline = o.activeDeadlineSeconds ??
@@ -98,6 +100,7 @@ export function jobSpec(input: JobSpecInput): V1Job {
     scratch: `${SCRATCH}/kubeface`,
     permissions: job.permissions,
     mode: { run: name },
+    graceMs: job.graceMs,
   }, runtime);
   const runAsUser = o.runAsUser ?? KUBERNETES_DEFAULTS.runAsUser;
   return {
@@ -128,6 +131,7 @@ export function jobSpec(input: JobSpecInput): V1Job {
             KUBERNETES_DEFAULTS.mountServiceAccountToken,
           ...(o.serviceAccount ? { serviceAccountName: o.serviceAccount } : {}),
           ...(deadline ? { activeDeadlineSeconds: deadline } : {}),
+          terminationGracePeriodSeconds: terminationGraceSeconds(job),
           ...(o.nodeSelector ? { nodeSelector: { ...o.nodeSelector } } : {}),
           ...(o.tolerations
             ? { tolerations: o.tolerations.map((t) => ({ ...t }) as V1Toleration) }

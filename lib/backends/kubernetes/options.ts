@@ -147,6 +147,16 @@ export interface KubernetesBackendOptions {
    * @default {1993, the `deno` user of the stock image}
    */
   runAsUser?: number;
+  /**
+   * Run the pods on GKE spot nodes: the node selector
+   * `cloud.google.com/gke-spot: "true"` and the toleration of the spot
+   * taint. Spot VMs cost much less and are reclaimed with about 30 s'
+   * notice: make tasks checkpoint (`ctx.checkpoint`) and stop when
+   * `ctx.signal` fires; such a stop is not counted against `maxRetries`.
+   *
+   * @default {false}
+   */
+  spot?: boolean;
 }
 
 /** Defaults of the options that have fixed ones. */

@@ -8,6 +8,8 @@
  * checks their sha256, and starts the worker. Nothing else is installed.
  * The bootstrap runs as a `data:` module under `deno run` with the worker
  * process's permissions, not with every permission as `deno eval` would.
+ * A pod stopped (SIGTERM) before the worker runs exits at once with 143:
+ * as its container's first process it would otherwise ignore the signal.
  *
  * @module
  */
@@ -92,6 +94,8 @@ export function bootstrapUrl(): string {
  * and `KUBEFACE_SCRATCH` from the environment.
  */
 export const BOOTSTRAP = `
+const stopped = () => Deno.exit(143);
+Deno.addSignalListener("SIGTERM", stopped);
 const env = {};
 for (const name of ["KUBEFACE_STORAGE", "KUBEFACE_SCRATCH", "KUBEFACE_RUNTIME", "STORAGE_EMULATOR_HOST"]) {
   try { env[name] = Deno.env.get(name); } catch { /* not granted */ }
@@ -133,6 +137,7 @@ for (const [name, spec] of [["worker.js", 0], ["task_thread.js", 1]]) {
   await Deno.writeFile(dir + "/" + name, bytes);
 }
 const { main } = await import("file://" + dir + "/worker.js");
+Deno.removeSignalListener("SIGTERM", stopped);
 const code = await main([]);
 await Deno.remove(dir, { recursive: true }).catch(() => {});
 Deno.exit(code);
