@@ -151,7 +151,7 @@ export class AttemptCheckpoints {
   async #write(request: CheckpointRequest): Promise<void> {
     const { storage, layout, task, attempt } = this.#options;
     const key = layout.checkpoint(request.index);
-    const chunks = await encodeCheckpoint(
+    const chunks = encodeCheckpoint(
       {
         job: layout.key,
         task,
