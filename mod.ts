@@ -102,12 +102,14 @@ export {
  * @example Results as tasks finish
  * ```ts
  * import assert from "node:assert/strict";
- * import { map } from "./mod.ts";
+ * import { map } from "@kubeface/kubeface";
  *
- * const storage = await Deno.makeTempDir();
+ * const dir = await Deno.makeTempDir();
+ * const module = `${dir}/squares.ts`;
+ * await Deno.writeTextFile(module, "export const task = (x: number) => x * x;\n");
  * const squares = new Map<number, number>();
- * for await (const { index, input, value } of map<number, number>("./examples/squares.ts", {
- *   storage,
+ * for await (const { index, input, value } of map<number, number>(module, {
+ *   storage: `${dir}/runs`,
  *   inputs: [1, 2, 3],
  *   ordered: false,
  * })) {
@@ -115,7 +117,7 @@ export {
  *   squares.set(index, value);
  * }
  * assert.deepEqual([...squares].sort(([a], [b]) => a - b), [[0, 1], [1, 4], [2, 9]]);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function map<I = unknown, O = unknown>(

@@ -14,7 +14,7 @@
  * @module
  */
 
-import type { TaskContext } from "../mod.ts";
+import type { TaskContext } from "../lib/task.ts";
 
 /** One input per task: how many steps it takes. */
 export const inputs: number[] = [20_000, 30_000, 40_000];

@@ -15,7 +15,7 @@
  * @module
  */
 
-import type { TaskContext } from "../mod.ts";
+import type { TaskContext } from "../lib/task.ts";
 
 /** One estimate per seed. */
 export const inputs: { seed: number; batches: number }[] = Array.from(

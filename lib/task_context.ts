@@ -33,14 +33,28 @@
  * import assert from "node:assert/strict";
  * import { map } from "@kubeface/kubeface";
  *
- * // examples/long_task.ts sums i² for i below n, checkpointing {step, sum}
- * // every 1,000 steps and at once when its signal fires.
- * const storage = await Deno.makeTempDir();
+ * const dir = await Deno.makeTempDir();
+ * const api = new URL("./lib/task.ts", import.meta.resolve("@kubeface/kubeface"));
+ * // The sum of i² for i below n, checkpointing {step, sum} every 1,000 steps and
+ * // at once when its signal fires.
+ * await Deno.writeTextFile(
+ *   `${dir}/sums.ts`,
+ *   `import type { TaskContext } from "${api}";
+ * export async function task(n: number, ctx: TaskContext<{ step: number; sum: number }>) {
+ *   let { step, sum } = (await ctx.restore()) ?? { step: 0, sum: 0 };
+ *   for (; step < n; step++) {
+ *     if (ctx.signal.aborted || step % 1000 === 0) await ctx.checkpoint({ step, sum });
+ *     ctx.signal.throwIfAborted();
+ *     sum += step * step;
+ *   }
+ *   return sum;
+ * }\n`,
+ * );
  * const sums = await Array.fromAsync(
- *   map<number, number>("./examples/long_task.ts", { storage, inputs: [10, 300] }),
+ *   map<number, number>(`${dir}/sums.ts`, { storage: `${dir}/runs`, inputs: [10, 300] }),
  * );
  * assert.deepEqual(sums, [285, 8955050]);
- * await Deno.remove(storage, { recursive: true });
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export interface TaskContext<S = unknown> {

@@ -72,13 +72,17 @@ Deno.test("README's examples work as written from a project next to a kubeface c
     assert.equal(config.imports["@kubeface/kubeface"], "../kubeface/mod.ts");
     await Deno.writeTextFile(join(project, "deno.json"), JSON.stringify(config, null, 2));
     const files = readmeFiles();
-    assert.deepEqual([...files.keys()].sort(), ["job.ts", "slugs.ts", "squares.ts"]);
+    assert.deepEqual([...files.keys()].sort(), ["job.ts", "pi.ts", "slugs.ts", "squares.ts"]);
     for (const [name, text] of files) await Deno.writeTextFile(join(project, name), text);
     const env = {
       KUBEFACE_STORAGE: join(root, "storage"),
       PATH: `${join(root, "bin")}:${Deno.env.get("PATH")}`,
       HOME: Deno.env.get("HOME") ?? root,
     };
+
+    // The long task of "Long tasks" is meant for a cluster: it must check as written.
+    const pi = await sh("deno check pi.ts", project, env);
+    assert.equal(pi.code, 0, pi.stderr);
 
     // The job file, from the project and from anywhere else.
     const job = await sh(documented("deno run -A job.ts"), project, env);
