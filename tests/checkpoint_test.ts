@@ -30,7 +30,7 @@ const origin = {
 };
 const state = { step: 1200, sum: 719_400, weights: new Float64Array([0.5, -1.25]) };
 
-async function record(): Promise<Uint8Array> {
+function record(): Uint8Array {
   return concatBytes(encodeCheckpoint(origin, encodeValue(state, "state")));
 }
 
