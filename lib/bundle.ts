@@ -11,6 +11,7 @@
  * @module
  */
 
+import { sha256Hex } from "./sha256.ts";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath as fromFileUrl, pathToFileURL as toFileUrl } from "node:url";
 import { type Logger, SILENT } from "./log.ts";
@@ -21,12 +22,6 @@ export interface Bundle {
   code: Uint8Array;
   /** Hex sha256 of `code`. */
   sha256: string;
-}
-
-/** Hex sha256 of bytes. */
-export async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes as BufferSource));
-  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 /** Options of {@linkcode denoBundle}. */

@@ -13,8 +13,6 @@
  * @module
  */
 
-import { basename } from "node:path";
-import { fileURLToPath } from "node:url";
 import { isKind, replaceRefs } from "./refs.ts";
 
 /** The mark of a file reference. */
@@ -90,7 +88,7 @@ export function file(path: string | URL): FileRef {
   if (local instanceof URL && local.protocol !== "file:") {
     throw new TypeError(`Cannot use '${local.href}' as a file: give a local path or a file: URL`);
   }
-  const text = local instanceof URL ? fileURLToPath(local) : local;
+  const text = local instanceof URL ? decodeURIComponent(local.pathname) : local;
   if (!text) throw new TypeError("Cannot use an empty path as a file: give the file's path");
   return new FileRef(text);
 }
@@ -149,5 +147,5 @@ export function inputFile(slot: FileSlot, path: string): InputFile {
 
 /** The base name of a path, as a file's name. */
 export function fileName(path: string): string {
-  return basename(path);
+  return path.replace(/\/+$/, "").split("/").at(-1) ?? path;
 }

@@ -10,32 +10,37 @@
  * @module
  */
 
-import v8 from "node:v8";
-import vm from "node:vm";
-
 /** Collect after this many bytes went through. */
 const EVERY_BYTES = 16 * 1024 * 1024;
 
 type Collect = (options?: { type?: "major" | "minor" }) => void;
 
-let collect: Collect | null | undefined;
+let collect: Promise<Collect | null> | undefined;
 
-/** V8's collector, reached from a fresh context (the process's own global stays as it is). */
-function collector(): Collect | null {
-  if (collect === undefined) {
+/**
+ * V8's collector, reached from a fresh context (the process's own global
+ * stays as it is); loaded on first use, so processes that stream little do
+ * not pay for node:vm at start.
+ */
+function collector(): Promise<Collect | null> {
+  collect ??= (async () => {
     try {
+      const [{ default: v8 }, { default: vm }] = await Promise.all([
+        import("node:v8"),
+        import("node:vm"),
+      ]);
       v8.setFlagsFromString("--expose-gc");
-      collect = vm.runInNewContext("gc") as Collect;
+      return vm.runInNewContext("gc") as Collect;
     } catch {
-      collect = null; // not in this runtime: V8 collects on its own
+      return null; // not in this runtime: V8 collects on its own
     }
-  }
+  })();
   return collect;
 }
 
 /** Collect the young generation now (where the runtime allows it). */
 export function releaseMemory(): void {
-  collector()?.({ type: "minor" });
+  void collector().then((gc) => gc?.({ type: "minor" }));
 }
 
 /** Counts bytes that went through, and collects garbage after every {@linkcode EVERY_BYTES}. */

@@ -9,6 +9,7 @@ import { basename } from "node:path";
 import { checkJobKey, generateJobKey } from "./format/layout.ts";
 import type { Progress } from "./master/state.ts";
 import { parsePermissions, type PermissionSet } from "./permissions.ts";
+import { DEFAULT_GRACE_MS } from "./worker/stopping.ts";
 
 /** Options of one job. Every field is optional; see {@linkcode DEFAULTS}. */
 export interface JobOptions {
@@ -194,7 +195,7 @@ export const DEFAULTS: Readonly<
   retryTaskErrors: false,
   retryDelayMs: 1000,
   timeoutMs: 0,
-  graceMs: 25_000,
+  graceMs: DEFAULT_GRACE_MS,
   speculationPercent: 20,
   speculationRuntimePercentile: 99,
   speculationMaxReruns: 1,

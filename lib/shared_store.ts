@@ -15,7 +15,7 @@ import {
 } from "./format/records.ts";
 import { objectName } from "./format/json.ts";
 import { Shared } from "./shared.ts";
-import { sha256Hex } from "./bundle.ts";
+import { sha256Hex } from "./sha256.ts";
 import { CorruptObjectError } from "./errors.ts";
 import { bytesStream, openStorage, readBytes, type Storage } from "./storage/storage.ts";
 

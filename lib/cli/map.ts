@@ -6,7 +6,7 @@
  */
 
 import { dirname, join } from "node:path";
-import { sha256Hex } from "../bundle.ts";
+import { sha256Hex } from "../sha256.ts";
 import { cacheDir } from "../env.ts";
 import { Client } from "../client.ts";
 import { errorMessage, JobInterruptedError, TaskError, TaskModuleError } from "../errors.ts";

@@ -9,7 +9,7 @@
 
 import { join } from "node:path";
 import { pathToFileURL as toFileUrl } from "node:url";
-import { sha256Hex } from "../bundle.ts";
+import { sha256Hex } from "../sha256.ts";
 import type { ErrorRecord, InputHeader, Manifest, ResultHeader } from "../format/manifest.ts";
 import { JobLayout } from "../format/layout.ts";
 import { mergePermissions, type PermissionSet } from "../permissions.ts";
@@ -25,8 +25,7 @@ import type { AttemptSpec, RunMap } from "../format/attempt.ts";
 import { TaskThread, THREAD_CODE } from "./thread.ts";
 import { hostName } from "../host.ts";
 import { AttemptCheckpoints } from "./checkpoints.ts";
-import { AttemptStop } from "./stopping.ts";
-import { DEFAULTS } from "../options.ts";
+import { AttemptStop, DEFAULT_GRACE_MS } from "./stopping.ts";
 
 /** How an attempt ended, as the worker reports it. */
 export interface AttemptOutcome {
@@ -130,7 +129,7 @@ export class JobWorker {
    * @throws {StorageError} Storage failed.
    */
   async run(task: number, attempt: string, options: RunOptions = {}): Promise<AttemptOutcome> {
-    const stop = new AttemptStop(attempt, this.#options.graceMs ?? DEFAULTS.graceMs);
+    const stop = new AttemptStop(attempt, this.#options.graceMs ?? DEFAULT_GRACE_MS);
     this.#stop = stop;
     try {
       return await this.#run(task, attempt, options, stop);

@@ -7,6 +7,9 @@
  * @module
  */
 
+/** Time a stopped task gets to checkpoint and return, unless the job says otherwise. */
+export const DEFAULT_GRACE_MS = 25_000;
+
 /** One attempt's stop: requested or not, and when its thread must be killed. */
 export class AttemptStop {
   /** The attempt. */

@@ -15,7 +15,8 @@
  */
 
 import { join } from "node:path";
-import { denoBundle, sha256Hex } from "../../bundle.ts";
+import { denoBundle } from "../../bundle.ts";
+import { sha256Hex } from "../../sha256.ts";
 import { cacheDir } from "../../env.ts";
 import { BackendError, errorMessage } from "../../errors.ts";
 import { projectRoot, sourcesHash } from "../../sources.ts";
