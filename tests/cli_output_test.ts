@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import type { Io } from "../lib/cli/io.ts";
-import { ResultWriter, toJsonValue } from "../lib/cli/output.ts";
+import { BufferedText, ResultWriter, toJsonValue } from "../lib/cli/output.ts";
 import { formatDuration, ProgressLine, progressLine } from "../lib/cli/progress.ts";
 import type { Progress } from "../lib/master/state.ts";
 
@@ -59,6 +59,32 @@ Deno.test("CSV rows quote commas, quotes and newlines and start with a header", 
   let empty = "";
   await new ResultWriter("csv", (t) => void (empty += t)).end();
   assert.equal(empty, "input,result\n");
+});
+
+Deno.test("rows go out in chunks, in order, and a slow job's rows within the delay", async () => {
+  const writes: string[] = [];
+  const buffer = new BufferedText((text) => {
+    writes.push(text);
+    return Promise.resolve();
+  }, { limit: 10, delay: 30 });
+  await buffer.add("a\n");
+  await buffer.add("b\n");
+  assert.deepEqual(writes, [], "nothing is written before the chunk fills or the delay passes");
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  assert.deepEqual(writes, ["a\nb\n"], "the delay hands on what waited");
+  for (const row of ["ccc\n", "ddd\n", "eee\n"]) await buffer.add(row);
+  assert.deepEqual(writes, ["a\nb\n", "ccc\nddd\neee\n"], "a full chunk is written at once");
+  await buffer.add("f\n");
+  await buffer.flush();
+  assert.deepEqual(writes.join(""), "a\nb\nccc\nddd\neee\nf\n");
+});
+
+Deno.test("a failed write (a closed pipe) is thrown by the next call", async () => {
+  const buffer = new BufferedText(() => Promise.reject(new Error("Broken pipe")), { delay: 5 });
+  await buffer.add("a\n");
+  await new Promise((resolve) => setTimeout(resolve, 40));
+  await assert.rejects(() => buffer.add("b\n"), /Broken pipe/);
+  await assert.rejects(() => buffer.flush(), /Broken pipe/);
 });
 
 Deno.test("the progress line shows counts, elapsed time and ETA", () => {

@@ -28,7 +28,7 @@ import {
   takePermissionFlags,
 } from "./flags.ts";
 import { type Io, UsageError } from "./io.ts";
-import { type Format, formatFor, FORMATS, ResultWriter } from "./output.ts";
+import { BufferedText, type Format, formatFor, FORMATS, ResultWriter } from "./output.ts";
 import { ProgressLine } from "./progress.ts";
 
 /** Where the results go, for `map` and `run`. */
@@ -353,10 +353,15 @@ async function execute(
     ? await Deno.open(temp, { write: true, create: true, truncate: true })
     : undefined;
   const encoder = new TextEncoder();
-  const writer = new ResultWriter(format, async (text) => {
-    if (file) await file.write(encoder.encode(text));
-    else await io.out(text);
-  }, { index: values.unordered === true });
+  const buffer = new BufferedText(async (text) => {
+    if (!file) return await io.out(text);
+    const bytes = encoder.encode(text);
+    let written = 0;
+    while (written < bytes.length) written += await file.write(bytes.subarray(written));
+  });
+  const writer = new ResultWriter(format, (text) => buffer.add(text), {
+    index: values.unordered === true,
+  });
   let interrupts = 0;
   const kept = backend.keepsRunning;
   const removeHandler = io.onInterrupt(async () => {
@@ -385,6 +390,7 @@ async function execute(
       count++;
     }
     await writer.end();
+    await buffer.flush();
     file?.close();
     if (temp && out) await Deno.rename(temp, out);
     progress.end();
@@ -399,6 +405,8 @@ async function execute(
     return 0;
   } catch (error) {
     progress.end();
+    // The rows of the results that came before the error.
+    if (!file) await buffer.flush().catch(() => {});
     file?.close();
     if (temp) await Deno.remove(temp).catch(() => {});
     if (error instanceof JobInterruptedError) {

@@ -149,3 +149,57 @@ export class ResultWriter {
     return this.#index ? "index,input,result\n" : "input,result\n";
   }
 }
+
+/**
+ * Text handed on in chunks rather than one write per row: when `limit`
+ * characters wait, `delay` ms after the first waiting text (so a slow job's
+ * rows still show as they come), and at {@linkcode BufferedText.flush}. A write
+ * that failed (a closed pipe) is thrown by the next call.
+ */
+export class BufferedText {
+  readonly #write: (text: string) => Promise<void>;
+  readonly #limit: number;
+  readonly #delay: number;
+  #parts: string[] = [];
+  #size = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #chain: Promise<void> = Promise.resolve();
+  #failed: { error: unknown } | undefined;
+
+  /** Hand text on to `write`; defaults: `limit` 64 KiB, `delay` 20 ms. */
+  constructor(
+    write: (text: string) => Promise<void>,
+    options: { limit?: number; delay?: number } = {},
+  ) {
+    this.#write = write;
+    this.#limit = options.limit ?? 65_536;
+    this.#delay = options.delay ?? 20;
+  }
+
+  /** Add text; waits only when a full chunk is written. */
+  async add(text: string): Promise<void> {
+    if (this.#failed) throw this.#failed.error;
+    this.#parts.push(text);
+    this.#size += text.length;
+    if (this.#size >= this.#limit) await this.flush();
+    else this.#timer ??= setTimeout(() => void this.flush().catch(() => {}), this.#delay);
+  }
+
+  /** Write everything added so far. */
+  async flush(): Promise<void> {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    if (this.#size > 0) {
+      const text = this.#parts.join("");
+      this.#parts = [];
+      this.#size = 0;
+      this.#chain = this.#chain.then(() => this.#failed ? undefined : this.#write(text)).catch(
+        (error) => {
+          this.#failed ??= { error };
+        },
+      );
+    }
+    await this.#chain;
+    if (this.#failed) throw this.#failed.error;
+  }
+}
