@@ -60,13 +60,23 @@ export function leaseFree(record: LeaseRecord, now: number): string | undefined 
   return undefined;
 }
 
-/** Whether a process runs on this host; `true` when that cannot be told. */
+/**
+ * Whether a process runs on this host; `true` when that cannot be told.
+ * Asks `kill -0` through the shell: Deno lets only `--allow-all` read /proc,
+ * and macOS has none.
+ */
 function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return true;
   try {
-    Deno.statSync(`/proc/${pid}`);
-    return true;
-  } catch (error) {
-    return !(error instanceof Deno.errors.NotFound); // no /proc, or no permission: assume it runs
+    const { code, stderr } = new Deno.Command("sh", {
+      args: ["-c", `kill -0 ${pid}`],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+    return code === 0 || !/no such process/i.test(new TextDecoder().decode(stderr));
+  } catch {
+    return true; // no shell, or no permission to run one
   }
 }
 
