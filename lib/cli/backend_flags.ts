@@ -10,6 +10,7 @@ import {
   type KubernetesBackendOptions,
   parseToleration,
 } from "../backends/kubernetes/options.ts";
+import { parseTemplatePatch } from "../backends/kubernetes/template_patch.ts";
 import { duration, type FlagSpec, type FlagValues, int, keyValues, str } from "./flags.ts";
 import { UsageError } from "./io.ts";
 
@@ -196,6 +197,13 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         default: `${KUBERNETES_DEFAULTS.ttlSecondsAfterFinished}s`,
       },
       {
+        name: "pod-template-patch",
+        type: "string",
+        value: "FILE",
+        help:
+          "YAML or JSON strategic-merge patch of every pod (priority class, secret volume, sidecar, hostNetwork)",
+      },
+      {
         name: "unstartable-timeout",
         type: "string",
         value: "DURATION",
@@ -245,12 +253,33 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         activeDeadlineSeconds: seconds("active-deadline"),
         ttlSecondsAfterFinished: seconds("ttl-after-finished"),
         unstartableTimeoutMs: duration(values, "unstartable-timeout"),
+        podTemplatePatch: templatePatch(str(values, "pod-template-patch")),
       };
       const set = Object.fromEntries(Object.entries(k).filter(([, v]) => v !== undefined));
       if (Object.keys(set).length > 0) options.kubernetes = { ...options.kubernetes, ...set };
     },
   },
 ];
+
+/** Read the file of `--pod-template-patch`; a missing or malformed file is a usage error. */
+function templatePatch(file: string | undefined): KubernetesBackendOptions["podTemplatePatch"] {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read the pod template patch '${file}': ${
+        error instanceof Deno.errors.NotFound ? "no such file" : (error as Error).message
+      }; give a YAML or JSON file to --pod-template-patch`,
+    );
+  }
+  try {
+    return parseTemplatePatch(text, file);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+}
 
 /** Every backend flag, for parsing. */
 export function backendFlags(): FlagSpec[] {

@@ -152,8 +152,8 @@ export class KubernetesBackend implements Backend {
     ) {
       const run = pod.metadata?.labels?.[RUN_LABEL];
       const index = Number(pod.metadata?.labels?.["batch.kubernetes.io/job-completion-index"]);
-      const storageUrl = pod.spec?.containers?.[0]?.env?.find((e) => e.name === "KUBEFACE_STORAGE")
-        ?.value;
+      const storageUrl = pod.spec?.containers?.find((c) => c.name === CONTAINER)?.env
+        ?.find((e) => e.name === "KUBEFACE_STORAGE")?.value;
       if (!run || !storageUrl) continue;
       if (!maps.has(run)) {
         try {
