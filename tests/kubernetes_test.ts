@@ -7,7 +7,13 @@
  */
 
 import assert from "node:assert/strict";
-import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod } from "@kubernetes/client-node";
+import {
+  BatchV1Api,
+  CoreV1Api,
+  SchedulingV1Api,
+  type V1Job,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { jobSpec } from "../lib/backends/kubernetes/job_spec.ts";
 import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
 import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
@@ -44,7 +50,10 @@ async function podsOf(ctx: KubernetesTestContext, key: string): Promise<V1Pod[]>
   })).items;
 }
 
-/** The master's command line flags for the test namespace, as the non-admin user. */
+/**
+ * The master's command line flags for the test namespace, as the non-admin user, with the test
+ * pods' template patch (and the worker image, when the test runs with it).
+ */
 function clusterFlags(ctx: KubernetesTestContext): string[] {
   return [
     "--backend",
@@ -55,16 +64,20 @@ function clusterFlags(ctx: KubernetesTestContext): string[] {
     ctx.cluster.userKubeconfig,
     "--namespace",
     ctx.namespace,
+    ...ctx.backendFlags,
   ];
 }
+
+/** For tests whose pods never run a task: one bootstrap is enough. */
+const apiOnly = { bootstraps: ["stock" as const] };
 
 kubernetesTest(
   "a 10,000-task job is submitted as one Kubernetes Job with a handful of API calls",
   async (ctx) => {
     const kubeConfig = new CountingKubeConfig();
     kubeConfig.loadFromFile(ctx.cluster.userKubeconfig);
-    // Storage is beside the point here, and 10,000 uploads to the emulator take minutes:
-    // use a local directory, which the test node's pods (local processes) can read too.
+    // Storage is beside the point here, and 10,000 uploads to the emulator take minutes: use a
+    // local directory. The two pods that start cannot read it; the job is cancelled first.
     await using dir = await tempDir();
     const client = new Client({
       storage: dir.path,
@@ -98,6 +111,7 @@ kubernetesTest(
       async () => (await jobsOf(ctx, run.job)).length === 0 ? true : undefined,
     );
   },
+  apiOnly,
 );
 
 kubernetesTest("a pod deleted mid-run is replaced and the job completes", async (ctx) => {
@@ -168,6 +182,7 @@ kubernetesTest(
       async () => (await jobsOf(ctx, run.job)).length === 0 ? true : undefined,
     );
   },
+  apiOnly,
 );
 
 kubernetesTest(
@@ -230,6 +245,24 @@ kubernetesTest("the Job made from every option passes the API server's validatio
       labels: { team: "genomics" },
       annotations: { "example.com/note": "anything goes here" },
       ttlSecondsAfterFinished: 600,
+      // The README's GKE example (the priority class is made below: admission checks it exists).
+      podTemplatePatch: {
+        spec: {
+          priorityClassName: "kubeface-batch",
+          volumes: [{ name: "gcp-key", secret: { secretName: "kubeface-gcp-key" } }],
+          initContainers: [{
+            name: "log-shipper",
+            image: "busybox:1.36",
+            restartPolicy: "Always",
+            command: ["sh", "-c", "sleep infinity"],
+          }],
+          containers: [{
+            name: "worker",
+            env: [{ name: "GOOGLE_APPLICATION_CREDENTIALS", value: "/var/secrets/gcp/key.json" }],
+            volumeMounts: [{ name: "gcp-key", mountPath: "/var/secrets/gcp", readOnly: true }],
+          }],
+        },
+      },
     },
     namespace: ctx.namespace,
     name: "kf-all-options",
@@ -238,6 +271,11 @@ kubernetesTest("the Job made from every option passes the API server's validatio
       worker: { key: "runtime/a.js", sha256: "a" },
       thread: { key: "runtime/b.js", sha256: "b" },
     },
+  });
+  await ctx.cluster.kubeConfig.makeApiClient(SchedulingV1Api).createPriorityClass({
+    body: { metadata: { name: "kubeface-batch" }, value: 1000 },
+  }).catch((error) => {
+    if ((error as { code?: number }).code !== 409) throw error;
   });
   const batch = ctx.cluster.userKubeConfig.makeApiClient(BatchV1Api);
   const created = await batch.createNamespacedJob({
@@ -252,7 +290,18 @@ kubernetesTest("the Job made from every option passes the API server's validatio
   assert.equal(created.spec?.backoffLimitPerIndex, 2);
   assert.equal(created.spec?.template.spec?.activeDeadlineSeconds, 90);
   assert.equal(created.spec?.template.spec?.securityContext?.runAsNonRoot, true);
-});
+  const pod = created.spec?.template.spec;
+  assert.equal(pod?.priorityClassName, "kubeface-batch");
+  assert.deepEqual(pod?.initContainers?.map((c) => [c.name, c.restartPolicy]), [
+    ["log-shipper", "Always"],
+  ]);
+  const worker = pod?.containers.find((c) => c.name === "worker");
+  assert.deepEqual(worker?.volumeMounts?.map((m) => m.mountPath), ["/tmp", "/var/secrets/gcp"]);
+  assert.equal(
+    worker?.env?.find((e) => e.name === "GOOGLE_APPLICATION_CREDENTIALS")?.value,
+    "/var/secrets/gcp/key.json",
+  );
+}, apiOnly);
 
 Deno.test("malformed Kubernetes options are rejected before anything is created", () => {
   assert.throws(() => new KubernetesBackend({ memory: "lots" }), {
@@ -330,6 +379,7 @@ kubernetesTest(
       await kubectl(ctx.cluster, ["delete", "namespace", ns, "--wait=false"]);
     }
   },
+  apiOnly,
 );
 
 kubernetesTest(
@@ -349,7 +399,10 @@ kubernetesTest(
       "-q",
     ]);
     assert.equal(run.code, 0, run.stderr);
-    const logFlags = flags.filter((f, i) => f !== "--backend" && flags[i - 1] !== "--backend");
+    const jobOnly = ["--backend", "--pod-template-patch", "--worker-image"];
+    const logFlags = flags.filter((f, i) =>
+      !jobOnly.includes(f) && !jobOnly.includes(flags[i - 1]!)
+    );
     const logs = await kubeface(["logs", key, "1", ...logFlags]);
     assert.equal(logs.code, 0, logs.stderr);
     assert.match(
