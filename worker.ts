@@ -109,6 +109,7 @@ export async function main(args: string[]): Promise<number> {
   // A private directory inside the given one: pods of a test node share /tmp.
   let own: string;
   try {
+    await Deno.mkdir(scratch, { recursive: true });
     own = await Deno.makeTempDir({ dir: scratch, prefix: "worker-" });
   } catch (error) {
     console.error(
@@ -153,5 +154,8 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // As PID 1 of a container (the worker image) a process ignores SIGTERM unless it handles it;
+  // elsewhere this is what SIGTERM does anyway. (The pods' bootstrap does the same.)
+  if (Deno.build.os !== "windows") Deno.addSignalListener("SIGTERM", () => Deno.exit(143));
   Deno.exit(await main(Deno.args));
 }

@@ -141,6 +141,9 @@ async function fetchObject(key) {
     await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt * (0.5 + Math.random())));
   }
 }
+// PID 1 of a container ignores SIGTERM unless it handles it: without this, a deleted pod would
+// run on until the grace period ends and SIGKILL comes.
+Deno.addSignalListener("SIGTERM", () => Deno.exit(143));
 for (const [name, spec] of [["worker.js", 0], ["task_thread.js", 1]]) {
   const [key, sha256] = env.KUBEFACE_RUNTIME.split(",")[spec].split("@");
   const bytes = await fetchObject(key);
