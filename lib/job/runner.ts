@@ -299,7 +299,8 @@ export class JobRunner {
         attempt: attempt.id,
         kind: attempt.outcome === "timeout" ? "timeout" : unstartable ? "infrastructure" : "crash",
         attempts: task.crashes,
-        detail: attempt.outcome === "timeout"
+        // Without a time limit of the job's, the backend's own deadline ended it: say which.
+        detail: attempt.outcome === "timeout" && options.timeoutMs
           ? `it ran longer than the time limit of ${options.timeoutMs} ms`
           : event.detail,
       }),
