@@ -22,7 +22,9 @@ import { BackendError, Client, TaskError, WorkerCrashError } from "../mod.ts";
 import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
 import { kubeface, spawnKubeface } from "./support/cli.ts";
 import { CountingKubeConfig } from "./support/kubeconfig.ts";
-import { collect, failure, fixture, waitFor } from "./support/jobs.ts";
+import { collect, failure, fixture, waitFor, withMarkers } from "./support/jobs.ts";
+
+const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
 import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
 
 const calm = { speculationPercent: 0, retryDelayMs: 10 };
@@ -115,27 +117,36 @@ kubernetesTest(
 );
 
 kubernetesTest("a pod deleted mid-run is replaced and the job completes", async (ctx) => {
-  const run = new Client(ctx.client).map<number, number>(fixture("slow_squares.ts"), {
-    ...calm,
-    parallelism: 3,
+  await withMarkers(async (dir, perms) => {
+    // Task 1's first attempt writes a marker and hangs; a replacement sees it and returns.
+    const run = new Client(ctx.client).map<number, number>(fixture("first_attempt_hangs.ts"), {
+      ...calm,
+      ...perms,
+      parallelism: 4,
+    });
+    const results = collect(run);
+    await waitFor(
+      "task 1 to start",
+      () => Deno.stat(`${dir}/pid`).then(() => true, () => undefined),
+      120_000,
+    );
+    // In a job's first Kubernetes Job, the completion index is the task's index.
+    const victim = (await podsOf(ctx, run.job)).find((p) =>
+      p.metadata?.labels?.[INDEX_LABEL] === "1" && p.status?.phase === "Running"
+    );
+    assert.ok(victim, "task 1's pod runs");
+    const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
+    await core.deleteNamespacedPod({ name: victim.metadata!.name!, namespace: ctx.namespace });
+    assert.deepEqual(await results, [0, 10, 20, 30]);
+    const sameIndex = (await podsOf(ctx, run.job)).filter((p) =>
+      p.metadata?.labels?.[INDEX_LABEL] === "1"
+    );
+    const replacements = sameIndex.filter((p) => p.metadata?.uid !== victim.metadata?.uid);
+    assert.ok(
+      replacements.some((p) => p.status?.phase === "Succeeded"),
+      "index 1 has no replacement pod that succeeded",
+    );
   });
-  const results = collect(run);
-  const victim = await pollUntil(
-    "a running pod",
-    async () => (await podsOf(ctx, run.job)).find((p) => p.status?.phase === "Running"),
-  );
-  const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
-  await core.deleteNamespacedPod({ name: victim.metadata!.name!, namespace: ctx.namespace });
-  assert.deepEqual(await results, Array.from({ length: 12 }, (_, i) => i * i));
-  const index = victim.metadata!.labels!["batch.kubernetes.io/job-completion-index"];
-  const sameIndex = (await podsOf(ctx, run.job)).filter((p) =>
-    p.metadata?.labels?.["batch.kubernetes.io/job-completion-index"] === index
-  );
-  const replacements = sameIndex.filter((p) => p.metadata?.uid !== victim.metadata?.uid);
-  assert.ok(
-    replacements.some((p) => p.status?.phase === "Succeeded"),
-    `index ${index} has no replacement pod that succeeded`,
-  );
 });
 
 kubernetesTest(
@@ -399,7 +410,7 @@ kubernetesTest(
       "-q",
     ]);
     assert.equal(run.code, 0, run.stderr);
-    const jobOnly = ["--backend", "--pod-template-patch", "--worker-image"];
+    const jobOnly = ["--backend", "--pod-template-patch", "--worker-image", "--image-pull-policy"];
     const logFlags = flags.filter((f, i) =>
       !jobOnly.includes(f) && !jobOnly.includes(flags[i - 1]!)
     );

@@ -249,6 +249,8 @@ async function clientFor(
           kubeconfig: cluster.userKubeconfig,
           namespace,
           unstartableTimeoutMs: 60_000,
+          // Every image is imported into the node; a missing one must fail, never be pulled.
+          imagePullPolicy: "Never",
           podTemplatePatch: testPodPatch(),
           ...(bootstrap === "image" ? { image: defaultImage(), workerImage: true } : {}),
         },
@@ -381,6 +383,8 @@ export function kubernetesTest(
         backendFlags: [
           "--pod-template-patch",
           testPodPatchFile(),
+          "--image-pull-policy",
+          "Never",
           ...(bootstrap === "image" ? ["--worker-image", defaultImage()] : []),
         ],
       });
