@@ -26,7 +26,7 @@ import { freePorts } from "./ports.ts";
 import { nodeState, startNode } from "./node.ts";
 import { ensureNodeBinaries } from "./node_build.ts";
 import { checkNodeHost } from "./node_host.ts";
-import { ensureNodeImages } from "./node_images.ts";
+import { ensureNodeImages, importImages } from "./node_images.ts";
 import { isAlive, spawnDetached } from "./processes.ts";
 import { type ClusterState, type ProcessRecord, readState, writeState } from "./state.ts";
 import { defaultRunDir, ETCD_VERSION, KUBERNETES_VERSION } from "./versions.ts";
@@ -78,6 +78,16 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
   if (existing) {
     if (await isHealthy(dir, existing)) {
       onProgress(`A cluster is already running in ${dir}`);
+      const missing = images.filter((image) => !existing.images?.includes(image));
+      if (missing.length > 0 && existing.node) {
+        await importImages(missing, {
+          ctr: existing.node.ctr,
+          address: existing.node.containerdAddress,
+          onProgress,
+        });
+        existing.images = [...(existing.images ?? []), ...missing];
+        await writeState(dir, existing);
+      }
       return { ...existing, dir, reused: true };
     }
     onProgress(`Removing the stale cluster state in ${dir}`);
