@@ -200,8 +200,7 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         name: "pod-template-patch",
         type: "string",
         value: "FILE",
-        help:
-          "YAML or JSON strategic-merge patch of every pod (priority class, secret volume, sidecar, hostNetwork)",
+        help: "strategic-merge patch of every pod, YAML or JSON (see README)",
       },
       {
         name: "unstartable-timeout",
