@@ -23,10 +23,16 @@ import {
   runDriver,
   withTempStorage,
 } from "./support/kubeface.ts";
-import { type BenchCluster, benchCluster, kubectl } from "./support/cluster.ts";
-import { benchEmulator, newBucket } from "./support/emulator.ts";
+import { benchCluster } from "./support/cluster.ts";
+import { benchEmulator } from "./support/emulator.ts";
 import { resultHeaders } from "../tests/support/jobs.ts";
-import type { Emulator } from "../tests/infra/gcs_emulator.ts";
+import {
+  barePods,
+  kubefacePods,
+  type PodEnv,
+  type PodRun,
+  STOCK_IMAGE,
+} from "./support/pod_fairness.ts";
 import { fixed, median } from "./support/stats.ts";
 import type { Table } from "./support/table.ts";
 
@@ -39,6 +45,8 @@ interface Sample {
   results: number;
   /** From job ready to the first task's start. */
   firstStartMs: number;
+  /** Median over the pods of the time from a pod's creation to its task's start. */
+  createdToStartMs?: number;
 }
 
 interface Mode {
@@ -85,44 +93,56 @@ function localMode(warm: boolean): Mode {
   };
 }
 
-/** The same tasks as pods of the test cluster, with the GCS emulator as storage. */
-function kubernetesMode(env: KubernetesEnv | undefined): Mode {
+function podSample(run: PodRun): Sample {
   return {
-    backend: "kubernetes",
-    mode: "a pod per task (test cluster: pods are local processes)",
-    skip: !hasKubernetesBackend()
-      ? "fairness on kubernetes: there is no Kubernetes backend in this checkout"
-      : !env
-      ? "fairness on kubernetes: no cluster or no GCS emulator"
-      : undefined,
-    sample: async (durations) => {
-      const { cluster, emulator } = env!;
-      const namespace = `kf-bench-fair-${crypto.randomUUID().slice(0, 6)}`;
-      await kubectl(cluster, ["create", "namespace", namespace]);
-      try {
-        const storage = `gs://${await newBucket(emulator, "kf-bench-fair")}/runs/`;
-        const { report } = await runDriver({
-          module: benchModule("sleep.ts"),
-          inputs: durations,
-          storage,
-          backend: "kubernetes",
-          kubernetes: { kubeconfig: cluster.kubeconfig, namespace },
-          parallelism: PARALLELISM,
-        }, { env: { STORAGE_EMULATOR_HOST: emulator.url } });
-        Deno.env.set("STORAGE_EMULATOR_HOST", emulator.url);
-        const headers = (await resultHeaders(storage, report.job)).filter((h) => h.status === "ok");
-        return summarize(headers, report.readyAt);
-      } finally {
-        await kubectl(cluster, ["delete", "namespace", namespace, "--wait=false"]).catch(() => "");
-      }
-    },
+    ...summarize(
+      run.intervals.map((i) => ({
+        startedAt: new Date(i.start).toISOString(),
+        endedAt: new Date(i.end).toISOString(),
+      })),
+      run.readyAt,
+    ),
+    createdToStartMs: median(run.createdToStartMs),
   };
 }
 
-/** What the Kubernetes mode needs. */
-interface KubernetesEnv {
-  cluster: BenchCluster;
-  emulator: Emulator;
+/** The same tasks as pods on the test cluster's real node, with the GCS emulator as storage. */
+function podModes(env: PodEnv | undefined, reason: string | undefined): Mode[] {
+  const skip = (what: string, image?: boolean) =>
+    !hasKubernetesBackend()
+      ? `fairness, ${what}: there is no Kubernetes backend in this checkout`
+      : !env
+      ? `fairness, ${what}: ${reason ?? "no cluster or no GCS emulator"}`
+      : image && !env.workerImage
+      ? `fairness, ${what}: the worker image could not be built`
+      : undefined;
+  const stock = `stock image ${STOCK_IMAGE}`;
+  return [
+    {
+      backend: "kubernetes",
+      mode: `kubeface, ${stock} (bootstrap)`,
+      skip: skip("kubeface on pods"),
+      sample: async (d) => podSample(await kubefacePods(env!, d, PARALLELISM, false)),
+    },
+    {
+      backend: "kubernetes",
+      mode: "kubeface, worker image (--worker-image)",
+      skip: skip("kubeface on pods, worker image", true),
+      sample: async (d) => podSample(await kubefacePods(env!, d, PARALLELISM, true)),
+    },
+    {
+      backend: "bare Indexed Job",
+      mode: `${stock}: deno eval sleeping the same lengths`,
+      skip: skip("bare pods"),
+      sample: async (d) => podSample(await barePods(env!, d, PARALLELISM, STOCK_IMAGE)),
+    },
+    {
+      backend: "bare Indexed Job",
+      mode: "worker image: deno eval sleeping the same lengths",
+      skip: skip("bare pods, worker image", true),
+      sample: async (d) => podSample(await barePods(env!, d, PARALLELISM, env!.workerImage!)),
+    },
+  ];
 }
 
 async function run(context: BenchContext): Promise<BenchResult> {
@@ -136,10 +156,18 @@ async function run(context: BenchContext): Promise<BenchResult> {
   const clusterStarted = emulatorStarted.ok ? await benchCluster(context.log) : undefined;
   await using emulator = emulatorStarted.ok ? emulatorStarted.emulator : undefined;
   await using cluster = clusterStarted?.ok ? clusterStarted.cluster : undefined;
+  const reason = !emulatorStarted.ok
+    ? emulatorStarted.reason
+    : clusterStarted && !clusterStarted.ok
+    ? clusterStarted.reason
+    : undefined;
   const modes = [
     localMode(false),
     localMode(true),
-    kubernetesMode(cluster && emulator ? { cluster, emulator } : undefined),
+    ...podModes(
+      cluster && emulator ? { cluster, emulator, workerImage: cluster.workerImage } : undefined,
+      reason,
+    ),
   ];
   const skipped = modes.flatMap((m) => (m.skip ? [m.skip] : []));
   const active = modes.filter((m) => !m.skip);
@@ -167,6 +195,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
       `${fixed((100 * idealIdle) / (PARALLELISM * ideal), 1)} %`,
       fixed(med((s) => (s.idleMs - idealIdle) / n), 0),
       fixed(med((s) => s.firstStartMs), 0),
+      mode.backend === "local" ? "—" : fixed(med((s) => s.createdToStartMs ?? NaN), 0),
       String(med((s) => s.results - n)),
     ];
   });
@@ -184,6 +213,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
       "Ideal idle fraction",
       "Excess idle ms/task",
       "First task start ms",
+      "Pod created → task start ms",
       "Extra results (speculation)",
     ],
     rows,
@@ -194,6 +224,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
       "Wall runs from the moment the job is ready to be submitted (module bundled, inputs uploaded) to the last task's end, both on the machine's clock; running tasks come from the start and end times the workers wrote in their result headers, so process start-up counts as idle.",
       "Idle fraction = ∫ (P − running) dt / (P × wall). The ideal is greedy list scheduling of the same lengths in input order with zero overhead: its idle is only the tail, when fewer than P tasks are left.",
       "Excess idle ms/task = (measured idle − ideal idle) / tasks: the slot time lost per task to starting it, reporting it and starting the next. Kubeface's default speculation stays on; an extra result is a speculative copy that finished. First task start: from job ready to the first task's own start time (start-up of the first worker).",
+      "Pods run in containers under the test cluster's kubelet (containerd 2.4.2, runc) with the host's network, images imported (pull policy Never), storage the GCS emulator on loopback. Bare Indexed Job: the same image, P pods at a time, pod i runs `deno eval` that reads the clock, sleeps length i and reads it again (no kubeface; its wall runs from the Job's creation). Pod created → task start: median over the pods of the time from when a watch on the namespace saw the pod to the task's start (kubeface: the start time in its result; bare: the pod's first clock reading).",
     ],
   };
   return { tables: [table], skipped };

@@ -7,7 +7,13 @@
  */
 
 import assert from "node:assert/strict";
-import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod } from "@kubernetes/client-node";
+import {
+  BatchV1Api,
+  CoreV1Api,
+  SchedulingV1Api,
+  type V1Job,
+  type V1Pod,
+} from "@kubernetes/client-node";
 import { jobSpec } from "../lib/backends/kubernetes/job_spec.ts";
 import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
 import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
@@ -28,7 +34,9 @@ import { parsePermissions } from "../lib/permissions.ts";
 import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
 import { denoRun, kubeface, REPO_ROOT, spawnKubeface } from "./support/cli.ts";
 import { CountingKubeConfig } from "./support/kubeconfig.ts";
-import { collect, failure, fixture, waitFor } from "./support/jobs.ts";
+import { collect, failure, fixture, waitFor, withMarkers } from "./support/jobs.ts";
+
+const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
 import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
 
 const calm = { speculationPercent: 0, retryDelayMs: 10 };
@@ -56,7 +64,10 @@ async function podsOf(ctx: KubernetesTestContext, key: string): Promise<V1Pod[]>
   })).items;
 }
 
-/** The master's command line flags for the test namespace, as the non-admin user. */
+/**
+ * The master's command line flags for the test namespace, as the non-admin user, with the test
+ * pods' template patch (and the worker image, when the test runs with it).
+ */
 function clusterFlags(ctx: KubernetesTestContext): string[] {
   return [
     "--backend",
@@ -67,10 +78,12 @@ function clusterFlags(ctx: KubernetesTestContext): string[] {
     ctx.cluster.userKubeconfig,
     "--namespace",
     ctx.namespace,
-    "--cpu",
-    String(ctx.client.kubernetes?.cpu), // as the API tests: the test node has 2 CPUs
+    ...ctx.backendFlags,
   ];
 }
+
+/** For tests whose pods never run a task: one bootstrap is enough. */
+const apiOnly = { bootstraps: ["stock" as const] };
 
 kubernetesTest(
   "a 10,000-task job is submitted as one Kubernetes Job with a handful of API calls",
@@ -110,30 +123,40 @@ kubernetesTest(
       async () => (await jobsOf(ctx, run.job)).length === 0 ? true : undefined,
     );
   },
+  apiOnly,
 );
 
 kubernetesTest("a pod deleted mid-run is replaced and the job completes", async (ctx) => {
-  const run = new Client(ctx.client).map<number, number>(fixture("slow_squares.ts"), {
-    ...calm,
-    parallelism: 3,
+  await withMarkers(async (dir, perms) => {
+    // Task 1's first attempt writes a marker and hangs; a replacement sees it and returns.
+    const run = new Client(ctx.client).map<number, number>(fixture("first_attempt_hangs.ts"), {
+      ...calm,
+      ...perms,
+      parallelism: 4,
+    });
+    const results = collect(run);
+    await waitFor(
+      "task 1 to start",
+      () => Deno.stat(`${dir}/pid`).then(() => true, () => undefined),
+      120_000,
+    );
+    // In a job's first Kubernetes Job, the completion index is the task's index.
+    const victim = (await podsOf(ctx, run.job)).find((p) =>
+      p.metadata?.labels?.[INDEX_LABEL] === "1" && p.status?.phase === "Running"
+    );
+    assert.ok(victim, "task 1's pod runs");
+    const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
+    await core.deleteNamespacedPod({ name: victim.metadata!.name!, namespace: ctx.namespace });
+    assert.deepEqual(await results, [0, 10, 20, 30]);
+    const sameIndex = (await podsOf(ctx, run.job)).filter((p) =>
+      p.metadata?.labels?.[INDEX_LABEL] === "1"
+    );
+    const replacements = sameIndex.filter((p) => p.metadata?.uid !== victim.metadata?.uid);
+    assert.ok(
+      replacements.some((p) => p.status?.phase === "Succeeded"),
+      "index 1 has no replacement pod that succeeded",
+    );
   });
-  const results = collect(run);
-  const victim = await pollUntil(
-    "a running pod",
-    async () => (await podsOf(ctx, run.job)).find((p) => p.status?.phase === "Running"),
-  );
-  const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
-  await core.deleteNamespacedPod({ name: victim.metadata!.name!, namespace: ctx.namespace });
-  assert.deepEqual(await results, Array.from({ length: 12 }, (_, i) => i * i));
-  const index = victim.metadata!.labels!["batch.kubernetes.io/job-completion-index"];
-  const sameIndex = (await podsOf(ctx, run.job)).filter((p) =>
-    p.metadata?.labels?.["batch.kubernetes.io/job-completion-index"] === index
-  );
-  const replacements = sameIndex.filter((p) => p.metadata?.uid !== victim.metadata?.uid);
-  assert.ok(
-    replacements.some((p) => p.status?.phase === "Succeeded"),
-    `index ${index} has no replacement pod that succeeded`,
-  );
 });
 
 kubernetesTest(
@@ -180,6 +203,7 @@ kubernetesTest(
       async () => (await jobsOf(ctx, run.job)).length === 0 ? true : undefined,
     );
   },
+  apiOnly,
 );
 
 kubernetesTest(
@@ -262,6 +286,24 @@ kubernetesTest("the Job made from every option passes the API server's validatio
       labels: { team: "genomics" },
       annotations: { "example.com/note": "anything goes here" },
       ttlSecondsAfterFinished: 600,
+      // The README's GKE example (the priority class is made below: admission checks it exists).
+      podTemplatePatch: {
+        spec: {
+          priorityClassName: "kubeface-batch",
+          volumes: [{ name: "gcp-key", secret: { secretName: "kubeface-gcp-key" } }],
+          initContainers: [{
+            name: "log-shipper",
+            image: "busybox:1.36",
+            restartPolicy: "Always",
+            command: ["sh", "-c", "sleep infinity"],
+          }],
+          containers: [{
+            name: "worker",
+            env: [{ name: "GOOGLE_APPLICATION_CREDENTIALS", value: "/var/secrets/gcp/key.json" }],
+            volumeMounts: [{ name: "gcp-key", mountPath: "/var/secrets/gcp", readOnly: true }],
+          }],
+        },
+      },
     },
     namespace: ctx.namespace,
     name: "kf-all-options",
@@ -270,6 +312,11 @@ kubernetesTest("the Job made from every option passes the API server's validatio
       worker: { key: "runtime/a.js", sha256: "a" },
       thread: { key: "runtime/b.js", sha256: "b" },
     },
+  });
+  await ctx.cluster.kubeConfig.makeApiClient(SchedulingV1Api).createPriorityClass({
+    body: { metadata: { name: "kubeface-batch" }, value: 1000 },
+  }).catch((error) => {
+    if ((error as { code?: number }).code !== 409) throw error;
   });
   const batch = ctx.cluster.userKubeConfig.makeApiClient(BatchV1Api);
   const created = await batch.createNamespacedJob({
@@ -284,7 +331,18 @@ kubernetesTest("the Job made from every option passes the API server's validatio
   assert.equal(created.spec?.backoffLimitPerIndex, 2);
   assert.equal(created.spec?.template.spec?.activeDeadlineSeconds, 90);
   assert.equal(created.spec?.template.spec?.securityContext?.runAsNonRoot, true);
-});
+  const pod = created.spec?.template.spec;
+  assert.equal(pod?.priorityClassName, "kubeface-batch");
+  assert.deepEqual(pod?.initContainers?.map((c) => [c.name, c.restartPolicy]), [
+    ["log-shipper", "Always"],
+  ]);
+  const worker = pod?.containers.find((c) => c.name === "worker");
+  assert.deepEqual(worker?.volumeMounts?.map((m) => m.mountPath), ["/tmp", "/var/secrets/gcp"]);
+  assert.equal(
+    worker?.env?.find((e) => e.name === "GOOGLE_APPLICATION_CREDENTIALS")?.value,
+    "/var/secrets/gcp/key.json",
+  );
+}, apiOnly);
 
 /** The container resources of the pods a Job made with these options runs. */
 async function podResources(options: KubernetesBackendOptions) {
@@ -449,6 +507,7 @@ kubernetesTest(
       await kubectl(ctx.cluster, ["delete", "namespace", ns, "--wait=false"]);
     }
   },
+  apiOnly,
 );
 
 kubernetesTest(
@@ -468,7 +527,10 @@ kubernetesTest(
       "-q",
     ]);
     assert.equal(run.code, 0, run.stderr);
-    const logFlags = flags.filter((f, i) => f !== "--backend" && flags[i - 1] !== "--backend");
+    const jobOnly = ["--backend", "--pod-template-patch", "--worker-image", "--image-pull-policy"];
+    const logFlags = flags.filter((f, i) =>
+      !jobOnly.includes(f) && !jobOnly.includes(flags[i - 1]!)
+    );
     const logs = await kubeface(["logs", key, "1", ...logFlags]);
     assert.equal(logs.code, 0, logs.stderr);
     assert.match(

@@ -15,9 +15,13 @@
  *   environment at a pinned version, to cross-check resumable uploads
  *   (tests start their own instances on free ports).
  * - Kubernetes: etcd, kube-apiserver, kube-controller-manager and
- *   kube-scheduler built from the Go module proxy, and a node agent
- *   (`tests/infra/cluster/`), unless `KUBEFACE_TEST_KUBECONFIG` names a
- *   running one.
+ *   kube-scheduler built from the Go module proxy, and a real node
+ *   (containerd and the kubelet; `tests/infra/cluster/`), unless
+ *   `KUBEFACE_TEST_KUBECONFIG` names a running one. The Kubernetes suites
+ *   run twice: pods of the stock Deno image (`kubernetes`) and of the worker
+ *   image (`kubernetes-image`, imported into the node). Where the node
+ *   cannot run (no root, no cgroups, …) the reason is printed, or with
+ *   `CI=true` the run fails.
  * - Containers: the worker image of these sources, built with podman or
  *   docker (`deno task image:build`; skipped when it exists). Without
  *   either, the container backend is left out, or with `CI=true` it fails.
@@ -28,7 +32,7 @@
  * @module
  */
 
-import { down, KUBECONFIG_ENV, up } from "./infra/cluster/cluster.ts";
+import { down, importImages, KUBECONFIG_ENV, up } from "./infra/cluster/cluster.ts";
 import { ensureEmulatorBinary } from "./infra/gcs_emulator.ts";
 import { ensureGcpStorageEmulator } from "./infra/gcp_storage_emulator.ts";
 import { buildImage } from "../lib/image/build.ts";
@@ -55,10 +59,12 @@ try {
 }
 storages.push("gcs");
 
+let workerImage: string | undefined;
 try {
   const built = await step("building the worker image", () => buildImage());
   console.log(`test setup: container backend with ${built.image}`);
   backends.push("container");
+  workerImage = built.image;
 } catch (error) {
   if (Deno.env.get("CI") === "true") throw error;
   console.log(`test setup: no container backend: ${errorMessage(error)}`);
@@ -66,24 +72,31 @@ try {
 
 // The Kubernetes control plane: one for the whole run (built on first use, ~6 min cold).
 let cluster: Awaited<ReturnType<typeof up>> | undefined;
-if (Deno.env.get(KUBECONFIG_ENV)) {
-  backends.push("kubernetes");
-} else {
-  try {
+const images = workerImage ? [workerImage] : [];
+const given = Deno.env.get(KUBECONFIG_ENV);
+try {
+  if (given) {
+    await step(
+      "importing the worker image into the given test cluster",
+      () => importImages(given.replace(/[^/]*$/, ""), images, (line) => console.log(`  ${line}`)),
+    );
+  } else {
     cluster = await step(
       "starting the Kubernetes test cluster",
       () =>
         up({
           dir: Deno.makeTempDirSync({ prefix: "kubeface-test-cluster-" }),
+          images,
           onProgress: (line) => console.log(`  ${line}`),
         }),
     );
     env[KUBECONFIG_ENV] = cluster.adminKubeconfig;
-    backends.push("kubernetes");
-  } catch (error) {
-    if (Deno.env.get("CI") === "true") throw error;
-    console.log(`test setup: no Kubernetes backend: ${errorMessage(error)}`);
   }
+  backends.push("kubernetes");
+  if (workerImage) backends.push("kubernetes-image");
+} catch (error) {
+  if (Deno.env.get("CI") === "true") throw error;
+  console.log(`test setup: no Kubernetes backend: ${errorMessage(error)}`);
 }
 
 env.KUBEFACE_TEST_STORAGES ??= Deno.env.get("KUBEFACE_TEST_STORAGES") ?? storages.join(",");
@@ -94,9 +107,9 @@ console.log(
 
 // One `deno test` process per file, two at a time: files then never share an
 // environment (several set STORAGE_EMULATOR_HOST) and one file's crash stays its own.
-const given = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
-const chosen = given.filter((a) => /(_test\.ts|^mod\.ts)$/.test(a));
-const testArgs = given.filter((a) => !chosen.includes(a));
+const args = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+const chosen = args.filter((a) => /(_test\.ts|^mod\.ts)$/.test(a));
+const testArgs = args.filter((a) => !chosen.includes(a));
 const files = chosen.length > 0 ? chosen : [
   ...[...Deno.readDirSync(new URL(".", import.meta.url))]
     .filter((e) => e.isFile && e.name.endsWith("_test.ts"))

@@ -7,7 +7,8 @@
  */
 
 import { join } from "node:path";
-import { down, up } from "../../tests/infra/cluster/cluster.ts";
+import { buildImage } from "../../lib/image/build.ts";
+import { down, importImages, up } from "../../tests/infra/cluster/cluster.ts";
 import { readState } from "../../tests/infra/cluster/state.ts";
 import { kubectlPath } from "../../tests/infra/cluster/versions.ts";
 import { benchCacheDir } from "./alternatives.ts";
@@ -20,22 +21,41 @@ export interface BenchCluster extends AsyncDisposable {
   kubectl: string;
   /** Whether this benchmark started it (and so stops it). */
   owned: boolean;
+  /** The worker image of this checkout, imported into the node, when it could be built. */
+  workerImage?: string;
 }
 
 /** A cluster, or why none is available. */
 export type ClusterOrReason = { ok: true; cluster: BenchCluster } | { ok: false; reason: string };
 
-/** Use the test cluster, starting one if none is named by `KUBEFACE_TEST_KUBECONFIG`. */
+/** Build the worker image of this checkout, or say why not. */
+async function workerImage(log: (line: string) => void): Promise<string | undefined> {
+  try {
+    return (await buildImage({ onProgress: (line) => log(`image: ${line}`) })).image;
+  } catch (error) {
+    log(`no worker image: ${(error as Error).message}`);
+    return undefined;
+  }
+}
+
+/**
+ * Use the test cluster, starting one if none is named by `KUBEFACE_TEST_KUBECONFIG`, with the
+ * worker image of this checkout imported into its node.
+ */
 export async function benchCluster(log: (line: string) => void): Promise<ClusterOrReason> {
   const named = Deno.env.get("KUBEFACE_TEST_KUBECONFIG");
+  const image = await workerImage(log);
   if (named) {
-    const state = await readState(named.slice(0, named.lastIndexOf("/")) || ".");
+    const dir = named.slice(0, named.lastIndexOf("/")) || ".";
+    const state = await readState(dir);
+    if (image && state?.node) await importImages(dir, [image], log);
     return {
       ok: true,
       cluster: {
         kubeconfig: named,
         kubectl: state?.kubectl ?? kubectlPath(),
         owned: false,
+        workerImage: image && state?.node ? image : undefined,
         async [Symbol.asyncDispose]() {},
       },
     };
@@ -43,13 +63,18 @@ export async function benchCluster(log: (line: string) => void): Promise<Cluster
   const dir = join(benchCacheDir(), "cluster");
   try {
     log(`starting a test cluster in ${dir} (set KUBEFACE_TEST_KUBECONFIG to use a running one)`);
-    const cluster = await up({ dir, onProgress: (line) => log(`cluster: ${line}`) });
+    const cluster = await up({
+      dir,
+      images: image ? [image] : [],
+      onProgress: (line) => log(`cluster: ${line}`),
+    });
     return {
       ok: true,
       cluster: {
         kubeconfig: cluster.adminKubeconfig,
         kubectl: cluster.kubectl,
         owned: true,
+        workerImage: image,
         async [Symbol.asyncDispose]() {
           log("stopping the test cluster");
           await down({ dir });

@@ -10,6 +10,7 @@ import {
   type KubernetesBackendOptions,
   parseToleration,
 } from "../backends/kubernetes/options.ts";
+import { parseTemplatePatch } from "../backends/kubernetes/template_patch.ts";
 import { duration, type FlagSpec, type FlagValues, int, keyValues, str } from "./flags.ts";
 import { UsageError } from "./io.ts";
 
@@ -221,6 +222,12 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         help: "run pods on GKE spot nodes (selector and toleration); see --grace",
       },
       {
+        name: "pod-template-patch",
+        type: "string",
+        value: "FILE",
+        help: "strategic-merge patch of every pod, YAML or JSON (see README)",
+      },
+      {
         name: "unstartable-timeout",
         type: "string",
         value: "DURATION",
@@ -272,6 +279,7 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         ttlSecondsAfterFinished: seconds("ttl-after-finished"),
         unstartableTimeoutMs: duration(values, "unstartable-timeout"),
         spot: values.spot === true || undefined,
+        podTemplatePatch: templatePatch(str(values, "pod-template-patch")),
       };
       const set = Object.fromEntries(Object.entries(k).filter(([, v]) => v !== undefined));
       if (Object.keys(set).length > 0) options.kubernetes = { ...options.kubernetes, ...set };
@@ -283,6 +291,26 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
 function quantity(values: FlagValues, name: string): string | null | undefined {
   const value = str(values, name);
   return value === "none" ? null : value;
+}
+
+/** Read the file of `--pod-template-patch`; a missing or malformed file is a usage error. */
+function templatePatch(file: string | undefined): KubernetesBackendOptions["podTemplatePatch"] {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (error) {
+    throw new UsageError(
+      `Cannot read the pod template patch '${file}': ${
+        error instanceof Deno.errors.NotFound ? "no such file" : (error as Error).message
+      }; give a YAML or JSON file to --pod-template-patch`,
+    );
+  }
+  try {
+    return parseTemplatePatch(text, file);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
 }
 
 /** Every backend flag, for parsing. */

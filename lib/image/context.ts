@@ -186,6 +186,23 @@ async function cacheDependencies(deno: string, app: string, denoDir: string): Pr
       await Deno.remove(join(denoDir, entry.name), { recursive: true });
     }
   }
+  await makeReadable(denoDir);
+}
+
+/**
+ * Let any user read what is under `dir`: some npm packages ship files of
+ * mode 0600, which a worker running as another user than the image's owner
+ * (a pod's `runAsUser`, without capabilities) could not load.
+ */
+async function makeReadable(dir: string): Promise<void> {
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isSymlink) continue;
+    const mode = ((await Deno.stat(path)).mode ?? 0) & 0o7777;
+    const wanted = mode | (entry.isDirectory ? 0o555 : 0o444);
+    if (wanted !== mode) await Deno.chmod(path, wanted);
+    if (entry.isDirectory) await makeReadable(path);
+  }
 }
 
 /**

@@ -363,7 +363,8 @@ export class JobRunner {
             attempt: attempt.id,
             kind: next.kind,
             attempts: task.crashes,
-            detail: next.kind === "timeout"
+            // Without a time limit of the job's, the backend's own deadline ended it: say which.
+            detail: next.kind === "timeout" && options.timeoutMs
               ? `it ran longer than the time limit of ${options.timeoutMs} ms`
               : event.detail,
           }),

@@ -89,13 +89,22 @@ export async function waitFor<T>(
 }
 
 /**
+ * Where marker directories are made. Pods of the test cluster see it at the
+ * same path (a hostPath volume, see `testPodPatch` in targets.ts).
+ */
+export const MARKER_ROOT = `${Deno.env.get("TMPDIR") ?? "/tmp"}/kubeface-markers`;
+
+/**
  * Run `fn` with a temporary marker directory that tasks may use to signal
- * tests, and the options that give tasks access to it (`MARKER_DIR`).
+ * tests, and the options that give tasks access to it (`MARKER_DIR`). Any
+ * user may write it: pods run as uid 1993.
  */
 export async function withMarkers<T>(
   fn: (dir: string, options: Pick<MapOptions, "env" | "permissions">) => Promise<T>,
 ): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "kubeface-markers-" });
+  await Deno.mkdir(MARKER_ROOT, { recursive: true });
+  const dir = await Deno.makeTempDir({ dir: MARKER_ROOT, prefix: "markers-" });
+  await Deno.chmod(dir, 0o777);
   try {
     return await fn(dir, {
       env: { MARKER_DIR: dir },

@@ -4,8 +4,12 @@
  * runs on every target: storage `local` (a temporary directory) and `gcs`
  * (the fake-gcs-server emulator, or a real bucket when
  * `KUBEFACE_TEST_STORAGE=gs://…`), backend `local` (a process per attempt),
- * `warm` (the local backend's pool of warm workers), `container` and
- * `kubernetes`.
+ * `warm` (the local backend's pool of warm workers), `container`,
+ * `kubernetes` (pods of the stock Deno image, which bootstrap the worker
+ * from storage) and `kubernetes-image` (pods of the worker image,
+ * `--worker-image`). Pods run in containers on the test cluster's real node,
+ * with the host's network (a pod template patch), so they reach the GCS
+ * emulator on loopback.
  *
  * Which ones run: `KUBEFACE_TEST_STORAGES` and `KUBEFACE_TEST_BACKENDS`
  * (comma-separated; default: every one whose service is there). With
@@ -24,12 +28,21 @@ import {
   type TestCluster,
   testCluster,
 } from "../infra/cluster/cluster.ts";
+import { defaultImage } from "../../lib/image/tag.ts";
 import { containerUnavailable } from "./container.ts";
+import { MARKER_ROOT } from "./jobs.ts";
 
 /** A storage kind tests run against. */
 export type StorageKind = "local" | "gcs";
 /** A backend kind tests run against; `warm` is the local backend's warm pool. */
 export type BackendKind = "local" | "warm" | "container" | "kubernetes";
+
+/**
+ * How a Kubernetes pod gets the worker: `stock`, the stock Deno image with
+ * kubeface's bootstrap (the default), or `image`, the worker image of
+ * `deno task image:build` (`--worker-image`).
+ */
+export type Bootstrap = "stock" | "image";
 
 /** A fresh, empty storage root for one test. */
 export interface TestStorage extends AsyncDisposable {
@@ -43,6 +56,8 @@ export interface Target {
   name: string;
   storage: StorageKind;
   backend: BackendKind;
+  /** For `kubernetes`: how pods get the worker. */
+  bootstrap?: Bootstrap;
   /** Whether its services are here; otherwise why not. */
   unavailable?: string;
   /** A new empty storage root. */
@@ -118,10 +133,55 @@ async function newLocalStorage(): Promise<TestStorage> {
   };
 }
 
-function kubernetesUnavailable(): string | undefined {
-  return Deno.env.get(KUBECONFIG_ENV)
+function kubernetesUnavailable(bootstrap: Bootstrap): string | undefined {
+  if (!Deno.env.get(KUBECONFIG_ENV)) {
+    return `${KUBECONFIG_ENV} is not set; run \`deno task test\` (it starts the test cluster) or \`deno task cluster:up\``;
+  }
+  if (bootstrap === "image") return workerImageUnavailable();
+  return undefined;
+}
+
+/** Why the worker image cannot run on the test cluster's node, if it cannot. */
+function workerImageUnavailable(): string | undefined {
+  const image = defaultImage();
+  const dir = Deno.env.get(KUBECONFIG_ENV)!.replace(/[^/]*$/, "");
+  let images: string[] = [];
+  try {
+    images = JSON.parse(Deno.readTextFileSync(`${dir}state.json`)).images ?? [];
+  } catch { /* no state: not a cluster of cluster:up */ }
+  return images.includes(image)
     ? undefined
-    : `${KUBECONFIG_ENV} is not set; run \`deno task test\` (it starts the test cluster) or \`deno task cluster:up\``;
+    : `the worker image ${image} is not imported into the test cluster; run \`deno task test\` (it builds and imports it)`;
+}
+
+/**
+ * The pod template patch of every test Job: host networking (no pod may
+ * have an address of its own here; pods reach the GCS emulator on
+ * loopback), and the marker root mounted at the same path, so tasks can
+ * leave markers for the test (see `withMarkers`).
+ */
+export function testPodPatch(): Record<string, unknown> {
+  const volume = "kubeface-test-markers";
+  return {
+    spec: {
+      hostNetwork: true,
+      volumes: [{ name: volume, hostPath: { path: MARKER_ROOT, type: "DirectoryOrCreate" } }],
+      containers: [{ name: "worker", volumeMounts: [{ name: volume, mountPath: MARKER_ROOT }] }],
+    },
+  };
+}
+
+let patchFile: string | undefined;
+
+/** {@link testPodPatch} written to a file, for `--pod-template-patch`. */
+export function testPodPatchFile(): string {
+  if (!patchFile) {
+    patchFile = Deno.makeTempFileSync({ prefix: "kubeface-pod-patch-", suffix: ".json" });
+    Deno.writeTextFileSync(patchFile, JSON.stringify(testPodPatch(), null, 2));
+    const file = patchFile;
+    globalThis.addEventListener("unload", () => Deno.removeSync(file));
+  }
+  return patchFile;
 }
 
 let namespace: Promise<{ cluster: TestCluster; namespace: string }> | undefined;
@@ -172,7 +232,11 @@ export function testNamespace(): Promise<{ cluster: TestCluster; namespace: stri
   return namespace;
 }
 
-async function clientFor(backend: BackendKind, url: string): Promise<ClientOptions> {
+async function clientFor(
+  backend: BackendKind,
+  url: string,
+  bootstrap: Bootstrap = "stock",
+): Promise<ClientOptions> {
   switch (backend) {
     case "warm":
       return { storage: url, backend: "local", local: { warm: true } };
@@ -185,8 +249,11 @@ async function clientFor(backend: BackendKind, url: string): Promise<ClientOptio
           kubeconfig: cluster.userKubeconfig,
           namespace,
           unstartableTimeoutMs: 60_000,
-          // The test node has 2 CPUs: the default request of 1 CPU would run two pods at a time.
-          cpu: "100m",
+          cpu: KUBERNETES_TEST_CPU,
+          // Every image is imported into the node; a missing one must fail, never be pulled.
+          imagePullPolicy: "Never",
+          podTemplatePatch: testPodPatch(),
+          ...(bootstrap === "image" ? { image: defaultImage(), workerImage: true } : {}),
         },
       };
     }
@@ -195,25 +262,35 @@ async function clientFor(backend: BackendKind, url: string): Promise<ClientOptio
   }
 }
 
+/** The test node has 2 CPUs: the default request of 1 CPU would run two pods at a time. */
+const KUBERNETES_TEST_CPU = "100m";
+
 /** Every target selected by the environment. */
 export function targets(): Target[] {
   const storages = (listEnv("KUBEFACE_TEST_STORAGES") ?? ["local", "gcs"]) as StorageKind[];
-  const backends = (listEnv("KUBEFACE_TEST_BACKENDS") ?? ["local", "warm"]) as BackendKind[];
+  const kinds = listEnv("KUBEFACE_TEST_BACKENDS") ?? ["local", "warm"];
   const out: Target[] = [];
-  for (const backend of backends) {
+  for (const kind of kinds) {
+    const backend = (kind === "kubernetes-image" ? "kubernetes" : kind) as BackendKind;
+    const bootstrap: Bootstrap | undefined = backend !== "kubernetes"
+      ? undefined
+      : kind === "kubernetes-image"
+      ? "image"
+      : "stock";
     for (const storage of storages) {
       // Pods reach storage as a real cluster's would: through GCS, not a local path.
       if (backend === "kubernetes" && storage !== "gcs") continue;
       const unavailable = (backend === "container" ? containerUnavailable() : undefined) ??
-        (backend === "kubernetes" ? kubernetesUnavailable() : undefined) ??
+        (bootstrap ? kubernetesUnavailable(bootstrap) : undefined) ??
         (storage === "gcs" ? gcsUnavailable() : undefined);
       out.push({
-        name: `${backend}+${storage}`,
+        name: `${kind}+${storage}`,
         storage,
         backend,
+        bootstrap,
         unavailable,
         newStorage: storage === "gcs" ? newGcsStorage : newLocalStorage,
-        client: (url) => clientFor(backend, url),
+        client: (url) => clientFor(backend, url, bootstrap),
       });
     }
   }
@@ -266,26 +343,57 @@ export interface KubernetesTestContext {
   namespace: string;
   storage: string;
   client: ClientOptions;
+  /** How the pods get the worker. */
+  bootstrap: Bootstrap;
+  /** The backend flags of `kubeface map` for the same: the patch file, and the worker image. */
+  backendFlags: string[];
+}
+
+/** Options of {@linkcode kubernetesTest}. */
+export interface KubernetesTestOptions {
+  /**
+   * Run with these bootstraps; a test whose pods run no task (the API
+   * server refuses, or the pod never starts) needs only one.
+   *
+   * @default {["stock", "image"]}
+   */
+  bootstraps?: Bootstrap[];
 }
 
 /**
- * Define a test of the Kubernetes backend (named `cluster: …`): it runs the
- * master as the non-admin user under docs/rbac.yaml, with GCS (the emulator)
- * as storage. Skipped without the test cluster, failing in CI.
+ * Define a test of the Kubernetes backend (named `cluster: …`), once per
+ * bootstrap (`[stock image]`, `[worker image]`): it runs the master as the
+ * non-admin user under docs/rbac.yaml, with GCS (the emulator) as storage.
+ * Skipped without the test cluster, failing in CI.
  */
 export function kubernetesTest(
   name: string,
   fn: (ctx: KubernetesTestContext) => Promise<void>,
+  options: KubernetesTestOptions = {},
 ): void {
-  clusterTest(name, async () => {
-    if (gcsUnavailable()) throw new Error(`the GCS emulator is needed: ${gcsUnavailable()}`);
-    const { cluster, namespace } = await testNamespace();
-    await using storage = await newGcsStorage();
-    await fn({
-      cluster,
-      namespace,
-      storage: storage.url,
-      client: await clientFor("kubernetes", storage.url),
+  for (const bootstrap of options.bootstraps ?? ["stock", "image"]) {
+    clusterTest(`${name} [${bootstrap === "stock" ? "stock" : "worker"} image]`, async () => {
+      if (gcsUnavailable()) throw new Error(`the GCS emulator is needed: ${gcsUnavailable()}`);
+      const missing = bootstrap === "image" ? workerImageUnavailable() : undefined;
+      if (missing) throw new Error(`Cannot run with --worker-image: ${missing}`);
+      const { cluster, namespace } = await testNamespace();
+      await using storage = await newGcsStorage();
+      await fn({
+        cluster,
+        namespace,
+        storage: storage.url,
+        client: await clientFor("kubernetes", storage.url, bootstrap),
+        bootstrap,
+        backendFlags: [
+          "--cpu",
+          String(KUBERNETES_TEST_CPU),
+          "--pod-template-patch",
+          testPodPatchFile(),
+          "--image-pull-policy",
+          "Never",
+          ...(bootstrap === "image" ? ["--worker-image", defaultImage()] : []),
+        ],
+      });
     });
-  });
+  }
 }

@@ -40,7 +40,8 @@ export function explainPod(pod: V1Pod): PodState {
   const disruption = status.conditions?.find((c) =>
     c.type === "DisruptionTarget" && c.status === "True"
   );
-  const limit = pod.spec?.containers?.[0]?.resources?.limits?.memory;
+  const limit = (pod.spec?.containers?.find((c) => c.name === CONTAINER) ??
+    pod.spec?.containers?.[0])?.resources?.limits?.memory;
   const base = { oom: false, deadline: false, disrupted: Boolean(disruption) };
   const phase = (status.phase ?? "Pending").toLowerCase();
 

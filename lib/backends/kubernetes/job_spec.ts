@@ -8,19 +8,26 @@
  * @module
  */
 
-import type { V1Container, V1Job, V1Toleration } from "@kubernetes/client-node";
+import type { V1Container, V1Job, V1PodTemplateSpec, V1Toleration } from "@kubernetes/client-node";
 import { IMAGE_WORKER_FILES } from "../../image/context.ts";
 import { storageWorkerEnv } from "../../storage/worker_env.ts";
 import { EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";
 import { denoRunFlags, workerEnv, type WorkerLaunch } from "../../worker/launch.ts";
 import type { JobContext } from "../backend.ts";
-import { JOB_KEY_ANNOTATION, JOB_LABEL, jobLabel, MANAGED_BY, RUN_LABEL } from "./names.ts";
+import {
+  CONTAINER,
+  JOB_KEY_ANNOTATION,
+  JOB_LABEL,
+  jobLabel,
+  MANAGED_BY,
+  RUN_LABEL,
+} from "./names.ts";
 import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions } from "./options.ts";
 import { bootstrapUrl, type Runtime } from "./runtime.ts";
 import { terminationGraceSeconds, withSpot } from "./spot.ts";
+import { patchPodTemplate } from "./template_patch.ts";
 
-/** The worker container's name, used by the pod failure policy and for logs. */
-export const CONTAINER = "worker";
+export { CONTAINER } from "./names.ts";
 /** Where the pod's writable scratch volume is mounted. */
 const SCRATCH = "/tmp";
 
@@ -123,7 +130,7 @@ export function jobSpec(input: JobSpecInput): V1Job {
       },
       ttlSecondsAfterFinished: o.ttlSecondsAfterFinished ??
         KUBERNETES_DEFAULTS.ttlSecondsAfterFinished,
-      template: {
+      template: patched(o, {
         metadata: { labels, annotations },
         spec: {
           restartPolicy: "Never",
@@ -170,7 +177,12 @@ export function jobSpec(input: JobSpecInput): V1Job {
             volumeMounts: [{ name: "scratch", mountPath: SCRATCH }],
           }],
         },
-      },
+      }),
     },
   };
+}
+
+/** The template with the user's `podTemplatePatch` applied (see template_patch.ts). */
+function patched(o: KubernetesBackendOptions, template: V1PodTemplateSpec): V1PodTemplateSpec {
+  return o.podTemplatePatch ? patchPodTemplate(template, o.podTemplatePatch, CONTAINER) : template;
 }

@@ -16,6 +16,8 @@ export const JOB_LABEL = "kubeface.dev/job";
 export const RUN_LABEL = "kubeface.dev/run";
 /** Annotation holding the exact job key. */
 export const JOB_KEY_ANNOTATION = "kubeface.dev/job-key";
+/** The name of the container that runs the task, used by the pod failure policy and for logs. */
+export const CONTAINER = "worker";
 
 const LABEL_VALUE = /^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/;
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { checkLabels, checkQuantity, isDnsLabel } from "./names.ts";
+import { checkLabels, checkQuantity, CONTAINER, isDnsLabel } from "./names.ts";
+import { patchPodTemplate } from "./template_patch.ts";
 
 /** A toleration, as in a pod spec. */
 export interface Toleration {
@@ -157,6 +158,28 @@ export interface KubernetesBackendOptions {
    * @default {false}
    */
   spot?: boolean;
+  /**
+   * A strategic-merge patch applied to the pod template of every Job, for
+   * what kubeface has no option for: a priority class, a secret volume
+   * mounted into the `worker` container, a sidecar, host networking. Lists
+   * merge by their Kubernetes merge keys (containers and volumes by name, a
+   * container's `volumeMounts` by mountPath, …), as with `kubectl patch`;
+   * `$patch: replace` and `$patch: delete` work too. kubeface's own labels
+   * and annotations cannot be patched away. The API server checks the
+   * patched Job (server-side dry run) before anything is created.
+   *
+   * @example Host networking and a secret mounted into the worker
+   * ```ts ignore
+   * const podTemplatePatch = {
+   *   spec: {
+   *     hostNetwork: true,
+   *     volumes: [{ name: "creds", secret: { secretName: "creds" } }],
+   *     containers: [{ name: "worker", volumeMounts: [{ name: "creds", mountPath: "/creds" }] }],
+   *   },
+   * };
+   * ```
+   */
+  podTemplatePatch?: { readonly [key: string]: unknown };
 }
 
 /** Defaults of the options that have fixed ones. */
@@ -220,6 +243,11 @@ export function checkKubernetesOptions(o: KubernetesBackendOptions): void {
   }
   if (o.runAsUser === 0) {
     throw new RangeError("Cannot use runAsUser 0: worker pods run as a non-root user");
+  }
+  if (o.podTemplatePatch !== undefined) {
+    // Catch a malformed patch now; the API server checks the patched Job before it is created.
+    const sample = { metadata: {}, spec: { containers: [{ name: CONTAINER }] } };
+    patchPodTemplate(sample, o.podTemplatePatch, CONTAINER);
   }
   checkLabels(o.labels ?? {}, "label");
   checkLabels(o.annotations ?? {}, "annotation");

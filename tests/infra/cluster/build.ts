@@ -6,7 +6,15 @@
  * @module
  */
 
-import { runCommand } from "./run_command.ts";
+import {
+  allExist,
+  downloadGoMod,
+  go,
+  install,
+  throwawayModule,
+  timed,
+  toolsGo,
+} from "./go_build.ts";
 import {
   cacheRoot,
   ETCD_VERSION,
@@ -23,6 +31,7 @@ export interface Binaries {
   kubeControllerManager: string;
   kubeScheduler: string;
   kubectl: string;
+  kubelet: string;
 }
 
 /** Options of {@link ensureBinaries}. */
@@ -32,9 +41,6 @@ export interface EnsureBinariesOptions {
   /** Receives one line per build step. @default () => {} */
   onProgress?: (line: string) => void;
 }
-
-/** The environment of every `go` command: module mode, no workspace, a static build. */
-const GO_ENV = { GOWORK: "off", GOFLAGS: "", CGO_ENABLED: "0" };
 
 /** Build dates are not reproducible from a module zip; every build stamps this one. */
 const BUILD_DATE = "2026-01-01T00:00:00Z";
@@ -66,30 +72,12 @@ export async function ensureBinaries(options: EnsureBinariesOptions = {}): Promi
     kubeControllerManager: `${k8sDir}/kube-controller-manager`,
     kubeScheduler: `${k8sDir}/kube-scheduler`,
     kubectl: `${k8sDir}/kubectl`,
+    kubelet: `${k8sDir}/kubelet`,
   };
 }
 
-async function timed(what: string, onProgress: (line: string) => void, build: () => Promise<void>) {
-  onProgress(`Building ${what} with go build (a cold build takes several minutes)`);
-  const start = performance.now();
-  await build();
-  onProgress(`Built ${what} in ${((performance.now() - start) / 1000).toFixed(0)} s`);
-}
-
-async function allExist(paths: string[]): Promise<boolean> {
-  for (const path of paths) {
-    try {
-      if (!(await Deno.stat(path)).isFile) return false;
-    } catch (error) {
-      if (error instanceof Deno.errors.NotFound) return false;
-      throw error;
-    }
-  }
-  return true;
-}
-
 /**
- * Build kube-apiserver, kube-controller-manager, kube-scheduler and kubectl of
+ * Build kube-apiserver, kube-controller-manager, kube-scheduler, kubectl and kubelet of
  * {@link KUBERNETES_VERSION} into `binDir`.
  */
 async function buildKubernetes(root: string, binDir: string): Promise<void> {
@@ -196,36 +184,4 @@ export function kubernetesBuildGoMod(upstream: string, version: string): string 
     ...staging.map((name) => `replace ${name} => ${name} ${stagingVersion}`),
     "",
   ].join("\n");
-}
-
-/** A fresh module directory on the cache's file system, so the binaries can be renamed into place. */
-async function throwawayModule(root: string, what: string): Promise<string> {
-  await Deno.mkdir(`${root}/cluster`, { recursive: true });
-  return await Deno.makeTempDir({ dir: `${root}/cluster`, prefix: `build-${what}-` });
-}
-
-function toolsGo(packages: string[]): string {
-  const imports = packages.map((pkg) => `  _ "${pkg}"`).join("\n");
-  return `//go:build tools\npackage tools\nimport (\n${imports}\n)\n`;
-}
-
-/** Download `path@version` and return the text of its go.mod. */
-async function downloadGoMod(cwd: string, pathAtVersion: string): Promise<string> {
-  const json = await go(cwd, ["mod", "download", "-json", pathAtVersion]);
-  const { GoMod } = JSON.parse(json) as { GoMod?: string };
-  if (!GoMod) throw new Error(`go mod download did not report a go.mod for ${pathAtVersion}`);
-  return await Deno.readTextFile(GoMod);
-}
-
-/** Run `go` niced, so a build leaves room for whatever else the machine runs. */
-function go(cwd: string, args: string[]): Promise<string> {
-  return runCommand("nice", { args: ["-n", "10", "go", ...args], cwd, env: GO_ENV });
-}
-
-/** Move freshly built binaries into place, so a half-finished build never looks cached. */
-async function install(from: string, binDir: string, names: string[]): Promise<void> {
-  await Deno.mkdir(binDir, { recursive: true });
-  for (const name of names) {
-    await Deno.rename(`${from}/${name}`, `${binDir}/${name}`);
-  }
 }

@@ -1,7 +1,7 @@
 /**
  * The cluster's PKI, made with the `openssl` CLI: one CA, serving certificates for the
- * apiserver, the other components and the node agent, the apiserver's client certificate for
- * the node agent, and the service-account signing key pair. All keys are ECDSA P-256.
+ * apiserver, the other components and the kubelet, the apiserver's client certificate for
+ * the kubelet, and the service-account signing key pair. All keys are ECDSA P-256.
  *
  * @module
  */
@@ -17,10 +17,10 @@ export interface Pki {
   /** Serving certificate of kube-controller-manager and kube-scheduler. */
   componentsCert: string;
   componentsKey: string;
-  /** Serving certificate of the node agent's kubelet port. */
+  /** Serving certificate of the kubelet's port. */
   kubeletCert: string;
   kubeletKey: string;
-  /** Client certificate the apiserver presents to the node agent. */
+  /** Client certificate the apiserver presents to the kubelet. */
   kubeletClientCert: string;
   kubeletClientKey: string;
   serviceAccountKey: string;
@@ -29,8 +29,10 @@ export interface Pki {
 
 /** Options of {@link createPki}. */
 export interface CreatePkiOptions {
-  /** Name of the node, added to the node agent's certificate. @default "kubeface-node-1" */
+  /** Name of the node, added to the kubelet's serving certificate. @default "kubeface-node-1" */
   nodeName?: string;
+  /** The node's address, added to the kubelet's serving certificate. */
+  nodeIP?: string;
 }
 
 /**
@@ -42,7 +44,7 @@ export interface CreatePkiOptions {
  * @throws {Error} When `openssl` fails.
  */
 export async function createPki(dir: string, options: CreatePkiOptions = {}): Promise<Pki> {
-  const { nodeName = "kubeface-node-1" } = options;
+  const { nodeName = "kubeface-node-1", nodeIP } = options;
   const pki: Pki = {
     caCert: `${dir}/ca.crt`,
     caKey: `${dir}/ca.key`,
@@ -88,6 +90,7 @@ export async function createPki(dir: string, options: CreatePkiOptions = {}): Pr
   await signed(pki, "kubelet", `/CN=system:node:${nodeName}/O=system:nodes`, "serverAuth", [
     ...loopback,
     `DNS:${nodeName}`,
+    ...(nodeIP ? [`IP:${nodeIP}`] : []),
   ]);
   await signed(
     pki,

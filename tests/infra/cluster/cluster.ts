@@ -22,7 +22,8 @@
  */
 
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
-import { readState } from "./state.ts";
+import { importImages as importInto } from "./node_images.ts";
+import { readState, writeState } from "./state.ts";
 import { kubectlPath, KUBERNETES_VERSION } from "./versions.ts";
 
 export { type RunningCluster, up, type UpOptions } from "./up.ts";
@@ -47,8 +48,12 @@ export interface TestCluster {
   userKubeConfig: KubeConfig;
   /** The pinned Kubernetes version, e.g. `v1.35.4`. */
   version: string;
-  /** Name of the node the agent runs pods on. */
+  /** Name of the node (a real kubelet) that runs the pods. */
   nodeName: string;
+  /** The cluster directory (where state.json is). */
+  dir: string;
+  /** Images imported into the node (as pods name them); nothing else can run. */
+  images: string[];
 }
 
 let cached: Promise<TestCluster | undefined> | undefined;
@@ -92,7 +97,34 @@ async function load(): Promise<TestCluster | undefined> {
     userKubeConfig,
     version: state?.version ?? KUBERNETES_VERSION,
     nodeName: state?.nodeName ?? "kubeface-node-1",
+    dir,
+    images: state?.images ?? [],
   };
+}
+
+/**
+ * Import images from podman's store into the node of the cluster in `dir` (e.g. a worker image
+ * built after `cluster:up`), and record them in its state.
+ *
+ * @param dir The cluster directory.
+ * @param images Image names as pods give them (tagged).
+ * @param onProgress Receives progress lines.
+ * @throws {Error} When `dir` holds no running node, or podman or ctr fails.
+ */
+export async function importImages(
+  dir: string,
+  images: string[],
+  onProgress: (line: string) => void = () => {},
+): Promise<void> {
+  const state = await readState(dir);
+  if (!state?.node) throw new Error(`Cannot import images: no test node runs in ${dir}`);
+  await importInto(images, {
+    ctr: state.node.ctr,
+    address: state.node.containerdAddress,
+    onProgress,
+  });
+  state.images = [...new Set([...(state.images ?? []), ...images])];
+  await writeState(dir, state);
 }
 
 let skipNoticePrinted = false;

@@ -1,13 +1,15 @@
 // deno-lint-ignore-file no-console
 /**
- * `deno task cluster:down [--dir DIR]`: stop everything `cluster:up` started in DIR (the node
- * agent and its pod processes first, etcd last) and remove DIR.
+ * `deno task cluster:down [--dir DIR]`: stop everything `cluster:up` started in DIR (the kubelet
+ * first, then every container through containerd, containerd, the control plane, etcd last),
+ * remove what the node left (cgroups, mounts, shims, log links; see node_down.ts) and DIR.
  *
  * @module
  */
 
 import { parseArgs } from "node:util";
-import { commandLine, isAlive, signalGroup, stopGroup } from "./processes.ts";
+import { cleanupNode, containerIds, removeContainers } from "./node_down.ts";
+import { commandLine, isAlive, stopGroup } from "./processes.ts";
 import { readState } from "./state.ts";
 import { defaultRunDir } from "./versions.ts";
 
@@ -34,43 +36,17 @@ export async function down(options: DownOptions = {}): Promise<boolean> {
     onProgress(`No cluster state in ${dir}; nothing to stop`);
     return false;
   }
+  const ids = state.node ? await containerIds(state.node) : [];
   for (const { name, pid, commandContains } of [...state.processes].reverse()) {
+    // The kubelet leaves its containers running when it stops; containerd removes them.
+    if (name === "containerd" && state.node) await removeContainers(state.node, onProgress);
     if (!isAlive(pid) || !commandLine(pid)?.includes(commandContains)) continue;
     onProgress(`Stopping ${name} (pid ${pid})`);
-    await stopGroup(pid, name === "node-agent" ? 40_000 : 10_000);
+    await stopGroup(pid, 10_000);
   }
-  await stopLeftoverPods(`${dir}/node/pods`);
+  if (state.node) await cleanupNode(dir, state.node, ids);
   if (!keepState) await Deno.remove(dir, { recursive: true });
   return true;
-}
-
-/** Kill pod process groups the node agent recorded and did not stop (e.g. it was killed). */
-async function stopLeftoverPods(podsDir: string): Promise<void> {
-  let entries: Deno.DirEntry[];
-  try {
-    entries = await Array.fromAsync(Deno.readDir(podsDir));
-  } catch {
-    return;
-  }
-  for (const entry of entries) {
-    for await (const file of Deno.readDir(`${podsDir}/${entry.name}`)) {
-      if (!file.name.endsWith(".pid")) continue;
-      const pid = Number(await Deno.readTextFile(`${podsDir}/${entry.name}/${file.name}`));
-      // Container processes lead their own session; a reused pid almost never does.
-      if (Number.isInteger(pid) && pid > 1 && isAlive(pid) && sessionOf(pid) === pid) {
-        signalGroup(pid, "SIGKILL");
-      }
-    }
-  }
-}
-
-function sessionOf(pid: number): number | undefined {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[3]);
-  } catch {
-    return undefined;
-  }
 }
 
 if (import.meta.main) {

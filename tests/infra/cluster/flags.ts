@@ -14,8 +14,10 @@ export interface ClusterPorts {
   apiserver: number;
   controllerManager: number;
   scheduler: number;
-  /** The node agent's HTTPS kubelet port (container logs). */
+  /** The kubelet's HTTPS port (logs, exec), on the node's address. */
   kubelet: number;
+  /** The kubelet's health port on loopback. */
+  kubeletHealthz: number;
 }
 
 /** What the command lines need to know about a cluster. */
@@ -43,7 +45,7 @@ export const CONTROLLERS = [
   "serviceaccount-token-controller",
   "root-ca-certificate-publisher-controller",
   "clusterrole-aggregation-controller", // fills the admin/edit/view ClusterRoles
-  "node-lifecycle-controller", // removes the not-ready taint once the node agent reports Ready
+  "node-lifecycle-controller", // removes the not-ready taint once the kubelet reports Ready
   "taint-eviction-controller",
   "replicaset-controller",
   "deployment-controller",
@@ -66,7 +68,7 @@ export function etcdArgs({ dir, ports }: FlagContext): string[] {
   ];
 }
 
-/** kube-apiserver with RBAC, static tokens and the node agent as the kubelet. */
+/** kube-apiserver with RBAC, static tokens, and client certificates for the kubelet. */
 export function apiserverArgs({ ports, pki, tokenFile }: FlagContext): string[] {
   return [
     `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
@@ -93,7 +95,8 @@ export function apiserverArgs({ ports, pki, tokenFile }: FlagContext): string[] 
     `--service-account-key-file=${pki.serviceAccountPub}`,
     `--service-account-signing-key-file=${pki.serviceAccountKey}`,
     "--service-cluster-ip-range=10.0.0.0/24",
-    // `kubectl logs` goes apiserver → node agent over HTTPS, verified against our CA.
+    // `kubectl logs` goes apiserver → kubelet over HTTPS, verified against our CA; the kubelet
+    // lets `kube-apiserver-kubelet-client` in through the cluster-role binding cluster:up makes.
     `--kubelet-certificate-authority=${pki.caCert}`,
     `--kubelet-client-certificate=${pki.kubeletClientCert}`,
     `--kubelet-client-key=${pki.kubeletClientKey}`,

@@ -22,7 +22,7 @@ export interface Identity {
  * - `controller-manager`, `scheduler`: the users the default RBAC policy grants to those components.
  * - `node`: `system:node:<nodeName>` in `system:nodes`, held by the Node authorizer to its own objects.
  *
- * @param nodeName The node agent's node name.
+ * @param nodeName The name the kubelet registers its node under.
  * @returns One identity per component and test user.
  */
 export function makeIdentities(nodeName: string): Identity[] {

@@ -1,6 +1,7 @@
 /**
- * Pod and Job helpers for tests against the test cluster: specs for the node agent (which runs
- * `deno` and shell commands as local processes) and polling for states, with deadlines.
+ * Pod and Job helpers for tests against the test cluster: pod specs for its node (the stock
+ * Deno image and a busybox image, both imported by `cluster:up`; host networking, as no pod may
+ * have an address of its own here) and polling for states, with deadlines.
  *
  * @module
  */
@@ -15,15 +16,16 @@ import {
   type V1PodSpec,
 } from "@kubernetes/client-node";
 import { pollUntil, type TestCluster } from "./cluster.ts";
+import { BUSYBOX_IMAGE, DENO_IMAGE } from "./node_images.ts";
 
 /** The label (and env source) of an Indexed Job pod's completion index. */
 export const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
 
 /**
- * A pod spec with one container `main` that never restarts, mounts no service-account token
- * and gets 5 s to stop.
+ * A pod spec with one container `main` that never restarts, mounts no service-account token,
+ * uses the host's network and gets 5 s to stop.
  *
- * @param container Fields of the container (the image defaults to `denoland/deno:2.9.6`).
+ * @param container Fields of the container (the image defaults to the stock Deno image).
  * @param extra Further pod spec fields.
  * @returns The pod spec.
  */
@@ -35,7 +37,8 @@ export function podSpec(
     restartPolicy: "Never",
     automountServiceAccountToken: false,
     terminationGracePeriodSeconds: 5,
-    containers: [{ name: "main", image: "denoland/deno:2.9.6", ...container }],
+    hostNetwork: true,
+    containers: [{ name: "main", image: DENO_IMAGE, ...container }],
     ...extra,
   };
 }
@@ -58,7 +61,7 @@ export function denoEval(code: string): Partial<V1Container> {
  * @returns Container fields for {@link podSpec}.
  */
 export function shell(script: string): Partial<V1Container> {
-  return { image: "busybox", command: ["sh", "-c", script] };
+  return { image: BUSYBOX_IMAGE, command: ["sh", "-c", script] };
 }
 
 /** Names one object. */
@@ -168,24 +171,6 @@ export function waitForJob(cluster: TestCluster, options: WaitForJobOptions): Pr
     );
     return done ? job : undefined;
   }, { timeoutMs, intervalMs: 500 });
-}
-
-/**
- * Whether a local process exists (zombies count as gone). Pods run on this machine.
- *
- * @param pid The process id.
- * @returns `true` while it runs.
- */
-export function processAlive(pid: number): boolean {
-  // Not /proc/<pid>: Deno lets only --allow-all read other processes' /proc entries,
-  // and the test command grants less. ps prints the state, or nothing when it is gone.
-  const { stdout } = new Deno.Command("ps", {
-    args: ["-o", "stat=", "-p", String(pid)],
-    stdout: "piped",
-    stderr: "null",
-  }).outputSync();
-  const state = new TextDecoder().decode(stdout).trim();
-  return state !== "" && !state.startsWith("Z");
 }
 
 /**

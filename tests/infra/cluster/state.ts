@@ -6,6 +6,7 @@
  */
 
 import type { ClusterPorts } from "./flags.ts";
+import type { NodeState } from "./node.ts";
 
 /** One background process started by `cluster:up`. */
 export interface ProcessRecord {
@@ -28,6 +29,10 @@ export interface ClusterState {
   adminKubeconfig: string;
   userKubeconfig: string;
   kubectl: string;
+  /** The node's runtime, once containerd was started. */
+  node?: NodeState;
+  /** Images imported into the node's containerd, as pods name them. */
+  images?: string[];
 }
 
 /** Path of the state file of `dir`. */

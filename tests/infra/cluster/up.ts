@@ -1,10 +1,10 @@
 // deno-lint-ignore-file no-console
 /**
  * `deno task cluster:up [--dir DIR]`: build what is missing, start etcd, kube-apiserver,
- * kube-controller-manager, kube-scheduler and the node agent on loopback, wait until the node
- * is Ready, write `DIR/admin.kubeconfig` and `DIR/user.kubeconfig`, and print
- * `KUBECONFIG=DIR/admin.kubeconfig` as the last line. Everything keeps running after this
- * script exits; `cluster:down` stops it.
+ * kube-controller-manager and kube-scheduler on loopback and a real node (containerd and the
+ * kubelet, with the node's images imported), wait until the node is Ready, write
+ * `DIR/admin.kubeconfig` and `DIR/user.kubeconfig`, and print `KUBECONFIG=DIR/admin.kubeconfig`
+ * as the last line. Everything keeps running after this script exits; `cluster:down` stops it.
  *
  * @module
  */
@@ -23,6 +23,10 @@ import {
 } from "./flags.ts";
 import { type Identity, kubeconfigYaml, makeIdentities, tokenAuthFile } from "./kubeconfig.ts";
 import { freePorts } from "./ports.ts";
+import { nodeState, startNode } from "./node.ts";
+import { ensureNodeBinaries } from "./node_build.ts";
+import { checkNodeHost } from "./node_host.ts";
+import { ensureNodeImages, importImages } from "./node_images.ts";
 import { isAlive, spawnDetached } from "./processes.ts";
 import { type ClusterState, type ProcessRecord, readState, writeState } from "./state.ts";
 import { defaultRunDir, ETCD_VERSION, KUBERNETES_VERSION } from "./versions.ts";
@@ -34,8 +38,14 @@ export interface UpOptions {
   dir?: string;
   /** Port of kube-apiserver. @default a free port */
   apiserverPort?: number;
-  /** Name of the node the agent registers. @default "kubeface-node-1" */
+  /** Name of the node the kubelet registers. @default "kubeface-node-1" */
   nodeName?: string;
+  /**
+   * More images to import into the node's containerd (from podman's store, by the names pods
+   * use; they must be tagged), e.g. the worker image of `deno task image:build`.
+   * @default []
+   */
+  images?: string[];
   /** Receives progress lines. @default () => {} */
   onProgress?: (line: string) => void;
 }
@@ -47,9 +57,6 @@ export interface RunningCluster extends ClusterState {
   /** Whether the cluster was already running (so this call started nothing). */
   reused: boolean;
 }
-
-const AGENT = new URL("./node_agent.ts", import.meta.url).pathname;
-const DENO_CONFIG = new URL("../../../deno.json", import.meta.url).pathname;
 
 /**
  * Start a cluster in `dir`, or return the one already running there.
@@ -64,24 +71,42 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
     dir = defaultRunDir(),
     apiserverPort,
     nodeName = "kubeface-node-1",
+    images = [],
     onProgress = () => {},
   } = options;
   const existing = await readState(dir);
   if (existing) {
     if (await isHealthy(dir, existing)) {
       onProgress(`A cluster is already running in ${dir}`);
+      const missing = images.filter((image) => !existing.images?.includes(image));
+      if (missing.length > 0 && existing.node) {
+        await importImages(missing, {
+          ctr: existing.node.ctr,
+          address: existing.node.containerdAddress,
+          onProgress,
+        });
+        existing.images = [...(existing.images ?? []), ...missing];
+        await writeState(dir, existing);
+      }
       return { ...existing, dir, reused: true };
     }
     onProgress(`Removing the stale cluster state in ${dir}`);
     await down({ dir });
   }
   const started = performance.now();
+  const host = checkNodeHost();
   const binaries = await ensureBinaries({ onProgress });
+  const nodeBinaries = await ensureNodeBinaries({ onProgress });
+  const nodeImages = await ensureNodeImages({
+    pause: nodeBinaries.pause,
+    busybox: host.busybox,
+    onProgress,
+  });
   const startedAfterBuild = performance.now();
-  for (const sub of ["", "/logs", "/pids", "/pki", "/kubeconfigs", "/node"]) {
+  for (const sub of ["", "/logs", "/pids", "/pki", "/kubeconfigs"]) {
     await Deno.mkdir(`${dir}${sub}`, { recursive: true });
   }
-  const [etcdClient, etcdPeer, controllerManager, scheduler, kubelet, free] = freePorts(6);
+  const [etcdClient, etcdPeer, controllerManager, scheduler, kubelet, healthz, free] = freePorts(7);
   const ports: ClusterPorts = {
     etcdClient: etcdClient!,
     etcdPeer: etcdPeer!,
@@ -89,9 +114,10 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
     controllerManager: controllerManager!,
     scheduler: scheduler!,
     kubelet: kubelet!,
+    kubeletHealthz: healthz!,
   };
   const server = `https://127.0.0.1:${ports.apiserver}`;
-  const pki = await createPki(`${dir}/pki`, { nodeName });
+  const pki = await createPki(`${dir}/pki`, { nodeName, nodeIP: host.nodeIP });
   const caPem = await Deno.readTextFile(pki.caCert);
   const identities = makeIdentities(nodeName);
   const kubeconfigOf = (file: string) =>
@@ -126,10 +152,16 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
   };
   const adminToken = tokenOf(identities, "admin");
   const client = Deno.createHttpClient({ caCerts: [caPem] });
-  const start = async (name: string, program: string, args: string[]): Promise<ProcessRecord> => {
+  const start = async (
+    name: string,
+    program: string,
+    args: string[],
+    env?: Record<string, string>,
+  ): Promise<ProcessRecord> => {
     onProgress(`Starting ${name}`);
     const pid = await spawnDetached(program, {
       args,
+      env,
       logFile: `${dir}/logs/${name}.log`,
       pidFile: `${dir}/pids/${name}.pid`,
     });
@@ -177,23 +209,30 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
       "/healthz",
       () => ok(client, `https://127.0.0.1:${ports.scheduler}/healthz`),
     );
-    const agent = await start("node-agent", Deno.execPath(), [
-      "run",
-      "--allow-all",
-      `--config=${DENO_CONFIG}`,
-      AGENT,
-      `--kubeconfig=${kubeconfigOf("node")}`,
-      `--node-name=${nodeName}`,
-      `--port=${ports.kubelet}`,
-      `--cert=${pki.kubeletCert}`,
-      `--key=${pki.kubeletKey}`,
-      `--client-ca=${pki.caCert}`,
-      `--state-dir=${dir}/node`,
-    ]);
-    agent.commandContains = "node_agent.ts";
+    await grantLogAccess(client, server, adminToken);
+    const allImages = [...nodeImages, ...images];
+    state.images = allImages;
+    state.node = nodeState(dir, host, nodeBinaries.ctr);
     await writeState(dir, state);
+    await startNode({
+      dir,
+      nodeName,
+      host,
+      kubeletPort: ports.kubelet,
+      kubeletHealthzPort: ports.kubeletHealthz,
+      pki,
+      kubeconfig: kubeconfigOf("node"),
+      kubelet: binaries.kubelet,
+      binaries: nodeBinaries,
+      images: allImages,
+      start,
+      ready: (record, what, check) => ready(record, what, check),
+      onProgress,
+    });
+    await writeState(dir, state);
+    const kubeletRecord = state.processes.find((p) => p.name === "kubelet")!;
     await ready(
-      agent,
+      kubeletRecord,
       `node ${nodeName} Ready and schedulable`,
       () => nodeSchedulable(client, server, adminToken, nodeName),
     );
@@ -209,6 +248,41 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
     throw error;
   } finally {
     client.close();
+  }
+}
+
+/**
+ * Let the apiserver read logs and exec through the kubelet: its client certificate's user,
+ * `kube-apiserver-kubelet-client`, gets `system:kubelet-api-admin`, as kubeadm does.
+ */
+async function grantLogAccess(
+  client: Deno.HttpClient,
+  server: string,
+  token: string,
+): Promise<void> {
+  const response = await fetch(`${server}/apis/rbac.authorization.k8s.io/v1/clusterrolebindings`, {
+    client,
+    method: "POST",
+    headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+    body: JSON.stringify({
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "kubeface:apiserver-kubelet-client" },
+      roleRef: {
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "ClusterRole",
+        name: "system:kubelet-api-admin",
+      },
+      subjects: [{
+        apiGroup: "rbac.authorization.k8s.io",
+        kind: "User",
+        name: "kube-apiserver-kubelet-client",
+      }],
+    }),
+  });
+  const text = await response.text();
+  if (!response.ok && response.status !== 409) {
+    throw new Error(`Cannot grant the apiserver access to the kubelet: ${response.status} ${text}`);
   }
 }
 

@@ -13,6 +13,16 @@ export const KUBERNETES_VERSION = "v1.35.4";
  */
 export const ETCD_VERSION = "v3.6.16";
 
+/**
+ * The pinned containerd release (module `github.com/containerd/containerd/v2`): the node's
+ * container runtime. Kubernetes v1.35 is the last release that still accepts containerd 1.x;
+ * Debian bookworm's 1.6 is out of support.
+ */
+export const CONTAINERD_VERSION = "v2.4.2";
+
+/** The containerd binaries built from `github.com/containerd/containerd/v2`, by file name. */
+export const CONTAINERD_BINARIES = ["containerd", "ctr", "containerd-shim-runc-v2"] as const;
+
 /** The Kubernetes binaries built from `k8s.io/kubernetes`, by file name. */
 export const KUBERNETES_BINARIES = [
   "kube-apiserver",
@@ -53,6 +63,11 @@ export function kubernetesBinDir(root: string = cacheRoot()): string {
 /** Directory holding the etcd binary of {@link ETCD_VERSION}. */
 export function etcdBinDir(root: string = cacheRoot()): string {
   return `${root}/cluster/etcd-${ETCD_VERSION}/bin`;
+}
+
+/** Directory holding the containerd binaries of {@link CONTAINERD_VERSION}. */
+export function containerdBinDir(root: string = cacheRoot()): string {
+  return `${root}/cluster/containerd-${CONTAINERD_VERSION}/bin`;
 }
 
 /** Default state directory of a running cluster (`cluster:up` without `--dir`). */
