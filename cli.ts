@@ -11,6 +11,7 @@
  * @module
  */
 
+import { loadTemplatePatchReader } from "./lib/backends/kubernetes/template_patch.ts";
 import {
   BackendError,
   CorruptObjectError,
@@ -147,6 +148,8 @@ export async function main(args: string[], io: Io = terminal()): Promise<number>
     return 2;
   }
   try {
+    // A patch file may be YAML, whose reader is big: loaded only when one is given.
+    if (rest.some((a) => a.startsWith("--pod-template-patch"))) await loadTemplatePatchReader();
     return await command.run(rest, io);
   } catch (error) {
     if (error instanceof Deno.errors.BrokenPipe) return 141; // the reader went away, as with `| head`

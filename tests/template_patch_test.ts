@@ -162,6 +162,20 @@ Deno.test("a malformed patch is rejected before anything is created, naming the 
   );
 });
 
+Deno.test("a patch given as YAML text is read when the backend is made, and checked the same", () => {
+  assert.throws(
+    () => new KubernetesBackend({ podTemplatePatch: "spec:\n  volumes:\n  - secret: {}\n" }),
+    {
+      name: "TypeError",
+      message:
+        "Cannot use the pod template patch 'podTemplatePatch': spec.volumes[0] has no 'name', which spec.volumes is merged by; add it",
+    },
+  );
+  assert.throws(() => new KubernetesBackend({ podTemplatePatch: "spec: [1,\n" }), {
+    message: /^Cannot read the pod template patch 'podTemplatePatch': it is not valid YAML or JSON/,
+  });
+});
+
 Deno.test("a patch file is read as YAML or JSON, and a bad one names the file and the problem", () => {
   assert.deepEqual(parseTemplatePatch("spec:\n  hostNetwork: true\n", "p.yaml"), {
     spec: { hostNetwork: true },

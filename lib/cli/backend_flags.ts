@@ -10,7 +10,10 @@ import {
   type KubernetesBackendOptions,
   parseToleration,
 } from "../backends/kubernetes/options.ts";
-import { parseTemplatePatch } from "../backends/kubernetes/template_patch.ts";
+import {
+  canParseTemplatePatch,
+  parseTemplatePatch,
+} from "../backends/kubernetes/template_patch.ts";
 import { duration, type FlagSpec, type FlagValues, int, keyValues, str } from "./flags.ts";
 import { UsageError } from "./io.ts";
 
@@ -293,7 +296,11 @@ function quantity(values: FlagValues, name: string): string | null | undefined {
   return value === "none" ? null : value;
 }
 
-/** Read the file of `--pod-template-patch`; a missing or malformed file is a usage error. */
+/**
+ * Read the file of `--pod-template-patch`: a missing or malformed file is a
+ * usage error. YAML is checked here once the CLI has loaded the reader
+ * (cli.ts), else handed on as text, which the backend reads.
+ */
 function templatePatch(file: string | undefined): KubernetesBackendOptions["podTemplatePatch"] {
   if (file === undefined) return undefined;
   let text: string;
@@ -306,6 +313,7 @@ function templatePatch(file: string | undefined): KubernetesBackendOptions["podT
       }; give a YAML or JSON file to --pod-template-patch`,
     );
   }
+  if (!canParseTemplatePatch(text)) return text;
   try {
     return parseTemplatePatch(text, file);
   } catch (error) {

@@ -22,7 +22,7 @@ import {
   MANAGED_BY,
   RUN_LABEL,
 } from "./names.ts";
-import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions } from "./options.ts";
+import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions, templatePatchOf } from "./options.ts";
 import { bootstrapUrl, type Runtime } from "./runtime.ts";
 import { terminationGraceSeconds, withSpot } from "./spot.ts";
 import { patchPodTemplate } from "./template_patch.ts";
@@ -184,5 +184,6 @@ export function jobSpec(input: JobSpecInput): V1Job {
 
 /** The template with the user's `podTemplatePatch` applied (see template_patch.ts). */
 function patched(o: KubernetesBackendOptions, template: V1PodTemplateSpec): V1PodTemplateSpec {
-  return o.podTemplatePatch ? patchPodTemplate(template, o.podTemplatePatch, CONTAINER) : template;
+  const patch = templatePatchOf(o);
+  return patch ? patchPodTemplate(template, patch, CONTAINER) : template;
 }

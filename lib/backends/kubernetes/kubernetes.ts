@@ -17,9 +17,17 @@ import { BackendError, errorMessage } from "../../errors.ts";
 import { apiError, whereOf } from "./api_errors.ts";
 import { CONTAINER } from "./job_spec.ts";
 import { JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
-import { checkKubernetesOptions, type KubernetesBackendOptions } from "./options.ts";
+import {
+  checkKubernetesOptions,
+  type KubernetesBackendOptions,
+  templatePatchOf,
+} from "./options.ts";
+import { loadTemplatePatchReader } from "./template_patch.ts";
 import { storeRuntime } from "./runtime.ts";
 import { KubernetesSession } from "./session.ts";
+
+// This module loads the Kubernetes client anyway, so a patch given as YAML text costs nothing more.
+await loadTemplatePatchReader();
 
 /**
  * Check that pods can reach a storage: only Google Cloud Storage, which
@@ -52,7 +60,10 @@ export class KubernetesBackend implements Backend {
    */
   constructor(options: KubernetesBackendOptions = {}, kubeConfig?: KubeConfig) {
     checkKubernetesOptions(options);
-    this.#options = options;
+    // A patch given as text is read once, here.
+    this.#options = typeof options.podTemplatePatch === "string"
+      ? { ...options, podTemplatePatch: templatePatchOf(options) }
+      : options;
     this.#kubeConfig = kubeConfig;
   }
 

@@ -6,7 +6,12 @@
  */
 
 import { checkLabels, checkQuantity, CONTAINER, isDnsLabel } from "./names.ts";
-import { patchPodTemplate } from "./template_patch.ts";
+import {
+  canParseTemplatePatch,
+  parseTemplatePatch,
+  patchPodTemplate,
+  type PodTemplatePatch,
+} from "./template_patch.ts";
 
 /** A toleration, as in a pod spec. */
 export interface Toleration {
@@ -166,7 +171,9 @@ export interface KubernetesBackendOptions {
    * container's `volumeMounts` by mountPath, …), as with `kubectl patch`;
    * `$patch: replace` and `$patch: delete` work too. kubeface's own labels
    * and annotations cannot be patched away. The API server checks the
-   * patched Job (server-side dry run) before anything is created.
+   * patched Job (server-side dry run) before anything is created. Give the
+   * patch as an object, or as its YAML or JSON text (what
+   * `--pod-template-patch FILE` holds).
    *
    * @example Host networking and a secret mounted into the worker
    * ```ts ignore
@@ -179,7 +186,19 @@ export interface KubernetesBackendOptions {
    * };
    * ```
    */
-  podTemplatePatch?: { readonly [key: string]: unknown };
+  podTemplatePatch?: PodTemplatePatch | string;
+}
+
+/**
+ * The options' pod template patch as an object, its text read and checked.
+ *
+ * @throws {TypeError} The text is not YAML or JSON of one pod template
+ *   fragment, or the patch is malformed.
+ */
+export function templatePatchOf(o: KubernetesBackendOptions): PodTemplatePatch | undefined {
+  return typeof o.podTemplatePatch === "string"
+    ? parseTemplatePatch(o.podTemplatePatch, "podTemplatePatch")
+    : o.podTemplatePatch;
 }
 
 /** Defaults of the options that have fixed ones. */
@@ -244,7 +263,10 @@ export function checkKubernetesOptions(o: KubernetesBackendOptions): void {
   if (o.runAsUser === 0) {
     throw new RangeError("Cannot use runAsUser 0: worker pods run as a non-root user");
   }
-  if (o.podTemplatePatch !== undefined) {
+  if (typeof o.podTemplatePatch === "string") {
+    // YAML text is read once the backend has loaded its reader (templatePatchOf).
+    if (canParseTemplatePatch(o.podTemplatePatch)) templatePatchOf(o);
+  } else if (o.podTemplatePatch !== undefined) {
     // Catch a malformed patch now; the API server checks the patched Job before it is created.
     const sample = { metadata: {}, spec: { containers: [{ name: CONTAINER }] } };
     patchPodTemplate(sample, o.podTemplatePatch, CONTAINER);

@@ -19,11 +19,33 @@
  * @module
  */
 
-import { loadAllYaml } from "@kubernetes/client-node";
 import { CONTAINER } from "./names.ts";
 
 /** A strategic-merge patch of a pod template: `metadata` and `spec` fragments. */
 export type PodTemplatePatch = { readonly [key: string]: unknown };
+
+/**
+ * The YAML reader, from the Kubernetes client, which is big: loaded only
+ * where a patch is given as text ({@linkcode loadTemplatePatchReader}), so
+ * that importing kubeface does not load it.
+ */
+let loadAllYaml: ((text: string) => unknown[]) | undefined;
+
+/** Load the YAML reader {@linkcode parseTemplatePatch} needs for YAML text. */
+export async function loadTemplatePatchReader(): Promise<void> {
+  loadAllYaml ??= (await import("@kubernetes/client-node")).loadAllYaml;
+}
+
+/** Whether {@linkcode parseTemplatePatch} can read `text` now: JSON, or YAML once the reader is loaded. */
+export function canParseTemplatePatch(text: string): boolean {
+  if (loadAllYaml) return true;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 const CONTAINER_KEYS: Record<string, string> = {
   env: "name",
@@ -165,7 +187,9 @@ function mergeList(original: Json[], patch: Json[], path: string, schema: string
 }
 
 /**
- * Parse a pod template patch written as YAML or JSON (JSON is YAML).
+ * Parse a pod template patch written as YAML or JSON (JSON is YAML). JSON
+ * is read at once; YAML needs {@linkcode loadTemplatePatchReader} first
+ * (the Kubernetes backend and the CLI load it).
  *
  * @param text The file's text.
  * @param source Where it came from, for messages, e.g. the file name.
@@ -176,7 +200,8 @@ function mergeList(original: Json[], patch: Json[], path: string, schema: string
 export function parseTemplatePatch(text: string, source: string): PodTemplatePatch {
   let documents: unknown[];
   try {
-    documents = loadAllYaml(text).filter((doc) => doc !== null && doc !== undefined);
+    const all = loadAllYaml ? loadAllYaml(text) : [JSON.parse(text)];
+    documents = all.filter((doc) => doc !== null && doc !== undefined);
   } catch (error) {
     const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
     throw new TypeError(
