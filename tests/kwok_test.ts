@@ -7,13 +7,18 @@
  */
 
 import assert from "node:assert/strict";
-import { CoreV1Api } from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, type V1Job } from "@kubernetes/client-node";
 import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
 import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
+import { SPLIT_ANNOTATION } from "../lib/backends/kubernetes/split.ts";
+import { readJson } from "../lib/format/json.ts";
+import type { JobStatus } from "../lib/format/status.ts";
 import { Client, JobLayout } from "../mod.ts";
+import { pollUntil } from "./infra/cluster/cluster.ts";
+import { CountingKubeConfig } from "./support/kubeconfig.ts";
 import { collect, fixture } from "./support/jobs.ts";
 import { resultCounts, withKwok } from "./support/kwok.ts";
-import { kubernetesTest } from "./support/targets.ts";
+import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
 
 const calm = { speculationPercent: 0, retryDelayMs: 10 };
 
@@ -52,6 +57,105 @@ kubernetesTest(
       }
       assert.equal(kwok.writer.stored.size, 200);
       assert.ok([...kwok.writer.stored.values()].every((n) => n === 1));
+    });
+  },
+  { bootstraps: ["stock"] },
+);
+
+/** Kubernetes Jobs of a kubeface job, as the admin sees them, by split position. */
+async function jobsOf(ctx: KubernetesTestContext, key: string): Promise<V1Job[]> {
+  const batch = ctx.cluster.kubeConfig.makeApiClient(BatchV1Api);
+  const jobs = (await batch.listNamespacedJob({
+    namespace: ctx.namespace,
+    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
+  })).items;
+  const position = (job: V1Job) =>
+    Number(job.metadata?.annotations?.[SPLIT_ANNOTATION]?.split("/")[1] ?? -1);
+  return jobs.sort((a, b) => position(a) - position(b));
+}
+
+kubernetesTest(
+  "a map wider than one Kubernetes Job runs as several that share its parallelism, in order",
+  async (ctx) => {
+    await withKwok(ctx, { nodes: 4, compute: (x) => (x as number) + 1 }, async (kwok) => {
+      const kubeConfig = new CountingKubeConfig();
+      kubeConfig.loadFromFile(ctx.cluster.userKubeconfig);
+      const client = new Client({
+        storage: ctx.storage,
+        backend: new KubernetesBackend(
+          { ...kwok.kubernetes, maxCompletionsPerJob: 100 },
+          kubeConfig,
+        ),
+      });
+      const inputs = Array.from({ length: 250 }, (_, i) => i);
+      const run = client.map(fixture("echo.ts"), { ...calm, parallelism: 120, inputs });
+      const values = await collect(run);
+      assert.deepEqual(values, inputs.map((x) => x + 1), "in input order across the Jobs");
+      const jobs = await jobsOf(ctx, run.job);
+      assert.deepEqual(jobs.map((j) => j.spec?.completions), [100, 100, 50]);
+      const group = jobs[0]!.metadata!.name!;
+      assert.deepEqual(
+        jobs.map((j) => j.metadata?.annotations?.[SPLIT_ANNOTATION]),
+        [`${group}/0/120`, `${group}/1/120`, `${group}/2/120`],
+      );
+      await pollUntil(
+        "every Job to complete",
+        async () =>
+          (await jobsOf(ctx, run.job)).every((j) =>
+              j.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True")
+            )
+            ? true
+            : undefined,
+        { timeoutMs: 120_000 },
+      );
+      const creates = kubeConfig.calls.filter((c) => c === "createNamespacedJob").length;
+      assert.equal(creates, 4, "one dry run, then one create per Job");
+      const patches = kubeConfig.calls.filter((c) => c === "patchNamespacedJob").length;
+      assert.ok(patches <= 1 + 2 * 11, `${patches} patches: at most 11 raises per later Job`);
+      const status = await readJson<JobStatus>(kwok.storage, new JobLayout(run.job).statusJson);
+      assert.equal(status.tasks.length, 250, "one status page for the whole map");
+      assert.equal(status.counts.done, 250);
+      const counts = await resultCounts(kwok.storage, new JobLayout(run.job).resultsPrefix);
+      assert.equal(counts.size, 250);
+      for (const [task, count] of counts) {
+        assert.deepEqual(count, { ok: 1, error: 0 }, `task ${task}`);
+      }
+    });
+  },
+  { bootstraps: ["stock"] },
+);
+
+kubernetesTest(
+  "a master stopped mid-map and run again attaches to every Job of a split map",
+  async (ctx) => {
+    await withKwok(ctx, { nodes: 4, runtimeMs: 1500 }, async (kwok) => {
+      const key = `split-attach-${crypto.randomUUID().slice(0, 6)}`;
+      const options = {
+        storage: ctx.storage,
+        backend: new KubernetesBackend({ ...kwok.kubernetes, maxCompletionsPerJob: 100 }),
+      };
+      const inputs = Array.from({ length: 300 }, (_, i) => i);
+      const map = { ...calm, job: key, parallelism: 60, inputs };
+      const first = new Client(options).map(fixture("echo.ts"), map);
+      const consuming = collect(first).catch((error) => error);
+      await pollUntil(
+        "30 stored results",
+        () => kwok.writer.stored.size >= 30 ? Promise.resolve(true) : Promise.resolve(undefined),
+        { timeoutMs: 120_000 },
+      );
+      await first.cancel({ stopRunning: false }); // the Jobs run on, as after a killed master
+      await consuming;
+      assert.ok(kwok.writer.stored.size < 300, "the master stopped before the map ended");
+      const values = await collect(new Client(options).map(fixture("echo.ts"), map));
+      assert.deepEqual(values, inputs);
+      const jobs = await jobsOf(ctx, key);
+      assert.deepEqual(jobs.map((j) => j.spec?.completions), [100, 100, 100], "no further Job");
+      const counts = await resultCounts(kwok.storage, new JobLayout(key).resultsPrefix);
+      assert.equal(counts.size, 300);
+      for (const [task, count] of counts) {
+        assert.deepEqual(count, { ok: 1, error: 0 }, `task ${task}`);
+      }
+      assert.ok([...kwok.writer.stored.values()].every((n) => n === 1), "nothing ran twice");
     });
   },
   { bootstraps: ["stock"] },
