@@ -65,6 +65,10 @@ export class KwokResultWriter implements AsyncDisposable {
   readonly stored = new Map<string, number>();
   /** Pods whose result already existed (a replacement pod of an attempt that had stored it). */
   skipped = 0;
+  /** Distinct pods seen Running on a KWOK node. */
+  podsSeen = 0;
+  /** When the last new pod was seen Running (`Date.now()`). */
+  lastPodSeenAt = NaN;
   readonly #options: KwokResultWriterOptions;
   readonly #core: CoreV1Api;
   readonly #live = new Map<string, V1Pod>();
@@ -128,6 +132,8 @@ export class KwokResultWriter implements AsyncDisposable {
     this.#live.set(uid, pod);
     if (this.#seen.has(uid) || pod.metadata?.annotations?.[KWOK_RESULT_ANNOTATION]) return;
     this.#seen.add(uid);
+    this.podsSeen++;
+    this.lastPodSeenAt = Date.now();
     this.#queue.push(uid);
     this.#pump();
   }
