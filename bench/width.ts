@@ -11,6 +11,7 @@
  * ```sh
  * deno task bench width                                  # 10,000 tasks, 1,000 nodes (~40 min)
  * KUBEFACE_BENCH_WIDTH_TASKS=100000 deno task bench width # the 100,000-task run (opt-in)
+ * KUBEFACE_BENCH_WIDTH_TASKS=1000 KUBEFACE_BENCH_WIDTH_NODES=100 deno task bench width
  * ```
  *
  * @module
@@ -33,7 +34,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
   const tasks = Number(
     Deno.env.get("KUBEFACE_BENCH_WIDTH_TASKS") ?? (context.quick ? 1_000 : 10_000),
   );
-  const nodes = context.quick ? 100 : 1_000;
+  const nodes = Number(Deno.env.get("KUBEFACE_BENCH_WIDTH_NODES") ?? (context.quick ? 100 : 1_000));
   const reports: { qps: number; report: WidthReport; upMs: number }[] = [];
   const skipped: string[] = [];
   for (const qps of RATES) {
