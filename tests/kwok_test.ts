@@ -14,7 +14,7 @@ import { SPLIT_ANNOTATION } from "../lib/backends/kubernetes/split.ts";
 import { readJson } from "../lib/format/json.ts";
 import type { JobStatus } from "../lib/format/status.ts";
 import { Client, JobLayout } from "../mod.ts";
-import { pollUntil } from "./infra/cluster/cluster.ts";
+import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
 import { CountingKubeConfig } from "./support/kubeconfig.ts";
 import { collect, fixture } from "./support/jobs.ts";
 import { resultCounts, withKwok } from "./support/kwok.ts";
@@ -156,6 +156,136 @@ kubernetesTest(
         assert.deepEqual(count, { ok: 1, error: 0 }, `task ${task}`);
       }
       assert.ok([...kwok.writer.stored.values()].every((n) => n === 1), "nothing ran twice");
+    });
+  },
+  { bootstraps: ["stock"] },
+);
+
+/** Pods of a job seen by polling: per pod, its index, node, creation and disruption times. */
+interface SeenPod {
+  index: number;
+  node: string;
+  created: number;
+  disruptedAt?: number;
+  reason?: string;
+}
+
+kubernetesTest(
+  "node loss, evictions and a NoExecute taint at width: one result per task, none counted, none recomputed",
+  async (ctx) => {
+    await withKwok(ctx, { nodes: 10, runtimeMs: 25_000 }, async (kwok) => {
+      const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
+      const client = new Client({
+        storage: ctx.storage,
+        backend: new KubernetesBackend(kwok.kubernetes),
+      });
+      const inputs = Array.from({ length: 200 }, (_, i) => i);
+      // No retries: a disruption counted against them would fail its task, and so the map.
+      const run = client.map(fixture("echo.ts"), {
+        ...calm,
+        maxRetries: 0,
+        parallelism: 200,
+        inputs,
+      });
+      const consuming = collect(run);
+      const seen = new Map<string, SeenPod>();
+      let polling = true;
+      const poller = (async () => {
+        while (polling) {
+          const pods = await core.listNamespacedPod({
+            namespace: ctx.namespace,
+            labelSelector: `${JOB_LABEL}=${jobLabel(run.job)}`,
+          }).catch(() => ({ items: [] }));
+          for (const pod of pods.items) {
+            const uid = pod.metadata!.uid!;
+            const entry = seen.get(uid) ?? {
+              index: Number(pod.metadata?.labels?.["batch.kubernetes.io/job-completion-index"]),
+              node: pod.spec?.nodeName ?? "",
+              created: new Date(pod.metadata!.creationTimestamp!).getTime(),
+            };
+            entry.node ||= pod.spec?.nodeName ?? "";
+            const disruption = pod.status?.conditions?.find((c) =>
+              c.type === "DisruptionTarget" && c.status === "True"
+            );
+            if (disruption && entry.disruptedAt === undefined) {
+              entry.disruptedAt = new Date(disruption.lastTransitionTime!).getTime();
+              entry.reason = disruption.reason;
+            }
+            seen.set(uid, entry);
+          }
+          await new Promise((resolve) => setTimeout(resolve, 1000));
+        }
+      })();
+      const [lost, tainted] = ["kwok-node-0", "kwok-node-1"];
+      try {
+        await pollUntil(
+          "every pod Running",
+          () => Promise.resolve(kwok.writer.podsSeen >= 200 ? true : undefined),
+          { timeoutMs: 300_000 },
+        );
+        // 10 % of the nodes vanish (their workers die with them), one node is drained with a
+        // NoExecute taint, and five pods elsewhere are evicted through the Eviction API.
+        kwok.writer.loseNode(lost!);
+        await kubectl(ctx.cluster, ["delete", "node", lost!, "--wait=false"]);
+        await kubectl(ctx.cluster, ["taint", "node", tainted!, "kubeface.dev/drain=now:NoExecute"]);
+        const others = [...seen.values()].filter((p) => p.node !== lost && p.node !== tainted);
+        const pods = await core.listNamespacedPod({
+          namespace: ctx.namespace,
+          labelSelector: `${JOB_LABEL}=${jobLabel(run.job)}`,
+        });
+        const victims = pods.items.filter((pod) =>
+          others.some((o) => o.node === pod.spec?.nodeName) && pod.status?.phase === "Running"
+        ).slice(0, 5);
+        for (const pod of victims) {
+          const name = pod.metadata!.name!;
+          await core.createNamespacedPodEviction({
+            name,
+            namespace: ctx.namespace,
+            body: {
+              apiVersion: "policy/v1",
+              kind: "Eviction",
+              metadata: { name, namespace: ctx.namespace },
+            },
+          });
+        }
+        const values = await consuming;
+        assert.deepEqual(values, inputs, "every task's value, in order");
+      } finally {
+        polling = false;
+        await poller;
+        await kubectl(ctx.cluster, ["taint", "node", tainted!, "kubeface.dev/drain-"]);
+      }
+      const counts = await resultCounts(kwok.storage, new JobLayout(run.job).resultsPrefix);
+      assert.equal(counts.size, 200);
+      for (const [task, count] of counts) {
+        assert.deepEqual(count, { ok: 1, error: 0 }, `task ${task}`);
+      }
+      assert.ok([...kwok.writer.stored.values()].every((n) => n === 1), "nothing stored twice");
+      const status = await readJson<JobStatus>(kwok.storage, new JobLayout(run.job).statusJson);
+      assert.equal(status.counts.retried, 0, "no disruption counted as a retry");
+      assert.ok(status.tasks.every((t) => t.attempts.length === 1), "one attempt per task");
+      // Replacement pods: per disrupted index, the next pod's creation after the disruption.
+      const byIndex = Map.groupBy([...seen.values()], (p) => p.index);
+      const delays: number[] = [];
+      const reasons = new Set<string>();
+      for (const pods of byIndex.values()) {
+        for (const pod of pods.filter((p) => p.disruptedAt !== undefined)) {
+          reasons.add(pod.reason ?? "?");
+          const next = pods.filter((p) => p.created >= pod.created && p !== pod)
+            .sort((a, b) => a.created - b.created)[0];
+          if (next) delays.push((next.created - pod.disruptedAt!) / 1000);
+        }
+      }
+      const replaced = [...byIndex.values()].filter((pods) => pods.length > 1).length;
+      assert.ok(replaced >= 6, `${replaced} indexes got a replacement pod`);
+      delays.sort((a, b) => a - b);
+      // deno-lint-ignore no-console
+      console.log(
+        `disruptions: ${replaced} indexes replaced; reasons ${[...reasons].join(", ")}; ` +
+          `replacement created after the DisruptionTarget condition: median ${
+            delays[Math.floor(delays.length / 2)]
+          } s, max ${delays.at(-1)} s (${delays.length} measured)`,
+      );
     });
   },
   { bootstraps: ["stock"] },

@@ -8,15 +8,30 @@
  */
 
 import assert from "node:assert/strict";
-import { clusterTest, down, up } from "./infra/cluster/cluster.ts";
+import { clusterTest } from "./infra/cluster/cluster.ts";
 import { runWidth } from "./support/width.ts";
+
+/** Run a cluster script (it needs more permissions than tests get: /proc, cgroups). */
+async function clusterScript(script: "up" | "down", args: string[]): Promise<void> {
+  const file = new URL(`./infra/cluster/${script}.ts`, import.meta.url).pathname;
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", file, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    throw new Error(
+      `cluster:${script} ${args.join(" ")} failed: ${new TextDecoder().decode(r.stderr)}`,
+    );
+  }
+}
 
 clusterTest(
   "a 10,000-task map on KWOK nodes stores one result per task with a constant of API requests per Job",
   async () => {
     const dir = await Deno.makeTempDir({ prefix: "kubeface-width-cluster-" });
     try {
-      await up({ dir, kwokNodes: 100, controllerQps: 300 });
+      await clusterScript("up", ["--dir", dir, "--kwok-nodes", "100", "--kube-api-qps", "300"]);
       const report = await runWidth({
         dir,
         tasks: 10_000,
@@ -38,7 +53,7 @@ clusterTest(
       assert.equal(requests["create pods"] ?? 0, 0, "the master creates no pod");
       assert.equal(requests["delete pods"] ?? 0, 0, "nor deletes one");
     } finally {
-      await down({ dir });
+      await clusterScript("down", ["--dir", dir]);
     }
   },
 );

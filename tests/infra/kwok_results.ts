@@ -80,6 +80,7 @@ export class KwokResultWriter implements AsyncDisposable {
   #informer: ListWatch<V1Pod> | undefined;
   #stopped = false;
   readonly #idle = new Set<() => void>();
+  readonly #lostNodes = new Set<string>();
 
   private constructor(options: KwokResultWriterOptions) {
     this.#options = options;
@@ -112,6 +113,16 @@ export class KwokResultWriter implements AsyncDisposable {
     writer.#informer = informer;
     await informer.start();
     return writer;
+  }
+
+  /**
+   * Treat a node as gone (deleted by the test): its pods' workers died with it, so none of them
+   * stores a result from now on, as no worker on a vanished machine would.
+   *
+   * @param name The node's name.
+   */
+  loseNode(name: string): void {
+    this.#lostNodes.add(name);
   }
 
   /** Pods waiting for or getting their result now. */
@@ -159,7 +170,8 @@ export class KwokResultWriter implements AsyncDisposable {
     const runtimeMs = this.#options.runtimeMs ?? 0;
     if (runtimeMs > 0) await new Promise((resolve) => setTimeout(resolve, runtimeMs));
     const pod = this.#live.get(uid);
-    if (!pod || this.#stopped) return; // gone while it "ran": nothing stored, as with a worker
+    // Gone while it "ran", or its node vanished: nothing stored, as with a worker.
+    if (!pod || this.#stopped || this.#lostNodes.has(pod.spec?.nodeName ?? "")) return;
     const { storage, namespace } = this.#options;
     const key = pod.metadata?.annotations?.[JOB_KEY_ANNOTATION];
     const run = pod.metadata?.labels?.[RUN_LABEL];

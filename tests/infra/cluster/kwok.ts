@@ -18,7 +18,7 @@ import {
   KWOK_TAINT,
   kwokConfigYaml,
 } from "./kwok_config.ts";
-import { isAlive, spawnDetached } from "./processes.ts";
+import { spawnDetached } from "./processes.ts";
 import { readState, writeState } from "./state.ts";
 import { cacheRoot, KWOK_VERSION, kwokBinDir } from "./versions.ts";
 import { waitUntil } from "./wait.ts";
@@ -109,7 +109,7 @@ export async function addKwokNodes(options: AddKwokNodesOptions): Promise<string
   const api = await adminApi(dir, state.server, state.adminKubeconfig);
   try {
     let kwok = state.processes.find((p) => p.name === "kwok");
-    if (!kwok || !isAlive(kwok.pid)) {
+    if (!kwok || !(await kwokRuns(kwok.pid))) {
       const binary = await ensureKwok({ onProgress });
       const config = `${dir}/kwok.yaml`;
       await Deno.writeTextFile(
@@ -237,6 +237,20 @@ export async function adminApi(dir: string, server: string, kubeconfig: string):
     deleteNode: async (name) => void await call("DELETE", `/api/v1/nodes/${name}`),
     close: () => client.close(),
   };
+}
+
+/**
+ * Whether `pid` is a running kwok. Asked through `ps`, not /proc: tests run without
+ * `--allow-all`, and Deno lets only that read /proc.
+ */
+async function kwokRuns(pid: number): Promise<boolean> {
+  const r = await new Deno.Command("ps", {
+    args: ["-o", "stat=,args=", "-p", String(pid)],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const line = new TextDecoder().decode(r.stdout).trim();
+  return r.success && !line.startsWith("Z") && line.includes("kwok");
 }
 
 /** Run `fn` over `items`, at most `limit` at a time. */
