@@ -13,10 +13,10 @@ import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
 import { SPLIT_ANNOTATION } from "../lib/backends/kubernetes/split.ts";
 import { readJson } from "../lib/format/json.ts";
 import type { JobStatus } from "../lib/format/status.ts";
-import { Client, JobLayout } from "../mod.ts";
-import { kubectl, pollUntil } from "./infra/cluster/cluster.ts";
+import { BackendError, Client, JobLayout } from "../mod.ts";
+import { kubectl, pollUntil, withNamespace } from "./infra/cluster/cluster.ts";
 import { CountingKubeConfig } from "./support/kubeconfig.ts";
-import { collect, fixture } from "./support/jobs.ts";
+import { collect, failure, fixture } from "./support/jobs.ts";
 import { resultCounts, withKwok } from "./support/kwok.ts";
 import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
 
@@ -286,6 +286,66 @@ kubernetesTest(
             delays[Math.floor(delays.length / 2)]
           } s, max ${delays.at(-1)} s (${delays.length} measured)`,
       );
+    });
+  },
+  { bootstraps: ["stock"] },
+);
+
+kubernetesTest(
+  "a split map under a Role without patch on Jobs fails at once, naming the fix, and leaves no Job",
+  async (ctx) => {
+    await withNamespace(ctx.cluster, "kf-nopatch", async (namespace) => {
+      const rbac = await Deno.readTextFile(new URL("../docs/rbac.yaml", import.meta.url));
+      const old = rbac.replace(', "patch"]', "]");
+      assert.notEqual(old, rbac, "docs/rbac.yaml grants patch on Jobs");
+      const file = await Deno.makeTempFile({ suffix: ".yaml" });
+      try {
+        await Deno.writeTextFile(file, old);
+        for (
+          const args of [
+            ["apply", "-n", namespace, "-f", file],
+            [
+              "create",
+              "rolebinding",
+              "m",
+              "-n",
+              namespace,
+              "--role=kubeface-master",
+              `--user=${ctx.cluster.userName}`,
+            ],
+          ]
+        ) {
+          const r = await kubectl(ctx.cluster, args);
+          assert.equal(r.code, 0, r.stderr);
+        }
+      } finally {
+        await Deno.remove(file);
+      }
+      const key = `nopatch-${crypto.randomUUID().slice(0, 6)}`;
+      const client = new Client({
+        storage: ctx.storage,
+        backend: new KubernetesBackend({
+          ...ctx.client.kubernetes,
+          namespace,
+          maxCompletionsPerJob: 2,
+        }),
+      });
+      const error = await failure(
+        client.map(fixture("echo.ts"), { ...calm, job: key, inputs: [1, 2, 3] }),
+      );
+      assert.ok(error instanceof BackendError, String(error));
+      assert.match(
+        (error as Error).message,
+        /^Cannot patch Jobs in namespace 'kf-nopatch-[^']+': user 'kubeface-test-user' is not allowed .*grant the Role in docs\/rbac\.yaml/,
+      );
+      const batch = ctx.cluster.kubeConfig.makeApiClient(BatchV1Api);
+      await pollUntil("the Jobs to go", async () =>
+        (await batch.listNamespacedJob({
+            namespace,
+            labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
+          })).items.length === 0
+          ? true
+          : undefined);
     });
   },
   { bootstraps: ["stock"] },

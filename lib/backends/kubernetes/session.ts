@@ -434,6 +434,8 @@ export class KubernetesSession implements BackendSession {
       // The shares are raised later: check now that the user may (docs/rbac.yaml, verb patch).
       await this.#patchParallelism(names[1]!, group.current[1]!, "All");
     } catch (error) {
+      // Without patch the later Jobs would never run: remove the group, leave nothing behind.
+      for (const name of names) await this.#deleteJob(name);
       throw apiError(error, "patch Jobs", this.#where());
     }
   }
