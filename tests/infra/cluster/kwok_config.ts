@@ -57,6 +57,7 @@ options:
     POD_READY,
     podComplete("ok", "Succeeded", 0, "Completed"),
     podComplete("error", "Failed", 3, "Error"),
+    POD_TERMINATE,
     POD_DELETE,
   ].join("---\n");
 }
@@ -229,6 +230,48 @@ spec:
 `;
 }
 
+/**
+ * What the kubelet does with a pod being deleted (eviction, a NoExecute taint, a deleted Job):
+ * it kills the container and reports the pod Failed (exit 137), so the Job controller sees a
+ * terminal pod, removes its finalizer and, with the pod failure policy, creates a replacement.
+ * The module's own stages only delete, which leaves a Job's pods Terminating for ever.
+ */
+const POD_TERMINATE = `apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: pod-terminate
+spec:
+  resourceRef:
+    apiGroup: v1
+    kind: Pod
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: 'Exists'
+    - key: '.status.phase'
+      operator: 'In'
+      values: ['Pending', 'Running']
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: 137
+            finishedAt: {{ $now | Quote }}
+            reason: Error
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      phase: Failed
+`;
+
+/** Remove a pod being deleted once nothing holds it (the Job controller's finalizer is gone). */
 const POD_DELETE = `apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
@@ -241,6 +284,8 @@ spec:
     matchExpressions:
     - key: '.metadata.deletionTimestamp'
       operator: 'Exists'
+    - key: '.metadata.finalizers'
+      operator: 'DoesNotExist'
   next:
     delete: true
 `;
