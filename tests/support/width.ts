@@ -145,6 +145,7 @@ export async function runWidth(options: WidthOptions): Promise<WidthReport> {
     },
     parallelism,
     speculation: false,
+    uploadConcurrency: 32,
     sampleMs: 1000,
   };
   log(`mapping ${tasks} tasks (parallelism ${parallelism})`);
