@@ -291,11 +291,13 @@ export class KubernetesSession implements BackendSession {
           return this.#end(slot, "exited", EXIT_TASK_ERROR, `pod ${name} ${state.detail}`);
         }
         if (state.disrupted) {
-          this.#emit(slot, {
-            type: "waiting",
-            detail: `pod ${name} ${state.detail}; Kubernetes starts it again (not counted)`,
-          });
-          return;
+          // Its index is failed (job_spec.ts); the master runs the task again in a new Job.
+          return this.#end(
+            slot,
+            "disrupted",
+            state.exitCode,
+            `pod ${name} ${state.detail}; run again in a new Kubernetes Job (not counted)`,
+          );
         }
         slot.failures++;
         slot.lastFailure = state;
