@@ -35,6 +35,7 @@
 import { down, importImages, KUBECONFIG_ENV, up } from "./infra/cluster/cluster.ts";
 import { ensureEmulatorBinary } from "./infra/gcs_emulator.ts";
 import { ensureGcpStorageEmulator } from "./infra/gcp_storage_emulator.ts";
+import { ensureKwok } from "./infra/cluster/kwok.ts";
 import { buildImage } from "../lib/image/build.ts";
 import { errorMessage } from "../lib/errors.ts";
 
@@ -92,6 +93,8 @@ try {
     );
     env[KUBECONFIG_ENV] = cluster.adminKubeconfig;
   }
+  // The KWOK pool's simulated kubelets (tests/kwok_test.ts, tests/width_test.ts); ~3 min cold.
+  await step("building kwok", () => ensureKwok({ onProgress: (line) => console.log(`  ${line}`) }));
   backends.push("kubernetes");
   if (workerImage) backends.push("kubernetes-image");
 } catch (error) {

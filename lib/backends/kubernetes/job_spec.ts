@@ -2,7 +2,8 @@
  * The Kubernetes Job of one batch of attempts: an Indexed Job whose index i
  * runs the attempt the run's index map (`jobs/<key>/runs/<name>.json`)
  * names; crashed pods are restarted per index, a task error (exit code 3)
- * fails its index at once, disruptions are not counted, and the finished
+ * fails its index at once, a disrupted pod too (kubeface reruns it in a new
+ * Job, not counted against retries), and the finished
  * Job deletes itself.
  *
  * @module
@@ -125,7 +126,14 @@ export function jobSpec(input: JobSpecInput): V1Job {
             action: "FailIndex",
             onExitCodes: { containerName: CONTAINER, operator: "In", values: [EXIT_TASK_ERROR] },
           },
-          { action: "Ignore", onPodConditions: [{ type: "DisruptionTarget", status: "True" }] },
+          // A disrupted pod (eviction, drain, node loss, preemption) ends its index, and kubeface
+          // runs the task again in a new Job at once, not counted against maxRetries. Ignore
+          // would let this Job replace it, but only after the Job's failure backoff (10 s and
+          // more), which ignored failures still raise (kubernetes/kubernetes#130881).
+          {
+            action: "FailIndex",
+            onPodConditions: [{ type: "DisruptionTarget", status: "True" }],
+          },
         ],
       },
       ttlSecondsAfterFinished: o.ttlSecondsAfterFinished ??

@@ -141,6 +141,15 @@ export interface KubernetesBackendOptions {
    */
   unstartableTimeoutMs?: number;
   /**
+   * Most completions of one Kubernetes Job; a wider map is split into
+   * several Jobs (see split.ts). Internal: tests lower it to split small
+   * maps.
+   *
+   * @internal
+   * @default {100000}
+   */
+  maxCompletionsPerJob?: number;
+  /**
    * Size limit of a pod's scratch volume (its `/tmp`, an emptyDir): a task
    * that writes past it is evicted instead of filling the node's disk.
    *

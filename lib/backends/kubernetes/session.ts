@@ -16,6 +16,8 @@ import {
   type Informer,
   type KubeConfig,
   ListWatch,
+  PatchStrategy,
+  setHeaderOptions,
   type V1Job,
   type V1Pod,
 } from "@kubernetes/client-node";
@@ -29,6 +31,14 @@ import { jobSpec } from "./job_spec.ts";
 import { batchName, JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
 import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions } from "./options.ts";
 import type { Runtime } from "./runtime.ts";
+import {
+  MAX_COMPLETIONS_PER_JOB,
+  parseSplitAnnotation,
+  shareParallelism,
+  SPLIT_ANNOTATION,
+  splitAnnotation,
+  splitAttempts,
+} from "./split.ts";
 import { ServerTimeoutWatch } from "./watch.ts";
 
 const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
@@ -49,6 +59,16 @@ interface Slot {
   /** Since when the pod cannot start, and why. */
   blockedSince?: number;
   lastDetail?: string;
+}
+
+/** Kubernetes Jobs of one batch too wide for one Job (see split.ts). */
+interface SplitGroup {
+  /** The group's parallelism, shared among its Jobs. */
+  parallelism: number;
+  /** Names of its Jobs, by position (a Job gone before an attach is missing). */
+  jobs: (string | undefined)[];
+  /** The parallelism each Job was given last. */
+  current: number[];
 }
 
 /** What a session needs. */
@@ -72,6 +92,11 @@ export class KubernetesSession implements BackendSession {
   readonly #selector: string;
   readonly #slots = new Map<string, Slot>();
   readonly #batches = new Map<string, Slot[]>();
+  /** Indexes of each batch not ended yet. */
+  readonly #remaining = new Map<string, number>();
+  /** Split groups, by name, and the group of each of their Jobs. */
+  readonly #groups = new Map<string, SplitGroup>();
+  readonly #groupOf = new Map<string, string>();
   readonly #informers: Informer<V1Pod | V1Job>[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -130,9 +155,19 @@ export class KubernetesSession implements BackendSession {
         ...parseIndexes(job.status?.failedIndexes),
       ]);
       const slots = this.#register(name, map.attempts);
+      const place = parseSplitAnnotation(job.metadata?.annotations?.[SPLIT_ANNOTATION]);
+      if (place) {
+        const group = this.#groups.get(place.group) ??
+          { parallelism: place.parallelism, jobs: [], current: [] };
+        group.jobs[place.position] = name;
+        group.current[place.position] = job.spec?.parallelism ?? 0;
+        this.#groups.set(place.group, group);
+        this.#groupOf.set(name, place.group);
+      }
       for (const slot of slots) {
         if (done.has(slot.index)) {
           slot.ended = true;
+          this.#remaining.set(name, this.#remaining.get(name)! - 1);
           continue;
         }
         this.#emit(slot, {
@@ -141,6 +176,7 @@ export class KubernetesSession implements BackendSession {
         });
       }
     }
+    for (const name of this.#groups.keys()) this.#rebalance(name);
   }
 
   #register(batch: string, attempts: readonly AttemptSpec[]): Slot[] {
@@ -153,6 +189,7 @@ export class KubernetesSession implements BackendSession {
       failures: 0,
     }));
     this.#batches.set(batch, slots);
+    this.#remaining.set(batch, slots.length);
     for (const slot of slots) this.#slots.set(slot.spec.attempt, slot);
     return slots;
   }
@@ -254,11 +291,13 @@ export class KubernetesSession implements BackendSession {
           return this.#end(slot, "exited", EXIT_TASK_ERROR, `pod ${name} ${state.detail}`);
         }
         if (state.disrupted) {
-          this.#emit(slot, {
-            type: "waiting",
-            detail: `pod ${name} ${state.detail}; Kubernetes starts it again (not counted)`,
-          });
-          return;
+          // Its index is failed (job_spec.ts); the master runs the task again in a new Job.
+          return this.#end(
+            slot,
+            "disrupted",
+            state.exitCode,
+            `pod ${name} ${state.detail}; run again in a new Kubernetes Job (not counted)`,
+          );
         }
         slot.failures++;
         slot.lastFailure = state;
@@ -327,6 +366,9 @@ export class KubernetesSession implements BackendSession {
   ) {
     if (slot.ended) return;
     slot.ended = true;
+    this.#remaining.set(slot.batch, (this.#remaining.get(slot.batch) ?? 1) - 1);
+    const group = this.#groupOf.get(slot.batch);
+    if (group) this.#rebalance(group);
     this.#ctx.onEvent({
       type: "exited",
       task: slot.spec.task,
@@ -370,7 +412,42 @@ export class KubernetesSession implements BackendSession {
 
   async submit(attempts: readonly AttemptSpec[]): Promise<void> {
     if (attempts.length === 0) return;
-    const name = batchName(this.#ctx.job.key);
+    const max = this.#ctx.options.maxCompletionsPerJob ?? MAX_COMPLETIONS_PER_JOB;
+    const chunks = splitAttempts(attempts, max);
+    if (chunks.length === 1) return await this.#createJob(batchName(this.#ctx.job.key), attempts);
+    // Too wide for one Indexed Job: one Job per chunk, sharing the parallelism (see split.ts).
+    const parallelism = this.#ctx.job.parallelism;
+    const names = chunks.map(() => batchName(this.#ctx.job.key));
+    const group: SplitGroup = {
+      parallelism,
+      jobs: names,
+      current: shareParallelism(parallelism, chunks.map((chunk) => chunk.length)),
+    };
+    this.#groups.set(names[0]!, group);
+    for (const [position, chunk] of chunks.entries()) {
+      const name = names[position]!;
+      this.#groupOf.set(name, names[0]!);
+      await this.#createJob(name, chunk, {
+        parallelism: group.current[position]!,
+        split: splitAnnotation({ group: names[0]!, position, parallelism }),
+      });
+    }
+    try {
+      // The shares are raised later: check now that the user may (docs/rbac.yaml, verb patch).
+      await this.#patchParallelism(names[1]!, group.current[1]!, "All");
+    } catch (error) {
+      // Without patch the later Jobs would never run: remove the group, leave nothing behind.
+      for (const name of names) await this.#deleteJob(name);
+      throw apiError(error, "patch Jobs", this.#where());
+    }
+  }
+
+  /** Create one Kubernetes Job for `attempts`, after writing its run map. */
+  async #createJob(
+    name: string,
+    attempts: readonly AttemptSpec[],
+    split?: { parallelism: number; split: string },
+  ): Promise<void> {
     const body = jobSpec({
       job: this.#ctx.job,
       options: this.#ctx.options,
@@ -379,6 +456,13 @@ export class KubernetesSession implements BackendSession {
       completions: attempts.length,
       runtime: this.#ctx.runtime,
     });
+    if (split) {
+      body.spec!.parallelism = split.parallelism;
+      body.metadata = {
+        ...body.metadata,
+        annotations: { ...body.metadata?.annotations, [SPLIT_ANNOTATION]: split.split },
+      };
+    }
     const namespace = this.#ctx.namespace;
     if (!this.#validated) {
       // Let the API server check the Job (and our permission) before anything is written.
@@ -402,6 +486,42 @@ export class KubernetesSession implements BackendSession {
       for (const spec of attempts) this.#slots.delete(spec.attempt);
       throw apiError(error, "create Jobs", this.#where());
     }
+  }
+
+  /**
+   * Give the Jobs of a split group their share of its parallelism again, as
+   * earlier Jobs run out of indexes. A share is raised once it grew by a
+   * tenth of the parallelism, or to all a Job has left; never lowered (a Job
+   * runs at most as many pods as it has indexes left, so the sum stays
+   * within the parallelism).
+   */
+  #rebalance(name: string): void {
+    const group = this.#groups.get(name);
+    if (!group || this.#closed) return;
+    const remaining = group.jobs.map((job) => (job ? this.#remaining.get(job) ?? 0 : 0));
+    const wanted = shareParallelism(group.parallelism, remaining);
+    const step = Math.max(1, Math.ceil(group.parallelism / 10));
+    for (const [position, job] of group.jobs.entries()) {
+      const want = wanted[position]!;
+      const now = group.current[position] ?? 0;
+      if (!job || want <= now || (want - now < step && want < remaining[position]!)) continue;
+      group.current[position] = want;
+      // A failed raise leaves the Job slower, never wrong; the next end of a slot tries again.
+      this.#patchParallelism(job, want).catch(() => (group.current[position] = now));
+    }
+  }
+
+  /** Set a Job's parallelism (`dryRun: "All"` only checks that the user may). */
+  async #patchParallelism(name: string, parallelism: number, dryRun?: "All"): Promise<void> {
+    await this.#batch.patchNamespacedJob(
+      {
+        name,
+        namespace: this.#ctx.namespace,
+        body: { spec: { parallelism } },
+        ...(dryRun ? { dryRun } : {}),
+      },
+      setHeaderOptions("Content-Type", PatchStrategy.MergePatch),
+    );
   }
 
   async cancel(attempts: readonly string[]): Promise<void> {

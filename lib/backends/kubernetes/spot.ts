@@ -10,7 +10,8 @@
  * task's `ctx.signal`: a task that checkpoints as soon as it fires loses
  * nothing; one that cannot finish in time loses at most one checkpoint
  * interval. Such a pod gets the `DisruptionTarget` condition, which the
- * Job's pod failure policy does not count against `--max-retries`.
+ * Job's pod failure policy does not count against `--max-retries`: kubeface
+ * runs the task again at once in a new Job (see job_spec.ts).
  *
  * @module
  */

@@ -31,6 +31,12 @@ export interface FlagContext {
   /** Kubeconfig files of kube-controller-manager and kube-scheduler. */
   controllerManagerKubeconfig: string;
   schedulerKubeconfig: string;
+  /**
+   * kube-controller-manager's `--kube-api-qps` and `--kube-api-burst`: the rate at which the Job
+   * controller creates pods and removes their finalizers (about 2 requests per task).
+   * @default {Kubernetes' defaults, 20 and 30}
+   */
+  controllerQps?: { qps: number; burst: number };
 }
 
 /** The controllers kube-controller-manager runs (canonical names). */
@@ -68,8 +74,25 @@ export function etcdArgs({ dir, ports }: FlagContext): string[] {
   ];
 }
 
+/** The user of `user.kubeconfig`, the identity the master runs as in tests. */
+export const TEST_USER = "kubeface-test-user";
+
+/**
+ * The apiserver's audit policy: one Metadata event per request of {@link TEST_USER} (when the
+ * request completes; a watch, when it ends), nothing for anyone else. Benchmarks count the
+ * master's own API requests from `DIR/logs/audit.log`.
+ */
+export const AUDIT_POLICY = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+- level: Metadata
+  users: [${TEST_USER}]
+- level: None
+`;
+
 /** kube-apiserver with RBAC, static tokens, and client certificates for the kubelet. */
-export function apiserverArgs({ ports, pki, tokenFile }: FlagContext): string[] {
+export function apiserverArgs({ dir, ports, pki, tokenFile }: FlagContext): string[] {
   return [
     `--etcd-servers=http://127.0.0.1:${ports.etcdClient}`,
     "--bind-address=127.0.0.1",
@@ -103,6 +126,10 @@ export function apiserverArgs({ ports, pki, tokenFile }: FlagContext): string[] 
     "--kubelet-preferred-address-types=InternalIP",
     "--allow-privileged=true",
     "--profiling=false",
+    // The test user's requests, for benchmarks (see AUDIT_POLICY); up() writes the policy.
+    `--audit-policy-file=${dir}/audit-policy.yaml`,
+    `--audit-log-path=${dir}/logs/audit.log`,
+    "--audit-log-maxsize=1024",
   ];
 }
 
@@ -125,6 +152,12 @@ export function controllerManagerArgs(context: FlagContext): string[] {
     `--root-ca-file=${pki.caCert}`,
     "--cluster-name=kubeface",
     "--profiling=false",
+    ...(context.controllerQps
+      ? [
+        `--kube-api-qps=${context.controllerQps.qps}`,
+        `--kube-api-burst=${context.controllerQps.burst}`,
+      ]
+      : []),
   ];
 }
 

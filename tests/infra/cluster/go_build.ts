@@ -91,11 +91,20 @@ export async function downloadGoMod(cwd: string, pathAtVersion: string): Promise
  *
  * @param cwd The module directory.
  * @param args Arguments after `go`.
+ * @param env More environment variables (e.g. `GOBIN`). @default {}
  * @returns Standard output.
  * @throws {Error} When `go` exits non-zero; the message carries the command and its stderr.
  */
-export function go(cwd: string, args: string[]): Promise<string> {
-  return runCommand("nice", { args: ["-n", "10", "go", ...args], cwd, env: GO_ENV });
+export function go(
+  cwd: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<string> {
+  return runCommand("nice", {
+    args: ["-n", "10", "go", ...args],
+    cwd,
+    env: { ...GO_ENV, ...env },
+  });
 }
 
 /**

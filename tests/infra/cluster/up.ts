@@ -15,12 +15,14 @@ import { createPki } from "./certs.ts";
 import { down } from "./down.ts";
 import {
   apiserverArgs,
+  AUDIT_POLICY,
   type ClusterPorts,
   controllerManagerArgs,
   etcdArgs,
   type FlagContext,
   schedulerArgs,
 } from "./flags.ts";
+import { addKwokNodes } from "./kwok.ts";
 import { type Identity, kubeconfigYaml, makeIdentities, tokenAuthFile } from "./kubeconfig.ts";
 import { freePorts } from "./ports.ts";
 import { nodeState, startNode } from "./node.ts";
@@ -46,6 +48,18 @@ export interface UpOptions {
    * @default []
    */
   images?: string[];
+  /**
+   * KWOK nodes to add beside the real node (see kwok.ts): simulated kubelets, tainted so only
+   * pods that tolerate them land there. A running cluster's pool is grown to this size.
+   * @default 0
+   */
+  kwokNodes?: number;
+  /**
+   * kube-controller-manager's `--kube-api-qps` (its burst is twice this). Raise it for width:
+   * at the default 20 the Job controller finishes about 10 tasks a second.
+   * @default {Kubernetes' default, 20}
+   */
+  controllerQps?: number;
   /** Receives progress lines. @default () => {} */
   onProgress?: (line: string) => void;
 }
@@ -72,8 +86,15 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
     apiserverPort,
     nodeName = "kubeface-node-1",
     images = [],
+    kwokNodes = 0,
+    controllerQps,
     onProgress = () => {},
   } = options;
+  if (controllerQps !== undefined && !(Number.isInteger(controllerQps) && controllerQps > 0)) {
+    throw new RangeError(
+      `Cannot set the controller-manager's API rate to ${controllerQps}: give a whole number of requests per second above 0`,
+    );
+  }
   const existing = await readState(dir);
   if (existing) {
     if (await isHealthy(dir, existing)) {
@@ -88,6 +109,7 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
         existing.images = [...(existing.images ?? []), ...missing];
         await writeState(dir, existing);
       }
+      if (kwokNodes > 0) await addKwokNodes({ dir, nodes: kwokNodes, onProgress });
       return { ...existing, dir, reused: true };
     }
     onProgress(`Removing the stale cluster state in ${dir}`);
@@ -129,6 +151,7 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
       mode: 0o600,
     });
   }
+  await Deno.writeTextFile(`${dir}/audit-policy.yaml`, AUDIT_POLICY);
   const tokenFile = `${dir}/pki/tokens.csv`;
   await Deno.writeTextFile(tokenFile, tokenAuthFile(identities), { mode: 0o600 });
   const context: FlagContext = {
@@ -138,6 +161,7 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
     tokenFile,
     controllerManagerKubeconfig: kubeconfigOf("controller-manager"),
     schedulerKubeconfig: kubeconfigOf("scheduler"),
+    ...(controllerQps ? { controllerQps: { qps: controllerQps, burst: 2 * controllerQps } } : {}),
   };
   const state: ClusterState = {
     version: KUBERNETES_VERSION,
@@ -236,6 +260,7 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
       `node ${nodeName} Ready and schedulable`,
       () => nodeSchedulable(client, server, adminToken, nodeName),
     );
+    if (kwokNodes > 0) await addKwokNodes({ dir, nodes: kwokNodes, onProgress });
     const total = (performance.now() - started) / 1000;
     const warm = (performance.now() - startedAfterBuild) / 1000;
     onProgress(
@@ -344,17 +369,35 @@ if (import.meta.main) {
     options: {
       dir: { type: "string" },
       "apiserver-port": { type: "string" },
+      "kwok-nodes": { type: "string" },
+      "kube-api-qps": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
-    console.log("Usage: deno task cluster:up [--dir DIR] [--apiserver-port PORT]");
+    console.log(
+      "Usage: deno task cluster:up [--dir DIR] [--apiserver-port PORT] [--kwok-nodes N] [--kube-api-qps QPS]\n\n" +
+        "  --kwok-nodes N      add N simulated KWOK nodes (tainted kwok.x-k8s.io/node=fake:NoSchedule)\n" +
+        "  --kube-api-qps QPS  kube-controller-manager's --kube-api-qps (burst twice that); default 20",
+    );
     Deno.exit(0);
   }
   const port = values["apiserver-port"];
+  const count = (flag: "kwok-nodes" | "kube-api-qps") => {
+    const text = values[flag];
+    if (text === undefined) return undefined;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < 0) {
+      console.error(`Cannot use --${flag} ${text}: give a whole number, e.g. --${flag} 100`);
+      Deno.exit(2);
+    }
+    return value;
+  };
   const cluster = await up({
     dir: values.dir,
     apiserverPort: port === undefined ? undefined : Number(port),
+    kwokNodes: count("kwok-nodes"),
+    controllerQps: count("kube-api-qps"),
     onProgress: (line) => console.error(line),
   });
   console.log(`KUBECONFIG=${cluster.adminKubeconfig}`);

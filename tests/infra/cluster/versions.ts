@@ -20,6 +20,12 @@ export const ETCD_VERSION = "v3.6.16";
  */
 export const CONTAINERD_VERSION = "v2.4.2";
 
+/**
+ * The pinned KWOK release (module `sigs.k8s.io/kwok`): simulated nodes for width tests. v0.8.0
+ * needs Go 1.26 and client-go v0.36.1, both resolved by `go install` without replace lines.
+ */
+export const KWOK_VERSION = "v0.8.0";
+
 /** The containerd binaries built from `github.com/containerd/containerd/v2`, by file name. */
 export const CONTAINERD_BINARIES = ["containerd", "ctr", "containerd-shim-runc-v2"] as const;
 
@@ -68,6 +74,11 @@ export function etcdBinDir(root: string = cacheRoot()): string {
 /** Directory holding the containerd binaries of {@link CONTAINERD_VERSION}. */
 export function containerdBinDir(root: string = cacheRoot()): string {
   return `${root}/cluster/containerd-${CONTAINERD_VERSION}/bin`;
+}
+
+/** Directory holding the `kwok` binary of {@link KWOK_VERSION}. */
+export function kwokBinDir(root: string = cacheRoot()): string {
+  return `${root}/cluster/kwok-${KWOK_VERSION}/bin`;
 }
 
 /** Default state directory of a running cluster (`cluster:up` without `--dir`). */

@@ -1,0 +1,239 @@
+/**
+ * One wide map on the KWOK pool of a test cluster, measured: the master runs in its own process
+ * (bench/drivers/map_driver.ts) as the non-admin user of docs/rbac.yaml, so its CPU, memory and
+ * API requests are its own; the apiserver's audit log (tests/infra/cluster/flags.ts) counts
+ * those requests; a {@link KwokResultWriter} stores the pods' results; every task's stored
+ * results are counted afterwards. Used by tests/width_test.ts (assertions) and bench/width.ts
+ * (figures).
+ *
+ * @module
+ */
+
+import type { MapReport, MapSpec } from "../../bench/drivers/map_driver.ts";
+import { JobLayout } from "../../lib/format/layout.ts";
+import { openStorage } from "../../lib/storage/storage.ts";
+import { KubeConfig } from "@kubernetes/client-node";
+import { kubectl, pollUntil, type TestCluster } from "../infra/cluster/cluster.ts";
+import { TEST_USER } from "../infra/cluster/flags.ts";
+import { addKwokNodes, kwokPlacement } from "../infra/cluster/kwok.ts";
+import { readState } from "../infra/cluster/state.ts";
+import { startEmulator } from "../infra/gcs_emulator.ts";
+import { KwokResultWriter } from "../infra/kwok_results.ts";
+import { resultCounts } from "./kwok.ts";
+
+const REPO = new URL("../../", import.meta.url).pathname;
+
+/** Options of {@link runWidth}. */
+export interface WidthOptions {
+  /** The cluster directory (of `cluster:up` or `up()`). */
+  dir: string;
+  /** Tasks of the map. */
+  tasks: number;
+  /** KWOK nodes (the pool is grown to this size). */
+  nodes: number;
+  /** Most tasks at once. @default {tasks} */
+  parallelism?: number;
+  /** Most completions per Kubernetes Job (internal option; lower it to split). @default 100000 */
+  maxCompletionsPerJob?: number;
+  /** Progress lines. @default () => {} */
+  log?: (line: string) => void;
+}
+
+/** What one wide map did. */
+export interface WidthReport {
+  tasks: number;
+  /** Kubernetes Jobs the master made. */
+  jobs: number;
+  /** The master's API requests, by `verb resource` (from the audit log). */
+  requests: Record<string, number>;
+  /** All of the master's API requests. */
+  totalRequests: number;
+  /** Its watch requests (each ends after 60–90 s and is made again, so they grow with time). */
+  watchRequests: number;
+  /** Tasks with exactly one stored `.ok` result and no `.error`. */
+  tasksWithOneResult: number;
+  /** Results the KWOK writer stored more than once for the same attempt. */
+  duplicateWrites: number;
+  /** The master's report (times, CPU, peak RSS). */
+  master: MapReport;
+  /** Milliseconds from the job's submission (master ready) until every pod was seen Running. */
+  allPodsRunningMs: number;
+  /** Milliseconds from the job's submission until the last result reached the master. */
+  lastResultMs: number;
+  /** Bytes of the final status pages. */
+  statusJsonBytes: number;
+  statusHtmlBytes: number;
+  /** Wall time of `kubeface status KEY` and of `kubeface jobs`, in milliseconds. */
+  statusCliMs: number;
+  jobsCliMs: number;
+}
+
+/**
+ * Run one wide map of `square.ts` on the KWOK pool of the cluster in `dir` and measure it.
+ *
+ * @param options The cluster, the map's width and the pool's size.
+ * @returns Counts and figures.
+ * @throws {Error} When the cluster is not running or the map fails.
+ */
+export async function runWidth(options: WidthOptions): Promise<WidthReport> {
+  const { dir, tasks, nodes, parallelism = tasks, log = () => {} } = options;
+  const state = await readState(dir);
+  if (!state) throw new Error(`Cannot run a wide map: no cluster runs in ${dir}`);
+  const cluster = {
+    kubectl: state.kubectl,
+    adminKubeconfig: state.adminKubeconfig,
+  } as TestCluster;
+  log(`growing the KWOK pool to ${nodes} nodes`);
+  await addKwokNodes({ dir, nodes, onProgress: log });
+  const namespace = `kf-width-${crypto.randomUUID().slice(0, 6)}`;
+  for (
+    const args of [
+      ["create", "namespace", namespace],
+      ["apply", "-n", namespace, "-f", `${REPO}docs/rbac.yaml`],
+      [
+        "create",
+        "rolebinding",
+        "kubeface-master",
+        "-n",
+        namespace,
+        "--role=kubeface-master",
+        `--user=${TEST_USER}`,
+      ],
+    ]
+  ) {
+    const r = await kubectl(cluster, args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr}`);
+  }
+  await pollUntil(
+    "the namespace's default ServiceAccount",
+    async () =>
+      (await kubectl(cluster, ["get", "serviceaccount", "default", "-n", namespace])).code === 0
+        ? true
+        : undefined,
+  );
+  await using emulator = await startEmulator();
+  await emulator.createBucket("width");
+  const storageUrl = "gs://width/runs/";
+  const env = { STORAGE_EMULATOR_HOST: emulator.url };
+  Deno.env.set("STORAGE_EMULATOR_HOST", emulator.url);
+  await using storage = await openStorage(storageUrl);
+  const admin = new KubeConfig();
+  admin.loadFromFile(state.adminKubeconfig);
+  const problems: string[] = [];
+  await using writer = await KwokResultWriter.start({
+    kubeConfig: admin,
+    namespace,
+    storage,
+    compute: (x) => (x as number) * (x as number),
+    concurrency: 64,
+    onProblem: (line) => problems.push(line),
+  });
+  const audit = `${dir}/logs/audit.log`;
+  const auditStart = (await Deno.stat(audit).catch(() => ({ size: 0 }))).size;
+  const spec: MapSpec = {
+    module: `${REPO}bench/modules/square.ts`,
+    count: tasks,
+    storage: storageUrl,
+    backend: "kubernetes",
+    kubernetes: {
+      kubeconfig: state.userKubeconfig,
+      namespace,
+      ...kwokPlacement(),
+      ...(options.maxCompletionsPerJob
+        ? { maxCompletionsPerJob: options.maxCompletionsPerJob }
+        : {}),
+    },
+    parallelism,
+    speculation: false,
+    uploadConcurrency: 32,
+    sampleMs: 1000,
+  };
+  log(`mapping ${tasks} tasks (parallelism ${parallelism})`);
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `--config=${REPO}deno.json`,
+      `${REPO}bench/drivers/map_driver.ts`,
+      JSON.stringify(spec),
+    ],
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stderr = new TextDecoder().decode(output.stderr);
+  if (!output.success) throw new Error(`The master failed (exit ${output.code}): ${stderr}`);
+  const master = JSON.parse(
+    new TextDecoder().decode(output.stdout).trim().split("\n").at(-1)!,
+  ) as MapReport;
+  if (problems.length > 0) {
+    throw new Error(`The KWOK result writer failed:\n${problems.join("\n")}`);
+  }
+  const expected = Array.from({ length: tasks }, (_, i) => i * i).reduce((a, b) => a + b, 0);
+  if (master.results !== tasks || master.checksum !== expected) {
+    throw new Error(
+      `The master yielded ${master.results} results (checksum ${master.checksum}, expected ${expected})`,
+    );
+  }
+  // The master's requests: the audit log's events of the test user since the map started.
+  await new Promise((resolve) => setTimeout(resolve, 2000)); // the audit backend batches writes
+  const requests: Record<string, number> = {};
+  let totalRequests = 0;
+  let watchRequests = 0;
+  const file = await Deno.open(audit);
+  await file.seek(auditStart, Deno.SeekMode.Start);
+  const text = new TextDecoder().decode(await new Response(file.readable).arrayBuffer());
+  for (const line of text.split("\n")) {
+    if (!line) continue;
+    const event = JSON.parse(line) as {
+      user?: { username?: string };
+      verb?: string;
+      objectRef?: { resource?: string; subresource?: string; namespace?: string };
+      requestURI?: string;
+    };
+    if (event.user?.username !== TEST_USER || event.objectRef?.namespace !== namespace) continue;
+    const dry = event.requestURI?.includes("dryRun=All") ? " (dry run)" : "";
+    const what = `${event.verb} ${event.objectRef?.resource}${dry}`;
+    requests[what] = (requests[what] ?? 0) + 1;
+    totalRequests++;
+    if (event.verb === "watch") watchRequests++;
+  }
+  const layout = new JobLayout(master.job);
+  const counts = await resultCounts(storage, layout.resultsPrefix);
+  const tasksWithOneResult = [...counts.values()].filter((c) => c.ok === 1 && c.error === 0).length;
+  const duplicateWrites = [...writer.stored.values()].filter((n) => n > 1).length;
+  const statusJsonBytes = (await storage.stat(layout.statusJson))?.size ?? NaN;
+  const statusHtmlBytes = (await storage.stat(layout.statusHtml))?.size ?? NaN;
+  const cli = async (args: string[]) => {
+    const started = performance.now();
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `--config=${REPO}deno.json`, `${REPO}cli.ts`, ...args],
+      env,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!r.success) {
+      throw new Error(`kubeface ${args.join(" ")} failed: ${new TextDecoder().decode(r.stderr)}`);
+    }
+    return performance.now() - started;
+  };
+  const statusCliMs = await cli(["status", master.job, "--storage", storageUrl]);
+  const jobsCliMs = await cli(["jobs", "--storage", storageUrl]);
+  await kubectl(cluster, ["delete", "namespace", namespace, "--wait=false"]);
+  return {
+    tasks,
+    jobs: requests["create jobs"] ?? 0,
+    requests,
+    totalRequests,
+    watchRequests,
+    tasksWithOneResult,
+    duplicateWrites,
+    master,
+    allPodsRunningMs: writer.podsSeen >= tasks ? writer.lastPodSeenAt - master.readyAt : NaN,
+    lastResultMs: master.lastMs - master.readyMs,
+    statusJsonBytes,
+    statusHtmlBytes,
+    statusCliMs,
+    jobsCliMs,
+  };
+}

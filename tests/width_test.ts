@@ -1,0 +1,66 @@
+/**
+ * Width: a 10,000-task map against the real control plane, on a pool of KWOK nodes (simulated
+ * kubelets; the apiserver, the Job controller and the scheduler are real). It runs on a cluster
+ * of its own whose controller-manager may make 300 requests a second (at Kubernetes' default of
+ * 20 it finishes about 10 tasks a second: 17 minutes); bench/width.ts measures both.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { clusterTest } from "./infra/cluster/cluster.ts";
+import { runWidth } from "./support/width.ts";
+
+/** Run a cluster script (it needs more permissions than tests get: /proc, cgroups). */
+async function clusterScript(script: "up" | "down", args: string[]): Promise<void> {
+  const file = new URL(`./infra/cluster/${script}.ts`, import.meta.url).pathname;
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", file, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    throw new Error(
+      `cluster:${script} ${args.join(" ")} failed: ${new TextDecoder().decode(r.stderr)}`,
+    );
+  }
+}
+
+/**
+ * Tasks of the map: 10,000, or `KUBEFACE_WIDTH_TEST_TASKS` (for a quick run on a loaded machine;
+ * the assertions hold for any even number).
+ */
+const TASKS = Number(Deno.env.get("KUBEFACE_WIDTH_TEST_TASKS") ?? 10_000);
+
+clusterTest(
+  "a 10,000-task map on KWOK nodes stores one result per task with a constant of API requests per Job",
+  async () => {
+    const dir = await Deno.makeTempDir({ prefix: "kubeface-width-cluster-" });
+    try {
+      await clusterScript("up", ["--dir", dir, "--kwok-nodes", "100", "--kube-api-qps", "300"]);
+      const report = await runWidth({
+        dir,
+        tasks: TASKS,
+        nodes: 100,
+        maxCompletionsPerJob: TASKS / 2,
+      });
+      assert.equal(report.tasksWithOneResult, TASKS, "every task exactly one stored result");
+      assert.equal(report.duplicateWrites, 0, "no attempt stored twice");
+      assert.equal(report.jobs, 2, "10,000 tasks at 5,000 per Job: two Kubernetes Jobs");
+      assert.equal(report.master.results, TASKS);
+      const { watchRequests, totalRequests, requests } = report;
+      const perJob = totalRequests - watchRequests;
+      // A dry run, and per Job a create plus at most 11 parallelism raises; lists of the two
+      // informers (again after a 410) and a Job list at attach: none of it grows with tasks.
+      assert.ok(
+        perJob <= 8 + 12 * report.jobs,
+        `${perJob} requests besides watches for ${report.jobs} Jobs: ${JSON.stringify(requests)}`,
+      );
+      assert.equal(requests["create jobs"], 2);
+      assert.equal(requests["create pods"] ?? 0, 0, "the master creates no pod");
+      assert.equal(requests["delete pods"] ?? 0, 0, "nor deletes one");
+    } finally {
+      await clusterScript("down", ["--dir", dir]);
+    }
+  },
+);
