@@ -195,7 +195,7 @@ export interface KubernetesBackendOptions {
    * };
    * ```
    */
-  podTemplatePatch?: PodTemplatePatch | string;
+  podTemplatePatch?: { readonly [key: string]: unknown } | string;
 }
 
 /**
