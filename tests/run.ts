@@ -19,7 +19,8 @@
  *   (containerd and the kubelet; `tests/infra/cluster/`), unless
  *   `KUBEFACE_TEST_KUBECONFIG` names a running one. The Kubernetes suites
  *   run twice: pods of the stock Deno image (`kubernetes`) and of the worker
- *   image (`kubernetes-image`, imported into the node). Where the node
+ *   image (`kubernetes-image`, imported into the node), and the tests chosen
+ *   for it once more on warm pods (`kubernetes-warm`). Where the node
  *   cannot run (no root, no cgroups, …) the reason is printed, or with
  *   `CI=true` the run fails.
  * - Containers: the worker image of these sources, built with podman or
@@ -92,7 +93,7 @@ try {
     );
     env[KUBECONFIG_ENV] = cluster.adminKubeconfig;
   }
-  backends.push("kubernetes");
+  backends.push("kubernetes", "kubernetes-warm");
   if (workerImage) backends.push("kubernetes-image");
 } catch (error) {
   if (Deno.env.get("CI") === "true") throw error;

@@ -19,7 +19,8 @@ import { CONTAINER } from "./job_spec.ts";
 import { JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
 import { checkKubernetesOptions, type KubernetesBackendOptions } from "./options.ts";
 import { storeRuntime } from "./runtime.ts";
-import { KubernetesSession } from "./session.ts";
+import { KubernetesSession, type SessionContext } from "./session.ts";
+import { WarmKubernetesSession } from "./warm_session.ts";
 
 /**
  * Check that pods can reach a storage: only Google Cloud Storage, which
@@ -106,14 +107,17 @@ export class KubernetesBackend implements Backend {
     checkPodStorage(job.storage.url); // before anything is created
     const kubeConfig = this.kubeConfig();
     const runtime = this.#options.workerImage ? undefined : await storeRuntime(job.storage);
-    return await KubernetesSession.open({
+    const ctx: SessionContext = {
       job,
       options: this.#options,
       kubeConfig,
       namespace: this.namespace(),
       runtime,
       onEvent,
-    });
+    };
+    return this.#options.warm
+      ? await WarmKubernetesSession.open(ctx)
+      : await KubernetesSession.open(ctx);
   }
 
   async cleanup(jobKey: string): Promise<string[]> {
