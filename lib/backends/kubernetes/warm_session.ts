@@ -27,20 +27,14 @@
  * @module
  */
 
-import {
-  BatchV1Api,
-  type Informer,
-  type KubeConfig,
-  ListWatch,
-  type V1Job,
-} from "@kubernetes/client-node";
+import { BatchV1Api, type Informer, ListWatch, type V1Job } from "@kubernetes/client-node";
 import type { AttemptSpec } from "../../format/attempt.ts";
 import type { WarmClaim } from "../../format/warm.ts";
 import { encodeWarm, readWarmEnd, WARM_FORMAT, WarmLayout } from "../../format/warm.ts";
 import { readJson } from "../../format/json.ts";
 import { EXIT_OK, EXIT_STOPPED, EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";
 import { POOL_DEFAULTS } from "../../worker/pool.ts";
-import type { BackendEvent, BackendSession, ExitReason } from "../backend.ts";
+import type { BackendSession, ExitReason } from "../backend.ts";
 import { apiError, whereOf } from "./api_errors.ts";
 import { parseIndexes } from "./explain.ts";
 import { jobSpec } from "./job_spec.ts";
