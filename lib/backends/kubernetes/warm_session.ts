@@ -12,8 +12,9 @@
  *   (two listings, however many attempts): a claim seen means started; an
  *   offer and claim both gone means ended, with the exit code from the
  *   result record (or an end record when there is none); a claim not
- *   renewed for four heartbeats means its pod is lost (reason `lost`, not
- *   counted against `maxRetries`).
+ *   renewed for four heartbeats means its pod is lost (reason `disrupted`,
+ *   not counted against `maxRetries`, unless the task lost more pods than
+ *   that allows).
  * - `cancel` deletes the offer and writes a stop request the pod running
  *   the attempt sees at its next heartbeat; the master enforces time limits
  *   this way too.
@@ -70,6 +71,8 @@ export class WarmKubernetesSession implements BackendSession {
   readonly #queue: AttemptSpec[] = [];
   /** Attempts offered or running, by id. */
   readonly #handed = new Map<string, Handed>();
+  /** Attempts of each task whose pods were lost. */
+  readonly #lostPods = new Map<number, number>();
   /** Attempts the session stopped, whose claims may linger until their pods notice. */
   readonly #stopped = new Set<string>();
   /** The pool Jobs, by name, as last seen (or as created, until seen). */
@@ -321,18 +324,28 @@ export class WarmKubernetesSession implements BackendSession {
     });
   }
 
-  /** Its pod stopped renewing the claim: stop it should it come back, and report it lost. */
+  /**
+   * Its pod stopped renewing the claim: stop it should it come back, and
+   * report it disrupted (not counted against `maxRetries`: a pod deleted,
+   * preempted or drained), unless the task lost more pods than `maxRetries`
+   * allows, when it counts as a crash (a task that kills its pod).
+   */
   async #lost(handed: Handed, silentMs: number): Promise<void> {
     const { storage } = this.#ctx.job;
+    const lost = (this.#lostPods.get(handed.spec.task) ?? 0) + 1;
+    this.#lostPods.set(handed.spec.task, lost);
     this.#handed.delete(handed.spec.attempt);
     this.#stopped.add(handed.spec.attempt);
     await storage.put(this.#warm.key("stops", handed.spec), new Uint8Array());
     await storage.delete(this.#warm.key("claims", handed.spec));
+    const counted = lost > this.#ctx.job.maxRetries + 1;
     this.#exited(
       handed.spec,
-      "lost",
+      counted ? "lost" : "disrupted",
       undefined,
-      `its warm pod stopped renewing its claim (silent for ${Math.round(silentMs / 1000)} s)`,
+      `its warm pod stopped renewing its claim (silent for ${
+        Math.round(silentMs / 1000)
+      } s; pod ${lost} lost by this task${counted ? "" : ", not counted"})`,
     );
   }
 
