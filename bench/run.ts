@@ -22,6 +22,7 @@ import { memory } from "./memory.ts";
 import { preemption } from "./preemption.ts";
 import { storageStream } from "./storage_stream.ts";
 import { submission } from "./submission.ts";
+import { warmPods } from "./warm_pods.ts";
 
 const BENCHMARKS: Benchmark[] = [
   localOverhead,
@@ -31,6 +32,7 @@ const BENCHMARKS: Benchmark[] = [
   submission,
   fairness,
   preemption,
+  warmPods,
 ];
 
 const { context, record, help, names } = parseCommandLine(Deno.args);

@@ -81,6 +81,8 @@ export class WarmKubernetesSession implements BackendSession {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #polling: Promise<void> = Promise.resolve();
   #creating = false;
+  /** Stopped attempts whose pods have not let go of them yet, as of the last poll. */
+  #lingering = 0;
   #closed = false;
   #validated = false;
 
@@ -235,7 +237,10 @@ export class WarmKubernetesSession implements BackendSession {
   /** Start pods for the work there is, up to `parallelism`. */
   async #grow(): Promise<void> {
     if (this.#creating || this.#closed) return;
-    const wanted = Math.min(this.#ctx.job.parallelism, this.#queue.length + this.#handed.size);
+    const wanted = Math.min(
+      this.#ctx.job.parallelism,
+      this.#queue.length + this.#handed.size + this.#lingering,
+    );
     const missing = wanted - this.#pods();
     if (missing <= 0) return;
     this.#creating = true;
@@ -296,10 +301,14 @@ export class WarmKubernetesSession implements BackendSession {
         ending.push(this.#ended(handed));
       }
     }
-    for (const [id, { spec }] of claims) {
-      // A stopped attempt's pod noticed late, or renewed a claim already given up: tidy up.
-      if (!this.#handed.has(id) && this.#stopped.has(id)) {
+    this.#lingering = 0;
+    for (const [id, { spec, updated }] of claims) {
+      if (this.#handed.has(id) || !this.#stopped.has(id)) continue;
+      if (now - updated > MISSED_BEATS * this.#heartbeatMs + 60_000) {
+        // Renewed after it was given up, by a pod that is gone now: tidy up.
         ending.push(this.#ctx.job.storage.delete(this.#warm.key("claims", spec)));
+      } else {
+        this.#lingering++; // its pod is still stopping it
       }
     }
     await Promise.all(ending);
