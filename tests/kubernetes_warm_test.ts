@@ -16,10 +16,10 @@ import { readJson } from "../lib/format/json.ts";
 import { JobLayout } from "../lib/format/layout.ts";
 import type { JobStatus } from "../lib/format/status.ts";
 import { type WarmClaim, WarmLayout } from "../lib/format/warm.ts";
-import { Client, openStorage } from "../mod.ts";
+import { Client, openStorage, WorkerCrashError } from "../mod.ts";
 import { pollUntil } from "./infra/cluster/cluster.ts";
 import { kubeface, spawnKubeface } from "./support/cli.ts";
-import { collect, fixture, resultHeaders, waitFor, withMarkers } from "./support/jobs.ts";
+import { collect, failure, fixture, resultHeaders, waitFor, withMarkers } from "./support/jobs.ts";
 import {
   kubernetesTest,
   type KubernetesTestContext,
@@ -232,6 +232,30 @@ kubernetesTest(
     assert.deepEqual([...perTask.values()], Array(12).fill(1));
     const status = await statusOf(ctx.storage, key);
     assert.ok(status.tasks.filter((t) => t.reused).length >= drained);
+  },
+  stock,
+);
+
+kubernetesTest(
+  "warm pods: offers no pod can take fail with the scheduler's reason instead of waiting",
+  async (ctx) => {
+    const client = new Client({
+      ...ctx.client,
+      kubernetes: {
+        ...ctx.client.kubernetes,
+        warm: true,
+        warmTimings: TEST_WARM_TIMINGS,
+        memory: "100Ti",
+        unstartableTimeoutMs: 3000,
+      },
+    });
+    const error = await failure(client.map(fixture("half.ts"), { ...calm, parallelism: 2 }));
+    assert.ok(error instanceof WorkerCrashError, `expected a WorkerCrashError, got ${error}`);
+    assert.equal(error.kind, "infrastructure");
+    assert.match(
+      error.message,
+      /no warm pod took it for \d+ s: pod \S+ unschedulable: .*Insufficient memory/,
+    );
   },
   stock,
 );

@@ -202,7 +202,11 @@ targetTest(
     const attempts = target.backend === "kubernetes" && !target.warm
       ? ["timeout"]
       : ["timeout", "timeout"];
-    assert.deepEqual(task0.attempts.map((a) => a.outcome), attempts);
+    assert.deepEqual(
+      task0.attempts.map((a) => a.outcome),
+      attempts,
+      JSON.stringify(task0.attempts.map((a) => a.detail)),
+    );
   },
   { warm: true },
 );

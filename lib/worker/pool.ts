@@ -1,7 +1,9 @@
 /**
  * A warm pod's loop (`worker.ts --pool`, the Kubernetes backend's `warm`
  * mode): list the job's offers, take one by creating its claim
- * create-if-absent (exactly one pod wins), run it in the worker's task
+ * create-if-absent (exactly one pod wins) and checking that the offer is
+ * still there (a pod that took it earlier deletes it before it releases
+ * its claim, so a stale listing cannot run it twice), run it in the worker's task
  * thread, renew the claim while it runs and look for a stop request, then
  * record how it ended and delete the claim. Storage is the only channel;
  * the master decides what runs (see lib/format/warm.ts for the objects).
@@ -145,7 +147,11 @@ export async function runPool(options: PoolOptions): Promise<number> {
     }
     for (const spec of offers) {
       if (signal.aborted) return undefined;
-      if (await storage.put(warm.key("claims", spec), claim(spec), { ifAbsent: true })) return spec;
+      if (!(await storage.put(warm.key("claims", spec), claim(spec), { ifAbsent: true }))) continue;
+      // The listing may be older than the claim: another pod may have taken the offer, run
+      // it and released its claim since. Only an offer still there is this pod's to run.
+      if (await storage.stat(warm.key("offers", spec))) return spec;
+      await storage.delete(warm.key("claims", spec));
     }
     return undefined;
   }

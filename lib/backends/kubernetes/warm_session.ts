@@ -28,7 +28,13 @@
  * @module
  */
 
-import { BatchV1Api, type Informer, ListWatch, type V1Job } from "@kubernetes/client-node";
+import {
+  BatchV1Api,
+  CoreV1Api,
+  type Informer,
+  ListWatch,
+  type V1Job,
+} from "@kubernetes/client-node";
 import type { AttemptSpec } from "../../format/attempt.ts";
 import type { WarmClaim } from "../../format/warm.ts";
 import { encodeWarm, readWarmEnd, WARM_FORMAT, WarmLayout } from "../../format/warm.ts";
@@ -37,9 +43,10 @@ import { EXIT_OK, EXIT_STOPPED, EXIT_TASK_ERROR } from "../../worker/exit_codes.
 import { POOL_DEFAULTS } from "../../worker/pool.ts";
 import type { BackendSession, ExitReason } from "../backend.ts";
 import { apiError, whereOf } from "./api_errors.ts";
-import { parseIndexes } from "./explain.ts";
+import { explainPod, parseIndexes } from "./explain.ts";
 import { jobSpec } from "./job_spec.ts";
 import { batchName, JOB_LABEL, jobLabel } from "./names.ts";
+import { KUBERNETES_DEFAULTS } from "./options.ts";
 import type { SessionContext } from "./session.ts";
 import { ServerTimeoutWatch } from "./watch.ts";
 
@@ -81,6 +88,10 @@ export class WarmKubernetesSession implements BackendSession {
   #timer: ReturnType<typeof setTimeout> | undefined;
   #polling: Promise<void> = Promise.resolve();
   #creating = false;
+  /** When a pod last claimed or ended an attempt (or the first offer was made). */
+  #progressAt: number | undefined;
+  /** When the pods were last looked at for why none claims the offers. */
+  #podsCheckedAt = 0;
   /** Stopped attempts whose pods have not let go of them yet, as of the last poll. */
   #lingering = 0;
   #closed = false;
@@ -312,11 +323,57 @@ export class WarmKubernetesSession implements BackendSession {
       }
     }
     await Promise.all(ending);
+    await this.#checkStarved(now);
     await this.#offer();
     await this.#grow().catch(() => {});
   }
 
+  /**
+   * Offers no pod took for longer than `unstartableTimeoutMs` while no pod
+   * made progress: when a pod of the pool cannot start (unschedulable, image
+   * missing), fail them with the reason instead of waiting for ever.
+   */
+  async #checkStarved(now: number): Promise<void> {
+    const limit = this.#ctx.options.unstartableTimeoutMs ??
+      KUBERNETES_DEFAULTS.unstartableTimeoutMs;
+    const waiting = [...this.#handed.values()].filter((h) => !h.claimed);
+    if (waiting.length === 0) {
+      this.#progressAt = now;
+      return;
+    }
+    this.#progressAt ??= now;
+    if (now - this.#progressAt < limit || now - this.#podsCheckedAt < 10_000) return;
+    this.#podsCheckedAt = now;
+    let blocked: string | undefined;
+    try {
+      const pods = await this.#ctx.kubeConfig.makeApiClient(CoreV1Api).listNamespacedPod({
+        namespace: this.#ctx.namespace,
+        labelSelector: this.#selector,
+      });
+      for (const pod of pods.items) {
+        const state = explainPod(pod);
+        if (state.phase === "pending" && state.blocker) {
+          blocked = `pod ${pod.metadata?.name} ${state.detail}`;
+        }
+      }
+    } catch {
+      return; // looked at again later
+    }
+    if (!blocked) return;
+    for (const handed of waiting) {
+      this.#handed.delete(handed.spec.attempt);
+      await this.#ctx.job.storage.delete(this.#warm.key("offers", handed.spec));
+      this.#exited(
+        handed.spec,
+        "unstartable",
+        undefined,
+        `no warm pod took it for ${Math.round((now - this.#progressAt) / 1000)} s: ${blocked}`,
+      );
+    }
+  }
+
   async #started(handed: Handed): Promise<void> {
+    this.#progressAt = Date.now();
     let pod: string | undefined;
     try {
       const key = this.#warm.key("claims", handed.spec);
@@ -362,6 +419,7 @@ export class WarmKubernetesSession implements BackendSession {
   async #ended(handed: Handed): Promise<void> {
     const { storage, layout } = this.#ctx.job;
     this.#handed.delete(handed.spec.attempt);
+    this.#progressAt = Date.now();
     if (!handed.claimed) await this.#started(handed);
     const { task, attempt } = handed.spec;
     const endKey = this.#warm.key("ends", handed.spec);
@@ -454,11 +512,19 @@ export class WarmKubernetesSession implements BackendSession {
     await this.#informer?.stop().catch(() => {});
   }
 
-  /** Remove what attempts left behind (stop requests, ends); the closed marker stays. */
+  /**
+   * Remove what attempts left behind (ends, and the stop requests of
+   * attempts no pod holds any more); the closed marker stays. A stopped
+   * attempt still claimed (a speculative loser) keeps its stop request: its
+   * pod sees it, ends the attempt, and then sees the job closed.
+   */
   async #tidy(): Promise<void> {
     const { storage } = this.#ctx.job;
+    const claimed = await this.#list("claims");
     for (const kind of ["stops", "ends"] as const) {
       for await (const { key } of storage.list(this.#warm.folder(kind))) {
+        const spec = this.#warm.parse(kind, key);
+        if (kind === "stops" && spec && claimed.has(spec.attempt)) continue;
         await storage.delete(key).catch(() => {});
       }
     }
