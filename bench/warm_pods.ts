@@ -131,7 +131,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
   await using cluster = clusterStarted.cluster;
   const background = await backgroundRate(cluster);
   context.log(`apiserver background: ${fixed(background * 1000, 1)} requests/s`);
-  const modes = [{ name: "pod per task", warm: false }, { name: "warm pods (--warm)", warm: true }];
+  const modes = [{ name: "warm pods (--warm)", warm: true }, { name: "pod per task", warm: false }];
   const samples = new Map(modes.map((m) => [m.name, [] as Sample[]]));
   for (let r = 1; r <= context.runs; r++) {
     for (const mode of modes) {
