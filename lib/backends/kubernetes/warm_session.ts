@@ -4,9 +4,8 @@
  * attempt, handed out through the job's storage alone (see
  * lib/format/warm.ts and lib/worker/pool.ts):
  *
- * - `submit` queues attempts; a window of them (twice `parallelism`, at
- *   least `parallelism`, at most 1,000 unless `parallelism` is larger) is
- *   written as offers, one object each. A pod takes one by creating its
+ * - `submit` queues attempts; as many as `parallelism` (at most 1,000) at
+ *   a time wait as offers, one object each, besides those running. A pod takes one by creating its
  *   claim create-if-absent: exactly one pod wins.
  * - Every {@linkcode POLL_MS} the session lists the offers and the claims
  *   (two listings, however many attempts): a claim seen means started; an
@@ -201,10 +200,13 @@ export class WarmKubernetesSession implements BackendSession {
     return pods;
   }
 
-  /** The most offers out at once. */
-  get #window(): number {
-    const p = this.#ctx.job.parallelism;
-    return Math.max(p, Math.min(2 * p, 1000));
+  /**
+   * The most offers waiting for a pod at once: `parallelism`, at most 1,000
+   * (one page of a listing), so a pod that ends an attempt finds the next
+   * without waiting for the master.
+   */
+  get #spare(): number {
+    return Math.min(this.#ctx.job.parallelism, 1000);
   }
 
   async submit(attempts: readonly AttemptSpec[]): Promise<void> {
@@ -228,10 +230,12 @@ export class WarmKubernetesSession implements BackendSession {
     await this.#grow();
   }
 
-  /** Offer queued attempts, up to the window. */
+  /** Offer queued attempts, up to the spare offers wanted. */
   async #offer(): Promise<void> {
     const batch: AttemptSpec[] = [];
-    while (this.#queue.length > 0 && this.#handed.size + batch.length < this.#window) {
+    let waiting = 0;
+    for (const handed of this.#handed.values()) if (!handed.claimed) waiting++;
+    while (this.#queue.length > 0 && waiting + batch.length < this.#spare) {
       batch.push(this.#queue.shift()!);
     }
     for (const spec of batch) {
