@@ -11,6 +11,9 @@
  * # many attempts, one JSON line {"task": N, "attempt": ID} each on stdin (the warm pool)
  * deno run --no-check --unstable-worker-options worker.ts --storage URL --job KEY \
  *   --scratch DIR --serve [--permissions JSON] [--grace MS]
+ * # many attempts, offered in storage (a warm pod; see lib/worker/pool.ts)
+ * deno run --no-check --unstable-worker-options worker.ts --storage URL --job KEY \
+ *   --scratch DIR --pool [--permissions JSON] [--grace MS]
  * ```
  *
  * SIGTERM or SIGINT stops the running attempt: the task's `ctx.signal`
@@ -33,6 +36,8 @@ import { openStorage } from "./lib/storage/storage.ts";
 import { EXIT_INFRASTRUCTURE, EXIT_STOPPED, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
 import { parseWorkerLaunch, type WorkerLaunch } from "./lib/worker/launch.ts";
 import { serve as serveRequests } from "./lib/worker/serve.ts";
+import { type PoolTimings, runPool } from "./lib/worker/pool.ts";
+import { JobLayout } from "./lib/format/layout.ts";
 import {
   AttemptCrashError,
   type AttemptOutcome,
@@ -136,6 +141,24 @@ export async function main(args: string[]): Promise<number> {
     if ("task" in mode) {
       if (stopping.signal.aborted) return EXIT_STOPPED;
       return (await attempt(worker, mode.task, mode.attempt, job)).code;
+    }
+    if ("pool" in mode) {
+      await worker.warmUp().catch(() => {});
+      const pod = readEnv("KUBEFACE_POD");
+      const timings = JSON.parse(readEnv("KUBEFACE_POOL_TIMINGS") ?? "{}") as PoolTimings;
+      return await runPool({
+        ...timings,
+        storage,
+        layout: new JobLayout(job),
+        run: async (spec) => (await attempt(worker, spec.task, spec.attempt, job)).code,
+        stop: (reason, id) => worker.stop(reason, id),
+        signal: stopping.signal,
+        ...(pod ? { pod } : {}),
+        log: (line) => console.error(`kubeface worker: ${line}`),
+      }).catch((error) => {
+        console.error(`kubeface worker: the warm pod stops: ${errorMessage(error)}`);
+        return EXIT_INFRASTRUCTURE;
+      });
     }
     // Get ready before the first request; a failure here shows at the first attempt.
     await worker.warmUp().catch(() => {});

@@ -23,6 +23,7 @@ import { preemption } from "./preemption.ts";
 import { storageStream } from "./storage_stream.ts";
 import { submission } from "./submission.ts";
 import { width } from "./width.ts";
+import { warmPods } from "./warm_pods.ts";
 
 const BENCHMARKS: Benchmark[] = [
   localOverhead,
@@ -33,6 +34,7 @@ const BENCHMARKS: Benchmark[] = [
   fairness,
   preemption,
   width,
+  warmPods,
 ];
 
 const { context, record, help, names } = parseCommandLine(Deno.args);

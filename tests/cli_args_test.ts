@@ -80,7 +80,13 @@ Deno.test("parseKubefaceArgs turns kubeface's flags into client options", () => 
     env: { A: "1", B: "2" },
     permissions: ["-A", "--allow-net=example.com"],
     local: { warm: true },
-    kubernetes: { namespace: "batch", cpu: null, memory: "4Gi", nodeSelector: { pool: "big" } },
+    kubernetes: {
+      warm: true,
+      namespace: "batch",
+      cpu: null,
+      memory: "4Gi",
+      nodeSelector: { pool: "big" },
+    },
   });
 });
 

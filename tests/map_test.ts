@@ -25,7 +25,7 @@ targetTest("map() yields 2/x over 1..9 in input order", async (target, storage) 
     new Client(await target.client(storage)).map<number, number>(fixture("half.ts"), quiet),
   );
   assert.deepEqual(results, [1, 2, 3, 4, 5, 6, 7, 8, 9].map((x) => 2 / x));
-});
+}, { warm: true });
 
 targetTest(
   "map() yields async results in input order though they finish out of order",
@@ -159,6 +159,7 @@ targetTest(
     const done = (await resultHeaders(storage, run.job)).filter((h) => h.status === "ok");
     assert.equal(done.length, 0, `fail fast: ${done.length} other tasks had finished`);
   },
+  { warm: true },
 );
 
 targetTest(
@@ -194,7 +195,7 @@ targetTest("a task's own error is not retried", async (target, storage) => {
   const attempts = (await resultHeaders(storage, run.job)).filter((h) => h.task === 3);
   assert.equal(attempts.length, 1);
   assert.equal(attempts[0]!.status, "error");
-});
+}, { warm: true });
 
 targetTest(
   "a worker killed mid-task is reported as a crash, not as a task error",
@@ -257,6 +258,7 @@ targetTest(
     assert.ok(overlap <= 3, `${overlap} tasks ran at once with parallelism 3`);
     assert.ok(overlap >= 2, `tasks did not run in parallel (max ${overlap} at once)`);
   },
+  { warm: true },
 );
 
 targetTest(
@@ -384,6 +386,7 @@ targetTest(
     const ok = (await resultHeaders(storage, run.job)).filter((h) => h.status === "ok");
     assert.deepEqual(ok.map((h) => h.task).sort(), [0, 2]);
   },
+  { warm: true },
 );
 
 Deno.test("map() takes a URL or a path, and a relative path not found says to use new URL(…, import.meta.url)", async () => {

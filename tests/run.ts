@@ -19,7 +19,8 @@
  *   (containerd and the kubelet; `tests/infra/cluster/`), unless
  *   `KUBEFACE_TEST_KUBECONFIG` names a running one. The Kubernetes suites
  *   run twice: pods of the stock Deno image (`kubernetes`) and of the worker
- *   image (`kubernetes-image`, imported into the node). Where the node
+ *   image (`kubernetes-image`, imported into the node), and the tests chosen
+ *   for it once more on warm pods (`kubernetes-warm`). Where the node
  *   cannot run (no root, no cgroups, …) the reason is printed, or with
  *   `CI=true` the run fails.
  * - Containers: the worker image of these sources, built with podman or
@@ -95,7 +96,7 @@ try {
   }
   // The KWOK pool's simulated kubelets (tests/kwok_test.ts, tests/width_test.ts); ~3 min cold.
   await step("building kwok", () => ensureKwok({ onProgress: (line) => console.log(`  ${line}`) }));
-  backends.push("kubernetes");
+  backends.push("kubernetes", "kubernetes-warm");
   if (workerImage) backends.push("kubernetes-image");
 } catch (error) {
   if (Deno.env.get("CI") === "true") throw error;

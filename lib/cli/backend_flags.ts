@@ -41,13 +41,17 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
       {
         name: "warm",
         type: "boolean",
-        help: "keep one worker process per parallel slot, running many tasks each",
+        help:
+          "keep one worker per parallel slot, running many tasks each (a process, or a pod on Kubernetes)",
       },
     ],
     apply(values, options) {
       const deno = str(values, "deno");
       if (deno) options.local = { ...options.local, deno };
-      if (values.warm === true) options.local = { ...options.local, warm: true };
+      if (values.warm === true) {
+        options.local = { ...options.local, warm: true };
+        options.kubernetes = { ...options.kubernetes, warm: true };
+      }
     },
   },
   {

@@ -22,7 +22,9 @@ export type WorkerMode =
   /** The index `JOB_COMPLETION_INDEX` of the run map `runs/<run>.json`. */
   | { run: string }
   /** One JSON line per attempt on standard input (the local warm pool). */
-  | { serve: true };
+  | { serve: true }
+  /** Attempts offered in storage, one after another (a warm pod; see lib/worker/pool.ts). */
+  | { pool: true };
 
 /** Everything a worker process is started with. */
 export interface WorkerLaunch {
@@ -53,6 +55,7 @@ const SETTINGS = {
   attempt: "KUBEFACE_ATTEMPT",
   run: "KUBEFACE_RUN",
   serve: "KUBEFACE_SERVE",
+  pool: "KUBEFACE_POOL",
   grace: "KUBEFACE_GRACE_MS",
 } as const;
 
@@ -69,6 +72,7 @@ function settings(launch: WorkerLaunch): Partial<Record<Setting, string>> {
     ...("task" in mode ? { task: String(mode.task), attempt: mode.attempt } : {}),
     ...("run" in mode ? { run: mode.run } : {}),
     ...("serve" in mode ? { serve: "1" } : {}),
+    ...("pool" in mode ? { pool: "1" } : {}),
     ...(launch.graceMs !== undefined ? { grace: String(launch.graceMs) } : {}),
   };
 }
@@ -76,7 +80,7 @@ function settings(launch: WorkerLaunch): Partial<Record<Setting, string>> {
 /** The worker's own arguments, e.g. `--storage URL --job KEY …`. */
 export function workerFlags(launch: WorkerLaunch): string[] {
   return Object.entries(settings(launch)).flatMap(([name, value]) =>
-    name === "serve" ? ["--serve"] : [`--${name}`, value!]
+    name === "serve" || name === "pool" ? [`--${name}`] : [`--${name}`, value!]
   );
 }
 
@@ -89,13 +93,13 @@ export function workerEnv(launch: WorkerLaunch): Record<string, string> {
 
 /** Usage of `worker.ts`, for its error messages. */
 export const WORKER_USAGE =
-  "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --run NAME | --serve) [--permissions JSON] [--grace MS]; every flag may come from its KUBEFACE_* variable instead";
+  "usage: worker.ts --storage URL --job KEY --scratch DIR (--task N --attempt ID | --run NAME | --serve | --pool) [--permissions JSON] [--grace MS]; every flag may come from its KUBEFACE_* variable instead";
 
 /**
  * Read a launch from a worker's arguments, each falling back on its
  * environment variable.
  *
- * @param args `--name value` and `--name=value` pairs, and `--serve`.
+ * @param args `--name value` and `--name=value` pairs, `--serve` and `--pool`.
  * @param env Reads a variable (none when the process may not read the environment).
  * @throws {TypeError} A setting is missing or malformed; the message ends with the usage.
  */
@@ -110,7 +114,7 @@ export function parseWorkerLaunch(
     if (!match || !name || !(name in SETTINGS)) {
       throw new TypeError(`unknown argument '${args[i]}'; ${WORKER_USAGE}`);
     }
-    given[name] = name === "serve" ? "1" : match[2] ?? args[++i];
+    given[name] = name === "serve" || name === "pool" ? "1" : match[2] ?? args[++i];
     if (given[name] === undefined) {
       throw new TypeError(`--${name} needs a value; ${WORKER_USAGE}`);
     }
@@ -133,11 +137,12 @@ export function parseWorkerLaunch(
   const [task, attempt, run] = [get("task"), get("attempt"), get("run")];
   let mode: WorkerMode;
   if (get("serve")) mode = { serve: true };
+  else if (get("pool")) mode = { pool: true };
   else if (run) mode = { run };
   else if (task !== undefined && /^\d+$/.test(task) && attempt) {
     mode = { task: Number(task), attempt };
   } else {
-    throw new TypeError(`give --task and --attempt, --run or --serve; ${WORKER_USAGE}`);
+    throw new TypeError(`give --task and --attempt, --run, --serve or --pool; ${WORKER_USAGE}`);
   }
   return {
     storageUrl,

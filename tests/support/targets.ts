@@ -6,8 +6,10 @@
  * `KUBEFACE_TEST_STORAGE=gs://…`), backend `local` (a process per attempt),
  * `warm` (the local backend's pool of warm workers), `container`,
  * `kubernetes` (pods of the stock Deno image, which bootstrap the worker
- * from storage) and `kubernetes-image` (pods of the worker image,
- * `--worker-image`). Pods run in containers on the test cluster's real node,
+ * from storage), `kubernetes-image` (pods of the worker image,
+ * `--worker-image`) and `kubernetes-warm` (warm pods of the stock image,
+ * `--warm`; only for the tests that ask for it with `warm: true`, to keep
+ * the suite's time). Pods run in containers on the test cluster's real node,
  * with the host's network (a pod template patch), so they reach the GCS
  * emulator on loopback.
  *
@@ -58,6 +60,8 @@ export interface Target {
   backend: BackendKind;
   /** For `kubernetes`: how pods get the worker. */
   bootstrap?: Bootstrap;
+  /** For `kubernetes`: warm pods (`kubernetes-warm`). */
+  warm?: boolean;
   /** Whether its services are here; otherwise why not. */
   unavailable?: string;
   /** A new empty storage root. */
@@ -232,10 +236,17 @@ export function testNamespace(): Promise<{ cluster: TestCluster; namespace: stri
   return namespace;
 }
 
+/**
+ * Timings of the test's warm pods: a heartbeat a second (a killed pod is
+ * lost after four), and idle pods exit after 20 s.
+ */
+export const TEST_WARM_TIMINGS = { heartbeatMs: 1000, idleMs: 20_000, pollMs: 500 };
+
 async function clientFor(
   backend: BackendKind,
   url: string,
   bootstrap: Bootstrap = "stock",
+  warm = false,
 ): Promise<ClientOptions> {
   switch (backend) {
     case "warm":
@@ -254,6 +265,7 @@ async function clientFor(
           imagePullPolicy: "Never",
           podTemplatePatch: testPodPatch(),
           ...(bootstrap === "image" ? { image: defaultImage(), workerImage: true } : {}),
+          ...(warm ? { warm: true, warmTimings: TEST_WARM_TIMINGS } : {}),
         },
       };
     }
@@ -271,7 +283,8 @@ export function targets(): Target[] {
   const kinds = listEnv("KUBEFACE_TEST_BACKENDS") ?? ["local", "warm"];
   const out: Target[] = [];
   for (const kind of kinds) {
-    const backend = (kind === "kubernetes-image" ? "kubernetes" : kind) as BackendKind;
+    const backend = (kind.startsWith("kubernetes") ? "kubernetes" : kind) as BackendKind;
+    const warm = kind === "kubernetes-warm";
     const bootstrap: Bootstrap | undefined = backend !== "kubernetes"
       ? undefined
       : kind === "kubernetes-image"
@@ -288,9 +301,10 @@ export function targets(): Target[] {
         storage,
         backend,
         bootstrap,
+        ...(warm ? { warm } : {}),
         unavailable,
         newStorage: storage === "gcs" ? newGcsStorage : newLocalStorage,
-        client: (url) => clientFor(backend, url, bootstrap),
+        client: (url) => clientFor(backend, url, bootstrap, warm),
       });
     }
   }
@@ -303,6 +317,13 @@ export interface TargetTestOptions {
   backends?: BackendKind[];
   /** Run only on these storages. */
   storages?: StorageKind[];
+  /**
+   * Run on the `kubernetes-warm` target too (warm pods): only the tests
+   * chosen for it, to keep the suite's time.
+   *
+   * @default {false}
+   */
+  warm?: boolean;
 }
 
 /**
@@ -318,6 +339,7 @@ export function targetTest(
   for (const target of targets()) {
     if (options.backends && !options.backends.includes(target.backend)) continue;
     if (options.storages && !options.storages.includes(target.storage)) continue;
+    if (target.warm && !options.warm) continue;
     const title = `${name} [${target.name}]`;
     if (target.unavailable && !inCi()) {
       console.log(`skipping "${title}": ${target.unavailable}`);

@@ -43,6 +43,14 @@ export interface JobSpecInput {
   completions: number;
   /** The stored runtime the stock image's bootstrap downloads; none with a worker image. */
   runtime: Runtime | undefined;
+  /**
+   * A pool of warm pods (`completions` of them), each running offered
+   * attempts until the job has none left: no per-pod deadline (the master
+   * enforces time limits per attempt), and each pod knows its name.
+   *
+   * @default {false: each index runs the attempt of the run map}
+   */
+  pool?: boolean;
 }
 
 /** The worker container's command and the environment that tells it what to run. */
@@ -100,14 +108,14 @@ export function jobSpec(input: JobSpecInput): V1Job {
   const o = withSpot(input.options);
   const labels = { ...o.labels, ...MANAGED_BY, [JOB_LABEL]: jobLabel(job.key), [RUN_LABEL]: name };
   const annotations = { ...o.annotations, [JOB_KEY_ANNOTATION]: job.key };
-  const deadline = o.activeDeadlineSeconds ??
+  const deadline = input.pool ? undefined : o.activeDeadlineSeconds ??
     (job.timeoutMs ? Math.ceil(job.timeoutMs / 1000) : undefined);
   const { command, env } = worker({
     storageUrl: job.storage.url,
     job: job.key,
     scratch: `${SCRATCH}/kubeface`,
     permissions: job.permissions,
-    mode: { run: name },
+    mode: input.pool ? { pool: true } : { run: name },
     graceMs: job.graceMs,
   }, runtime);
   const runAsUser = o.runAsUser ?? KUBERNETES_DEFAULTS.runAsUser;
@@ -174,6 +182,12 @@ export function jobSpec(input: JobSpecInput): V1Job {
               ...Object.entries(storageWorkerEnv(job.storage.url))
                 .map(([n, value]) => ({ name: n, value })),
               ...env,
+              ...(input.pool
+                ? [
+                  { name: "KUBEFACE_POD", valueFrom: { fieldRef: { fieldPath: "metadata.name" } } },
+                  { name: "KUBEFACE_POOL_TIMINGS", value: JSON.stringify(o.warmTimings ?? {}) },
+                ]
+                : []),
               { name: "NO_COLOR", value: "1" },
             ],
             resources: resources(o),

@@ -24,7 +24,8 @@ import {
 } from "./options.ts";
 import { loadTemplatePatchReader } from "./template_patch.ts";
 import { storeRuntime } from "./runtime.ts";
-import { KubernetesSession } from "./session.ts";
+import { KubernetesSession, type SessionContext } from "./session.ts";
+import { WarmKubernetesSession } from "./warm_session.ts";
 
 // This module loads the Kubernetes client anyway, so a patch given as YAML text costs nothing more.
 await loadTemplatePatchReader();
@@ -117,14 +118,17 @@ export class KubernetesBackend implements Backend {
     checkPodStorage(job.storage.url); // before anything is created
     const kubeConfig = this.kubeConfig();
     const runtime = this.#options.workerImage ? undefined : await storeRuntime(job.storage);
-    return await KubernetesSession.open({
+    const ctx: SessionContext = {
       job,
       options: this.#options,
       kubeConfig,
       namespace: this.namespace(),
       runtime,
       onEvent,
-    });
+    };
+    return this.#options.warm
+      ? await WarmKubernetesSession.open(ctx)
+      : await KubernetesSession.open(ctx);
   }
 
   async cleanup(jobKey: string): Promise<string[]> {

@@ -196,6 +196,27 @@ export interface KubernetesBackendOptions {
    * ```
    */
   podTemplatePatch?: { readonly [key: string]: unknown } | string;
+  /**
+   * Warm pods: one Indexed Job of `parallelism` pods, each running attempt
+   * after attempt in its task thread until the job has none left, instead
+   * of a pod per attempt. The master hands out attempts through storage
+   * alone (offers taken create-if-absent, claims renewed as heartbeats),
+   * and keeps deciding what runs. Past the Job controller's ~10 pods a
+   * second, and no pod start per task; but tasks of a job then share a
+   * pod, its scratch directory and the task module's state.
+   *
+   * @default {false}
+   */
+  warm?: boolean;
+  /**
+   * Timings of warm pods, in milliseconds: how often a pod renews its
+   * claim (a claim not renewed for four of these is a lost pod), how long
+   * an idle pod waits for an offer before it exits, and the longest pause
+   * between two listings of an idle pod.
+   *
+   * @default {{ heartbeatMs: 5000, idleMs: 60000, pollMs: 2000 }}
+   */
+  warmTimings?: { heartbeatMs?: number; idleMs?: number; pollMs?: number };
 }
 
 /**
@@ -222,6 +243,7 @@ export const KUBERNETES_DEFAULTS = {
   unstartableTimeoutMs: 600_000,
   runAsUser: 1993,
   scratchSize: "10Gi",
+  warm: false,
 } as const satisfies Partial<KubernetesBackendOptions>;
 
 /**
@@ -263,6 +285,9 @@ export function checkKubernetesOptions(o: KubernetesBackendOptions): void {
       ["ttlSecondsAfterFinished", o.ttlSecondsAfterFinished],
       ["unstartableTimeoutMs", o.unstartableTimeoutMs],
       ["runAsUser", o.runAsUser],
+      ["warmTimings.heartbeatMs", o.warmTimings?.heartbeatMs],
+      ["warmTimings.idleMs", o.warmTimings?.idleMs],
+      ["warmTimings.pollMs", o.warmTimings?.pollMs],
     ] as const
   ) {
     if (value !== undefined && (!Number.isInteger(value) || value < 0)) {
