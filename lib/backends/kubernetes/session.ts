@@ -39,7 +39,7 @@ import {
   splitAnnotation,
   splitAttempts,
 } from "./split.ts";
-import { ServerTimeoutWatch } from "./watch.ts";
+import { keepWatching, ServerTimeoutWatch } from "./watch.ts";
 
 const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
 
@@ -218,17 +218,7 @@ export class KubernetesSession implements BackendSession {
     jobs.on("update", (job) => this.#onJob(job, false));
     jobs.on("delete", (job) => this.#onJob(job, true));
     for (const informer of [pods, jobs] as Informer<V1Pod | V1Job>[]) {
-      let delay = 500;
-      // The informer lists again after a 410 Gone; on any other error it
-      // stops, so restart it explicitly, backing off up to 30 s.
-      informer.on("error", () => {
-        if (this.#closed) return;
-        setTimeout(() => {
-          if (!this.#closed) informer.start().catch(() => {});
-        }, delay);
-        delay = Math.min(delay * 2, 30_000);
-      });
-      informer.on("connect", () => (delay = 500));
+      keepWatching(informer, () => this.#closed);
       this.#informers.push(informer);
       try {
         await informer.start();

@@ -47,7 +47,7 @@ import { jobSpec } from "./job_spec.ts";
 import { batchName, JOB_LABEL, jobLabel } from "./names.ts";
 import { KUBERNETES_DEFAULTS } from "./options.ts";
 import type { SessionContext } from "./session.ts";
-import { ServerTimeoutWatch } from "./watch.ts";
+import { keepWatching, ServerTimeoutWatch } from "./watch.ts";
 
 /** How often the session lists offers and claims, in milliseconds. */
 export const POLL_MS = 500;
@@ -168,15 +168,7 @@ export class WarmKubernetesSession implements BackendSession {
     jobs.on("add", seen);
     jobs.on("update", seen);
     jobs.on("delete", (job) => this.#jobs.delete(job.metadata?.name ?? ""));
-    let delay = 500;
-    jobs.on("error", () => {
-      if (this.#closed) return;
-      setTimeout(() => {
-        if (!this.#closed) jobs.start().catch(() => {});
-      }, delay);
-      delay = Math.min(delay * 2, 30_000);
-    });
-    jobs.on("connect", () => (delay = 500));
+    keepWatching(jobs, () => this.#closed);
     this.#informer = jobs;
     try {
       await jobs.start();

@@ -11,7 +11,12 @@
  * @module
  */
 
-import { type KubeConfig, Watch } from "@kubernetes/client-node";
+import {
+  type Informer,
+  type KubeConfig,
+  type KubernetesObject,
+  Watch,
+} from "@kubernetes/client-node";
 
 /** A `Watch` that adds `timeoutSeconds` (jittered) and bookmarks to every watch request. */
 export class ServerTimeoutWatch extends Watch {
@@ -43,4 +48,24 @@ export class ServerTimeoutWatch extends Watch {
       done,
     );
   }
+}
+
+/**
+ * Keep an informer running: it lists again by itself after a 410 Gone, but
+ * on any other error it stops, so restart it, backing off from 0.5 s up to
+ * 30 s, until `closed()` says the session ended.
+ */
+export function keepWatching<T extends KubernetesObject>(
+  informer: Informer<T>,
+  closed: () => boolean,
+): void {
+  let delay = 500;
+  informer.on("error", () => {
+    if (closed()) return;
+    setTimeout(() => {
+      if (!closed()) informer.start().catch(() => {});
+    }, delay);
+    delay = Math.min(delay * 2, 30_000);
+  });
+  informer.on("connect", () => (delay = 500));
 }
