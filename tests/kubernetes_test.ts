@@ -105,7 +105,7 @@ kubernetesTest(
     const [job] = await pollUntil("the Kubernetes Job", async () => {
       const jobs = await jobsOf(ctx, run.job);
       return jobs.length > 0 ? jobs : undefined;
-    }, { timeoutMs: 300_000 });
+    }, { timeoutMs: 900_000 }); // 10,000 uploads to the emulator, with every suite running at once
     const calls = [...kubeConfig.calls];
     await run.cancel();
     await consuming;
