@@ -302,7 +302,7 @@ kubernetesTest(
             labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
           })).items.length === 0
           ? true
-          : undefined);
+          : undefined, { timeoutMs: 180_000 });
     });
   },
   { bootstraps: ["stock"] },

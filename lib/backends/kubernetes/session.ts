@@ -538,14 +538,19 @@ export class KubernetesSession implements BackendSession {
   }
 
   async #deleteJob(name: string): Promise<void> {
-    try {
-      await this.#batch.deleteNamespacedJob({
-        name,
-        namespace: this.#ctx.namespace,
-        propagationPolicy: "Background",
-      });
-    } catch {
-      // Already gone (its TTL, or a user).
+    for (let attempt = 0;; attempt++) {
+      try {
+        await this.#batch.deleteNamespacedJob({
+          name,
+          namespace: this.#ctx.namespace,
+          propagationPolicy: "Background",
+        });
+        return;
+      } catch (error) {
+        // Already gone (its TTL, or a user); after five failures its TTL removes it.
+        if ((error as { code?: number }).code === 404 || attempt >= 4) return;
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+      }
     }
   }
 
