@@ -125,9 +125,12 @@ const files = chosen.length > 0 ? chosen : [
 /** Start the slowest files first, so the two slots finish close together. */
 function weight(file: string): number {
   const slowest = [
+    "width",
     "lifecycle",
     "map",
     "kubernetes",
+    "long_tasks",
+    "kwok",
     "container",
     "faults",
     "storage",
