@@ -237,3 +237,17 @@ export async function runWidth(options: WidthOptions): Promise<WidthReport> {
     jobsCliMs,
   };
 }
+
+// `deno run -A tests/support/width.ts '<WidthOptions as JSON>'` runs one wide map and prints its
+// report as JSON: a test runs it so, since its own process must hold no HTTP/2 session to the
+// apiserver when the cluster stops (Deno's nghttp2 crashes on the GOAWAY, exit 139).
+if (import.meta.main) {
+  const report = await runWidth({
+    ...JSON.parse(Deno.args[0]!) as WidthOptions,
+    // deno-lint-ignore no-console
+    log: (line) => console.error(line),
+  });
+  // deno-lint-ignore no-console
+  console.log(JSON.stringify(report));
+  Deno.exit(0); // client-node keeps agents and timers alive
+}
