@@ -10,25 +10,20 @@
  */
 
 import assert from "node:assert/strict";
-import { CoreV1Api, type V1Pod } from "@kubernetes/client-node";
-import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { Client, WorkerCrashError } from "../mod.ts";
 import { clusterTest, kubectl, pollUntil, withNamespace } from "./infra/cluster/cluster.ts";
 import { createPod, isTerminal, podSpec, waitForPod } from "./infra/cluster/pods.ts";
 import { collect, failure, fixture, MARKER_ROOT } from "./support/jobs.ts";
-import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
+import {
+  clusterFlags,
+  kubernetesTest,
+  type KubernetesTestContext,
+  podsOf,
+} from "./support/targets.ts";
 import { kubeface } from "./support/cli.ts";
 
 const calm = { speculationPercent: 0, retryDelayMs: 10 };
-
-/** Pods of a kubeface job, as the admin sees them. */
-async function podsOf(ctx: KubernetesTestContext, key: string): Promise<V1Pod[]> {
-  const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
-  return (await core.listNamespacedPod({
-    namespace: ctx.namespace,
-    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
-  })).items;
-}
 
 /** Client options of the context with more Kubernetes options. */
 function withOptions(ctx: KubernetesTestContext, more: Record<string, unknown>) {
@@ -97,15 +92,7 @@ kubernetesTest(
       "(console.log('printed in the container:', value), value)",
       "-i",
       "[7]",
-      "--backend",
-      "kubernetes",
-      "--storage",
-      ctx.storage,
-      "--kubeconfig",
-      ctx.cluster.userKubeconfig,
-      "--namespace",
-      ctx.namespace,
-      ...ctx.backendFlags,
+      ...clusterFlags(ctx),
       "--job",
       key,
       "-q",

@@ -7,15 +7,8 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  BatchV1Api,
-  CoreV1Api,
-  SchedulingV1Api,
-  type V1Job,
-  type V1Pod,
-} from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, SchedulingV1Api } from "@kubernetes/client-node";
 import { jobSpec } from "../lib/backends/kubernetes/job_spec.ts";
-import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
 import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
 import {
   type KubernetesBackendOptions,
@@ -37,49 +30,13 @@ import { CountingKubeConfig } from "./support/kubeconfig.ts";
 import { collect, failure, fixture, waitFor, withMarkers } from "./support/jobs.ts";
 
 const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
-import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
+import { clusterFlags, jobsOf, kubernetesTest, podsOf } from "./support/targets.ts";
 
 const calm = { speculationPercent: 0, retryDelayMs: 10 };
 
 async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
   const path = await Deno.makeTempDir({ prefix: "kubeface-k8s-" });
   return { path, [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }) };
-}
-
-/** Jobs of a kubeface job, as the admin sees them. */
-async function jobsOf(ctx: KubernetesTestContext, key: string): Promise<V1Job[]> {
-  const batch = ctx.cluster.kubeConfig.makeApiClient(BatchV1Api);
-  return (await batch.listNamespacedJob({
-    namespace: ctx.namespace,
-    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
-  })).items;
-}
-
-/** Pods of a kubeface job, as the admin sees them. */
-async function podsOf(ctx: KubernetesTestContext, key: string): Promise<V1Pod[]> {
-  const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
-  return (await core.listNamespacedPod({
-    namespace: ctx.namespace,
-    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
-  })).items;
-}
-
-/**
- * The master's command line flags for the test namespace, as the non-admin user, with the test
- * pods' template patch (and the worker image, when the test runs with it).
- */
-function clusterFlags(ctx: KubernetesTestContext): string[] {
-  return [
-    "--backend",
-    "kubernetes",
-    "--storage",
-    ctx.storage,
-    "--kubeconfig",
-    ctx.cluster.userKubeconfig,
-    "--namespace",
-    ctx.namespace,
-    ...ctx.backendFlags,
-  ];
 }
 
 /** For tests whose pods never run a task: one bootstrap is enough. */

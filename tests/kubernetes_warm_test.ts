@@ -8,8 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod } from "@kubernetes/client-node";
-import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
+import { CoreV1Api } from "@kubernetes/client-node";
 import { POOL_ANNOTATION } from "../lib/backends/kubernetes/warm_session.ts";
 import { readStatus } from "../lib/catalog.ts";
 import { readJson } from "../lib/format/json.ts";
@@ -21,8 +20,11 @@ import { pollUntil } from "./infra/cluster/cluster.ts";
 import { kubeface, spawnKubeface } from "./support/cli.ts";
 import { collect, failure, fixture, resultHeaders, waitFor, withMarkers } from "./support/jobs.ts";
 import {
+  clusterFlags,
+  jobsOf,
   kubernetesTest,
   type KubernetesTestContext,
+  podsOf,
   TEST_WARM_TIMINGS,
 } from "./support/targets.ts";
 
@@ -41,23 +43,6 @@ function warmClient(ctx: KubernetesTestContext) {
 async function statusOf(storage: string, job: string): Promise<JobStatus> {
   await using store = await openStorage(storage);
   return await readStatus(store, job);
-}
-
-/** The pool Jobs of a kubeface job, as the admin sees them. */
-async function poolJobs(ctx: KubernetesTestContext, key: string): Promise<V1Job[]> {
-  const batch = ctx.cluster.kubeConfig.makeApiClient(BatchV1Api);
-  return (await batch.listNamespacedJob({
-    namespace: ctx.namespace,
-    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
-  })).items;
-}
-
-async function podsOf(ctx: KubernetesTestContext, key: string): Promise<V1Pod[]> {
-  const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
-  return (await core.listNamespacedPod({
-    namespace: ctx.namespace,
-    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
-  })).items;
 }
 
 /** Keys under one warm folder of a job. */
@@ -88,7 +73,7 @@ kubernetesTest(
       );
       const runs = names.filter((n) => n.startsWith("ran-")).map((n) => Number(n.split("-")[1]));
       assert.deepEqual(runs.sort((a, b) => a - b), Array.from({ length: 40 }, (_, i) => i));
-      const jobs = await poolJobs(ctx, run.job);
+      const jobs = await jobsOf(ctx, run.job);
       assert.equal(jobs.length, 1, "one pool Job");
       assert.equal(jobs[0]!.metadata?.annotations?.[POOL_ANNOTATION], "true");
       assert.equal(jobs[0]!.spec?.completions, 4);
@@ -183,15 +168,7 @@ kubernetesTest(
       "map",
       "-m",
       fixture("slow_squares.ts"),
-      "--backend",
-      "kubernetes",
-      "--storage",
-      ctx.storage,
-      "--kubeconfig",
-      ctx.cluster.userKubeconfig,
-      "--namespace",
-      ctx.namespace,
-      ...ctx.backendFlags,
+      ...clusterFlags(ctx),
       "--warm",
       "--job",
       key,

@@ -21,7 +21,9 @@
  * @module
  */
 
+import { BatchV1Api, CoreV1Api, type V1Job, type V1Pod } from "@kubernetes/client-node";
 import type { ClientOptions } from "../../mod.ts";
+import { JOB_LABEL, jobLabel } from "../../lib/backends/kubernetes/names.ts";
 import { type Emulator, emulatorCacheDir, startEmulator } from "../infra/gcs_emulator.ts";
 import {
   clusterTest,
@@ -418,4 +420,40 @@ export function kubernetesTest(
       });
     });
   }
+}
+
+/** Jobs of a kubeface job, as the admin sees them. */
+export async function jobsOf(ctx: KubernetesTestContext, key: string): Promise<V1Job[]> {
+  const batch = ctx.cluster.kubeConfig.makeApiClient(BatchV1Api);
+  return (await batch.listNamespacedJob({
+    namespace: ctx.namespace,
+    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
+  })).items;
+}
+
+/** Pods of a kubeface job, as the admin sees them. */
+export async function podsOf(ctx: KubernetesTestContext, key: string): Promise<V1Pod[]> {
+  const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
+  return (await core.listNamespacedPod({
+    namespace: ctx.namespace,
+    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
+  })).items;
+}
+
+/**
+ * The master's command line flags for the test namespace, as the non-admin user, with the test
+ * pods' template patch (and the worker image, when the test runs with it).
+ */
+export function clusterFlags(ctx: KubernetesTestContext): string[] {
+  return [
+    "--backend",
+    "kubernetes",
+    "--storage",
+    ctx.storage,
+    "--kubeconfig",
+    ctx.cluster.userKubeconfig,
+    "--namespace",
+    ctx.namespace,
+    ...ctx.backendFlags,
+  ];
 }
