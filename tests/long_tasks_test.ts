@@ -118,7 +118,8 @@ targetTest(
   "a task killed mid-run resumes from its last checkpoint, recomputing at most one interval",
   async (target, storage) => {
     await withMarkersFor(target, storage, async (markers) => {
-      const plan = { steps: 30, every: 5, stepMs: 100 };
+      // 8.8 s left after the kill: a real kubelet takes seconds to stop a deleted pod.
+      const plan = { steps: 100, every: 5, stepMs: 100 };
       const run = stepper(new Client(await target.client(storage)), markers, [plan], {
         maxRetries: 1,
       });
@@ -126,7 +127,7 @@ targetTest(
       await waitFor("the checkpoint of step 10", () => markers.read("ckpt-0-10"), SLOW);
       const victim = await waitForStep(markers, 0, 12);
       await kill(target, { job: run.job, task: 0, ...victim });
-      assert.deepEqual(await results, [sum(30)]);
+      assert.deepEqual(await results, [sum(100)]);
 
       const all = await starts(markers, 0);
       assert.equal(all.length, 2, "the killed start and the one that resumed");
@@ -146,8 +147,9 @@ targetTest(
   "on SIGTERM a task sees its signal, checkpoints and stops in time; the retry resumes there and the stop is no failure",
   async (target, storage) => {
     await withMarkersFor(target, storage, async (markers) => {
-      // No periodic checkpoint: only the one made when the signal fires.
-      const plan = { steps: 30, every: 1000, stepMs: 100 };
+      // No periodic checkpoint: only the one made when the signal fires. 9 s left after the
+      // stop: a pod's SIGTERM can take seconds to come on a busy node.
+      const plan = { steps: 100, every: 1000, stepMs: 100 };
       const run = stepper(new Client(await target.client(storage)), markers, [plan], {
         maxRetries: 0, // a disruption does not count against it
         graceMs: 60_000,
@@ -155,7 +157,7 @@ targetTest(
       const results = running(run);
       const victim = await waitForStep(markers, 0, 8);
       await stop(target, { job: run.job, task: 0, ...victim });
-      assert.deepEqual(await results, [sum(30)]);
+      assert.deepEqual(await results, [sum(100)]);
 
       const stoppedAt = Number(await markers.read(`signal-0-${victim.run}`));
       assert.ok(stoppedAt >= 8, `the signal marker says ${stoppedAt}`);
@@ -254,8 +256,14 @@ targetTest(
 );
 
 /**
- * Start a one-task stepper job, wait for its checkpoint of step 10, and
- * interrupt it: the task checkpoints as it is stopped. Returns the job key.
+ * Steps of a plan that must still be running seconds after step 10: pods
+ * start apart and are stopped late on a busy node.
+ */
+const LONG = 100;
+
+/**
+ * Start a stepper job, wait for every task's checkpoint of step 10, and
+ * interrupt it: the tasks checkpoint as they are stopped. Returns the job key.
  */
 async function interrupted(
   target: Target,
@@ -282,7 +290,7 @@ targetTest(
   "an interrupted job keeps its checkpoints and shows them; a rerun resumes every unfinished task from its own",
   async (target, storage) => {
     await withMarkersFor(target, storage, async (markers) => {
-      const plans = [{ steps: 40, every: 5, stepMs: 100 }, { steps: 40, every: 5, stepMs: 100 }];
+      const plans = [0, 1].map(() => ({ steps: LONG, every: 5, stepMs: 100 }));
       const job = await interrupted(target, storage, markers, plans);
       const layout = new JobLayout(job);
       assert.deepEqual(await checkpointKeys(storage, job), [
@@ -297,12 +305,12 @@ targetTest(
       }
 
       const rerun = stepper(new Client(await target.client(storage)), markers, plans, { job });
-      assert.deepEqual(await collect(rerun), [sum(40), sum(40)]);
+      assert.deepEqual(await collect(rerun), [sum(LONG), sum(LONG)]);
       for (const index of [0, 1]) {
         const stoppedAt = Number(await markers.read((await markers.names(`signal-${index}-`))[0]!));
         const later = (await starts(markers, index)).filter((s) => s.from !== null);
         assert.deepEqual(later.map((s) => s.from), [stoppedAt], `task ${index} resumed`);
-        assert.equal(await stepsDone(markers, index), 40, `task ${index} did no step twice`);
+        assert.equal(await stepsDone(markers, index), LONG, `task ${index} did no step twice`);
       }
       assert.deepEqual(await checkpointKeys(storage, job), []);
       assert.equal((await statusOf(storage, job)).tasks[0]!.checkpointAt, undefined);
@@ -324,7 +332,7 @@ for (
     `a checkpoint ${damage} is ignored with a warning, and the task starts from zero`,
     async (target, storage) => {
       await withMarkersFor(target, storage, async (markers) => {
-        const plans = [{ steps: 40, every: 5, stepMs: 100 }];
+        const plans = [{ steps: LONG, every: 5, stepMs: 100 }];
         const job = await interrupted(target, storage, markers, plans);
         {
           await using s = await openStorage(storage);
@@ -334,10 +342,10 @@ for (
         }
         const before = await stepsDone(markers, 0);
         const rerun = stepper(new Client(await target.client(storage)), markers, plans, { job });
-        assert.deepEqual(await collect(rerun), [sum(40)]);
+        assert.deepEqual(await collect(rerun), [sum(LONG)]);
         const all = await starts(markers, 0);
         assert.deepEqual(all.map((s) => s.from).sort(), [null, null], "both started from zero");
-        assert.equal((await stepsDone(markers, 0)) - before, 40, "every step done again");
+        assert.equal((await stepsDone(markers, 0)) - before, LONG, "every step done again");
         assert.match(
           await logsOf(target, storage, job, 0),
           /warning: ignoring the checkpoint of input 0 \(.*checkpoints\/0\): .*; the task starts from the beginning/,
