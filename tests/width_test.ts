@@ -10,7 +10,7 @@
 
 import assert from "node:assert/strict";
 import { clusterTest } from "./infra/cluster/cluster.ts";
-import type { WidthOptions, WidthReport } from "./support/width.ts";
+import { runWidthInSubprocess } from "./support/width.ts";
 
 /** Run a cluster script (it needs more permissions than tests get: /proc, cgroups). */
 async function clusterScript(script: "up" | "down", args: string[]): Promise<void> {
@@ -28,22 +28,6 @@ async function clusterScript(script: "up" | "down", args: string[]): Promise<voi
 }
 
 /**
- * Run the wide map in a process of its own (tests/support/width.ts): this one then holds no
- * HTTP/2 session to the apiserver when the cluster stops, which crashes Deno (exit 139).
- */
-async function widthInSubprocess(options: WidthOptions): Promise<WidthReport> {
-  const file = new URL("./support/width.ts", import.meta.url).pathname;
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", file, JSON.stringify(options)],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const stdout = new TextDecoder().decode(r.stdout).trim();
-  assert.ok(r.success, `the wide map failed: ${new TextDecoder().decode(r.stderr)}`);
-  return JSON.parse(stdout.split("\n").at(-1)!) as WidthReport;
-}
-
-/**
  * Tasks of the map: 2,000, or `KUBEFACE_WIDTH_TEST_TASKS` (the assertions hold for any even
  * number). KWOK and the test's result writer finish about 4 tasks a second on a busy 2-core
  * machine: 10,000 take 40 minutes there, more than CI may spend on the whole suite.
@@ -56,7 +40,7 @@ clusterTest(
     const dir = await Deno.makeTempDir({ prefix: "kubeface-width-cluster-" });
     try {
       await clusterScript("up", ["--dir", dir, "--kwok-nodes", "100", "--kube-api-qps", "300"]);
-      const report = await widthInSubprocess({
+      const report = await runWidthInSubprocess({
         dir,
         tasks: TASKS,
         nodes: 100,

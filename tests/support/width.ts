@@ -48,7 +48,10 @@ export interface WidthReport {
   requests: Record<string, number>;
   /** All of the master's API requests. */
   totalRequests: number;
-  /** Its watch requests (each ends after 60–90 s and is made again, so they grow with time). */
+  /**
+   * Its watch requests: each ends after 60–90 s, or sooner when a CPU-starved apiserver drops
+   * slow watchers (everyone's, not only the master's), and resumes; they grow with time and load.
+   */
   watchRequests: number;
   /** Tasks with exactly one stored `.ok` result and no `.error`. */
   tasksWithOneResult: number;
@@ -238,9 +241,56 @@ export async function runWidth(options: WidthOptions): Promise<WidthReport> {
   };
 }
 
-// `deno run -A tests/support/width.ts '<WidthOptions as JSON>'` runs one wide map and prints its
-// report as JSON: a test runs it so, since its own process must hold no HTTP/2 session to the
-// apiserver when the cluster stops (Deno's nghttp2 crashes on the GOAWAY, exit 139).
+/**
+ * {@link runWidth} in a process of its own, its progress lines passed to `log`: the caller then
+ * holds no HTTP/2 session to the apiserver when the cluster stops, which crashes Deno's nghttp2
+ * (exit 139) on the server's GOAWAY.
+ *
+ * @param options The cluster, the map's width and the pool's size.
+ * @returns Counts and figures.
+ * @throws {Error} When the wide map fails (with its process's error output).
+ */
+export async function runWidthInSubprocess(options: WidthOptions): Promise<WidthReport> {
+  const { log = () => {}, ...rest } = options;
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      `--config=${REPO}deno.json`,
+      new URL(import.meta.url).pathname,
+      JSON.stringify(rest),
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const stderr = child.stderr.pipeThrough(new TextDecoderStream()).pipeThrough(
+    new TransformStream<string, string>({
+      transform(chunk, controller) {
+        for (const line of chunk.split("\n")) if (line) controller.enqueue(line);
+      },
+    }),
+  );
+  const [output] = await Promise.all([
+    new Response(child.stdout).text(),
+    stderr.pipeTo(
+      new WritableStream({
+        write(line) {
+          lines.push(line);
+          log(line);
+        },
+      }),
+    ),
+  ]);
+  const { success, code } = await child.status;
+  if (!success) {
+    throw new Error(`The wide map failed (exit ${code}):\n${lines.slice(-40).join("\n")}`);
+  }
+  return JSON.parse(output.trim().split("\n").at(-1)!) as WidthReport;
+}
+
+// `deno run -A tests/support/width.ts '<WidthOptions as JSON>'` runs one wide map, its progress on
+// stderr and its report as JSON on stdout (see runWidthInSubprocess).
 if (import.meta.main) {
   const report = await runWidth({
     ...JSON.parse(Deno.args[0]!) as WidthOptions,
