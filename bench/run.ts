@@ -20,6 +20,7 @@ import { fairness } from "./fairness.ts";
 import { localOverhead } from "./local_overhead.ts";
 import { memory } from "./memory.ts";
 import { preemption } from "./preemption.ts";
+import { statusPage } from "./status_page.ts";
 import { storageStream } from "./storage_stream.ts";
 import { submission } from "./submission.ts";
 import { width } from "./width.ts";
@@ -34,6 +35,7 @@ const BENCHMARKS: Benchmark[] = [
   fairness,
   preemption,
   width,
+  statusPage,
   warmPods,
 ];
 

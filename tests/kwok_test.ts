@@ -119,6 +119,59 @@ kubernetesTest(
 );
 
 kubernetesTest(
+  "a later Job of a split map whose raise is refused says why, and is raised once it may be",
+  async (ctx) => {
+    await withKwok(ctx, { nodes: 4, runtimeMs: 8_000 }, async (kwok) => {
+      const client = new Client({
+        storage: ctx.storage,
+        backend: new KubernetesBackend({ ...kwok.kubernetes, maxCompletionsPerJob: 3 }),
+      });
+      const inputs = Array.from({ length: 6 }, (_, i) => i);
+      // The first Job takes all 3 slots; the second starts at 0 and waits for its raise.
+      const run = client.map(fixture("echo.ts"), { ...calm, parallelism: 3, inputs });
+      const values = collect(run);
+      values.catch(() => {});
+      await pollUntil(
+        "both Jobs",
+        async () => (await jobsOf(ctx, run.job)).length === 2 ? true : undefined,
+      );
+      // The master may no longer patch Jobs (it could when it checked, with a dry run).
+      const role = ["-n", ctx.namespace, "patch", "role", "kubeface-master", "--type=json"];
+      const verbs = (list: string[]) =>
+        JSON.stringify([{ op: "replace", path: "/rules/0/verbs", value: list }]);
+      const revoke = await kubectl(ctx.cluster, [
+        ...role,
+        `--patch=${verbs(["create", "get", "list", "watch", "delete"])}`,
+      ]);
+      assert.equal(revoke.code, 0, revoke.stderr);
+      const detail = await pollUntil(
+        "the waiting tasks to say why",
+        async () => {
+          const status = await readJson<JobStatus>(
+            kwok.storage,
+            new JobLayout(run.job).statusJson,
+          ).catch(() => undefined);
+          return status?.tasks[4]?.attempts.at(-1)?.detail?.match(/raise it to 3.*/)?.[0];
+        },
+        { timeoutMs: 120_000 },
+      );
+      assert.match(detail, new RegExp(`raise it to 3 \\(retrying every second\\).*forbidden`, "i"));
+      assert.equal((await jobsOf(ctx, run.job))[1]!.spec?.parallelism, 0, "not raised yet");
+
+      const restore = await kubectl(ctx.cluster, [
+        ...role,
+        `--patch=${verbs(["create", "get", "list", "watch", "delete", "patch"])}`,
+      ]);
+      assert.equal(restore.code, 0, restore.stderr);
+      // No slot ends to trigger the raise now: only the retry can.
+      assert.deepEqual(await values, inputs);
+      assert.equal((await jobsOf(ctx, run.job))[1]!.spec?.parallelism, 3);
+    });
+  },
+  { bootstraps: ["stock"] },
+);
+
+kubernetesTest(
   "a master stopped mid-map and run again attaches to every Job of a split map",
   async (ctx) => {
     await withKwok(ctx, { nodes: 4, runtimeMs: 1500 }, async (kwok) => {

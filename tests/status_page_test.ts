@@ -19,31 +19,13 @@ import type { JobStatus } from "../lib/format/status.ts";
 import { writeStatus } from "../lib/status/status.ts";
 import { openStorage } from "../lib/storage/storage.ts";
 import { Client } from "../mod.ts";
-import { browserTest } from "./support/browser.ts";
+import { browserTest, openPage, timeline } from "./support/browser.ts";
 import type { CdpPage } from "./support/cdp.ts";
 import { kubeface } from "./support/cli.ts";
 import { example, failure, waitFor } from "./support/jobs.ts";
 import { largeStatus, mixedStatus, TASK_ERROR_MESSAGE } from "./support/statuses.ts";
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
-
-/** Write a page into `dir` and open it from there. */
-async function openPage(page: CdpPage, dir: string, html: string): Promise<void> {
-  const path = join(dir, "status.html");
-  await Deno.writeTextFile(path, html);
-  await page.goto(`file://${path}`);
-}
-
-/** What the page's script tells about the timeline it drew. */
-interface Timeline {
-  bars: number;
-  rows: number;
-  drawMs: number;
-}
-
-async function timeline(page: CdpPage, timeoutMs = 10_000): Promise<Timeline> {
-  return await page.waitFor<Timeline>("globalThis.kubefaceTimeline", timeoutMs);
-}
 
 async function attribute(page: CdpPage, selector: string, name: string): Promise<string | null> {
   return await page.evaluate<string | null>(

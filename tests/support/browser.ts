@@ -10,6 +10,7 @@
  * @module
  */
 
+import { join } from "node:path";
 import { type CdpPage, Connection, newPage, type PageOptions } from "./cdp.ts";
 
 /** Where Debian's package puts Chromium. */
@@ -141,4 +142,25 @@ export function browserTest(name: string, fn: (t: BrowserTestContext) => Promise
       }
     },
   });
+}
+
+/** Write a page into `dir` and open it from there. */
+export async function openPage(page: CdpPage, dir: string, html: string): Promise<void> {
+  const path = join(dir, "status.html");
+  await Deno.writeTextFile(path, html);
+  await page.goto(`file://${path}`);
+}
+
+/** What a status page's script tells about the timeline it drew. */
+export interface Timeline {
+  /** Bars drawn: one per attempt. */
+  bars: number;
+  rows: number;
+  /** Milliseconds the page's script spent drawing. */
+  drawMs: number;
+}
+
+/** Wait for a status page to have drawn its timeline, and return what it tells about it. */
+export async function timeline(page: CdpPage, timeoutMs = 10_000): Promise<Timeline> {
+  return await page.waitFor<Timeline>("globalThis.kubefaceTimeline", timeoutMs);
 }

@@ -69,6 +69,8 @@ interface SplitGroup {
   jobs: (string | undefined)[];
   /** The parallelism each Job was given last. */
   current: number[];
+  /** A raise failed: the session's tick tries again (no slot may end to trigger it). */
+  retry?: boolean;
 }
 
 /** What a session needs. */
@@ -120,7 +122,7 @@ export class KubernetesSession implements BackendSession {
     const session = new KubernetesSession(ctx);
     await session.#attach();
     await session.#watch();
-    session.#timer = setInterval(() => session.#checkBlocked(), 1000);
+    session.#timer = setInterval(() => session.#tick(), 1000);
     return session;
   }
 
@@ -380,6 +382,16 @@ export class KubernetesSession implements BackendSession {
     });
   }
 
+  /** Every second: retry failed parallelism raises, fail attempts blocked too long. */
+  #tick(): void {
+    for (const [name, group] of this.#groups) {
+      if (!group.retry) continue;
+      group.retry = false;
+      this.#rebalance(name);
+    }
+    this.#checkBlocked();
+  }
+
   /** Fail attempts that could not start for longer than allowed. */
   #checkBlocked(): void {
     const limit = this.#ctx.options.unstartableTimeoutMs ??
@@ -496,8 +508,22 @@ export class KubernetesSession implements BackendSession {
       const now = group.current[position] ?? 0;
       if (!job || want <= now || (want - now < step && want < remaining[position]!)) continue;
       group.current[position] = want;
-      // A failed raise leaves the Job slower, never wrong; the next end of a slot tries again.
-      this.#patchParallelism(job, want).catch(() => (group.current[position] = now));
+      // A failed raise leaves the Job slower, never wrong; the next tick tries again. Its waiting
+      // tasks say why: with all earlier Jobs done, no slot end would ever raise it.
+      this.#patchParallelism(job, want).catch((error) => {
+        group.current[position] = now;
+        if (this.#closed) return;
+        group.retry = true;
+        const why = apiError(error, `raise the parallelism of Job ${job}`, this.#where());
+        const detail = `Kubernetes Job ${job} runs ${now} pods at once until kubeface can ` +
+          `raise it to ${want} (retrying every second): ${why.message}`;
+        for (const slot of this.#batches.get(job) ?? []) {
+          if (!slot.ended && slot.runningPod === undefined && slot.lastDetail !== detail) {
+            slot.lastDetail = detail;
+            this.#emit(slot, { type: "waiting", detail });
+          }
+        }
+      });
     }
   }
 
