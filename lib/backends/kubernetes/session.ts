@@ -73,6 +73,16 @@ interface SplitGroup {
   retry?: boolean;
 }
 
+/**
+ * Drop what the informer's cached copy of a pod no longer needs once the pod's event was handled:
+ * its spec and field managers are most of it, and a wide map caches every pod (each event brings
+ * the whole pod again). Its labels and status stay, for a delete seen only by a new list.
+ */
+function slim(pod: V1Pod): void {
+  delete pod.spec;
+  if (pod.metadata) delete pod.metadata.managedFields;
+}
+
 /** What a session needs. */
 export interface SessionContext {
   job: JobContext;
@@ -206,8 +216,12 @@ export class KubernetesSession implements BackendSession {
       false,
       this.#selector,
     );
-    pods.on("add", (pod) => this.#onPod(pod, false));
-    pods.on("update", (pod) => this.#onPod(pod, false));
+    for (const event of ["add", "update"] as const) {
+      pods.on(event, (pod) => {
+        this.#onPod(pod, false);
+        slim(pod);
+      });
+    }
     pods.on("delete", (pod) => this.#onPod(pod, true));
     const jobs = new ListWatch<V1Job>(
       `/apis/batch/v1/namespaces/${ns}/jobs`,
