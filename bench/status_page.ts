@@ -113,12 +113,12 @@ async function run(context: BenchContext): Promise<BenchResult> {
     rows: sizes.map((size) => [
       size.tasks.toLocaleString("en"),
       size.attempts.toLocaleString("en"),
-      mib(size.jsonBytes),
-      mib(size.htmlBytes),
+      `${mib(size.jsonBytes)} MiB`,
+      `${mib(size.htmlBytes)} MiB`,
       `${fixed(med(size, "renderMs"), 0)} ms`,
       `${fixed(med(size, "loadMs") / 1000, 2)} s`,
       `${fixed(med(size, "drawMs"), 0)} ms`,
-      mib(med(size, "heapBytes")),
+      `${mib(med(size, "heapBytes"))} MiB`,
       `${fixed(med(size, "statusCliMs"), 0)} ms`,
     ]),
     notes: [
