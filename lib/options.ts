@@ -119,7 +119,9 @@ export interface JobOptions {
    */
   speculationMaxReruns?: number;
   /**
-   * Most milliseconds between rewrites of the status pages.
+   * Most milliseconds between rewrites of the status pages while the job changes. A job whose
+   * pages take long to write (tens of MiB at 100,000 tasks) rewrites them less often: at most
+   * every ten times the last write's duration, and at least every minute.
    *
    * @default {5000}
    */

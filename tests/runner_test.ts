@@ -85,7 +85,15 @@ interface Fixture extends AsyncDisposable {
   disrupt(spec: AttemptSpec): void;
 }
 
-async function fixture(tasks: number, options: JobOptions = {}): Promise<Fixture> {
+/**
+ * A runner of `tasks` scripted tasks. `writeStatus` stands for the status write (by default one
+ * that takes no time); it gets the fixture's clock.
+ */
+async function fixture(
+  tasks: number,
+  options: JobOptions = {},
+  writeStatus: (clock: ManualClock) => Promise<void> = () => Promise.resolve(),
+): Promise<Fixture> {
   const dir = await Deno.makeTempDir({ prefix: "kubeface-runner-" });
   const storage = await openStorage(dir);
   const layout = new JobLayout("scripted");
@@ -108,7 +116,7 @@ async function fixture(tasks: number, options: JobOptions = {}): Promise<Fixture
       { speculationPercent: 0, retryDelayMs: 1000, ...options, job: layout.key },
       new URL(manifest.module),
     ),
-    writeStatus: () => Promise.resolve(),
+    writeStatus: () => writeStatus(clock),
     clock,
     random: () => 1,
   });
@@ -384,4 +392,40 @@ Deno.test("the status shows when unfinished tasks last checkpointed, and done ta
   await f.succeed(f.session.of(1)[0]!, "one");
   await f.runner.close();
   assert.equal(await f.storage.stat(f.layout.checkpoint(1)), undefined, "gone once done");
+});
+
+Deno.test("status pages are rewritten every statusIntervalMs, or ten times as long as a write takes", async () => {
+  for (const writeMs of [0, 3000]) {
+    const writes: number[] = [];
+    let measuring = true;
+    await using f = await fixture(1, { statusIntervalMs: 1000 }, (clock) => {
+      if (!measuring) return Promise.resolve(); // the final write, as the runner closes
+      writes.push(clock.now());
+      return new Promise((resolve) => clock.setTimeout(resolve, writeMs));
+    });
+    const [spec] = f.session.of(0);
+    f.start(spec!);
+    const begin = f.clock.now();
+    for (let t = 0; t < 65_000; t += 250) {
+      // Something changes on every tick: the pages always have news.
+      f.runner.onEvent({
+        type: "waiting",
+        task: 0,
+        attempt: spec!.attempt,
+        at: new Date(),
+        detail: `${t}`,
+      });
+      await f.clock.advance(250);
+      await settle();
+    }
+    measuring = false;
+    await f.clock.advance(writeMs); // the write under way ends
+    const gaps = writes.slice(1).map((at, i) => at - writes[i]!);
+    const expected = writeMs === 0 ? 1000 : 30_000;
+    assert.ok(gaps.length >= 2, `${writes.length} writes in 65 s (${writeMs} ms each)`);
+    for (const gap of gaps) {
+      assert.ok(gap >= expected && gap < expected + 500, `writes of ${writeMs} ms ${gap} ms apart`);
+    }
+    assert.ok(writes[0]! - begin < 500, "the first write comes at once");
+  }
 });

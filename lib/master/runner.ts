@@ -39,6 +39,11 @@ import {
 const TICK_MS = 250;
 /** Most often `onProgress` is called, in milliseconds. */
 const PROGRESS_MS = 100;
+/**
+ * The status pages are rewritten at most every this many times as long as their last write took:
+ * a 100,000-task job's pages are 67 MiB, and rewriting them every 5 s would keep the master busy.
+ */
+const STATUS_WRITE_SPACING = 10;
 
 /** What the runner needs. */
 export interface RunnerContext {
@@ -80,6 +85,10 @@ export class JobRunner {
   #statusDirty = true;
   #statusWriting: Promise<void> = Promise.resolve();
   #lastStatusWrite = 0;
+  /** How long the last status write took. */
+  #statusWriteMs = 0;
+  /** Status writes scheduled and not yet ended. */
+  #statusWritesQueued = 0;
   readonly #runtimes: number[] = [];
   #lastProgress = 0;
   /** Tasks done or failed for good. */
@@ -505,17 +514,27 @@ export class JobRunner {
   #maybeWriteStatus(final: boolean): Promise<void> {
     const now = this.#clock.now();
     const since = now - this.#lastStatusWrite;
-    const due = (this.#statusDirty && since >= this.#ctx.options.statusIntervalMs) ||
-      since >= HEARTBEAT_MS;
-    if (!final && !due) return this.#statusWriting;
+    const interval = Math.min(
+      HEARTBEAT_MS,
+      Math.max(this.#ctx.options.statusIntervalMs, STATUS_WRITE_SPACING * this.#statusWriteMs),
+    );
+    const due = (this.#statusDirty && since >= interval) || since >= HEARTBEAT_MS;
+    // A write still under way is not followed by another at once: that one is due later.
+    if (!final && (!due || this.#statusWritesQueued > 0)) return this.#statusWriting;
     this.#statusDirty = false;
     this.#lastStatusWrite = now;
+    this.#statusWritesQueued++;
     this.#statusWriting = this.#statusWriting
       .then(() => this.#listCheckpoints(final))
-      .then(() => this.#ctx.writeStatus(this, final))
+      .then(async () => {
+        const started = this.#clock.now();
+        await this.#ctx.writeStatus(this, final);
+        this.#statusWriteMs = this.#clock.now() - started;
+      })
       .catch(() => {
         this.#statusDirty = true; // try again on the next tick
-      });
+      })
+      .finally(() => this.#statusWritesQueued--);
     return this.#statusWriting;
   }
 
