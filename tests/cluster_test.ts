@@ -268,7 +268,9 @@ clusterTest(
   (cluster) =>
     withNamespace(cluster, "logs", async (namespace) => {
       const name = "printer";
-      const script = "echo first line; echo to stderr >&2; sleep 1; echo last line";
+      // A pause between streams: containerd reads stdout and stderr through separate pipes, so
+      // lines written to both within the same instant may be logged in either order.
+      const script = "echo first line; sleep 1; echo to stderr >&2; sleep 1; echo last line";
       await createPod(cluster, { namespace, name, spec: podSpec(shell(script)) });
       await waitForPod(cluster, {
         namespace,
