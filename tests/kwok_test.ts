@@ -332,13 +332,14 @@ kubernetesTest(
         await Deno.remove(file);
       }
       const key = `nopatch-${crypto.randomUUID().slice(0, 6)}`;
+      const kubeConfig = new CountingKubeConfig();
+      kubeConfig.loadFromFile(ctx.cluster.userKubeconfig);
       const client = new Client({
         storage: ctx.storage,
-        backend: new KubernetesBackend({
-          ...ctx.client.kubernetes,
-          namespace,
-          maxCompletionsPerJob: 2,
-        }),
+        backend: new KubernetesBackend(
+          { ...ctx.client.kubernetes, namespace, maxCompletionsPerJob: 2 },
+          kubeConfig,
+        ),
       });
       const error = await failure(
         client.map(fixture("echo.ts"), { ...calm, job: key, inputs: [1, 2, 3] }),
@@ -348,6 +349,8 @@ kubernetesTest(
         (error as Error).message,
         /^Cannot patch Jobs in namespace 'kf-nopatch-[^']+': user 'kubeface-test-user' is not allowed .*grant the Role in docs\/rbac\.yaml/,
       );
+      const creates = kubeConfig.calls.filter((c) => c === "createNamespacedJob").length;
+      assert.equal(creates, 3, "a dry run and the group's two Jobs: nothing run again after it");
       const batch = ctx.cluster.kubeConfig.makeApiClient(BatchV1Api);
       await pollUntil("the Jobs to go", async () =>
         (await batch.listNamespacedJob({

@@ -112,6 +112,10 @@ export class KubernetesSession implements BackendSession {
   readonly #informers: Informer<V1Pod | V1Job>[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /** Set once `close` began: nothing more is created. */
+  #closing = false;
+  /** Job creations under way, which `close` waits for before it deletes. */
+  readonly #creating = new Set<Promise<unknown>>();
   #validated = false;
 
   /** Use {@linkcode KubernetesSession.open}. */
@@ -452,8 +456,13 @@ export class KubernetesSession implements BackendSession {
       // The shares are raised later: check now that the user may (docs/rbac.yaml, verb patch).
       await this.#patchParallelism(names[1]!, group.current[1]!, "All");
     } catch (error) {
-      // Without patch the later Jobs would never run: remove the group, leave nothing behind.
-      for (const name of names) await this.#deleteJob(name);
+      // Without patch the later Jobs would never run: forget the group and delete its Jobs, so
+      // nothing is left and their deletion is no news (the caller gets the error, not lost tasks).
+      this.#groups.delete(names[0]!);
+      for (const [position, name] of names.entries()) {
+        this.#forget(name, chunks[position]!);
+        await this.#deleteJob(name);
+      }
       throw apiError(error, "patch Jobs", this.#where());
     }
   }
@@ -494,14 +503,27 @@ export class KubernetesSession implements BackendSession {
       this.#ctx.job.layout.run(name),
       { attempts: [...attempts] } satisfies RunMap,
     );
+    // Checked, registered and begun in one step: `close` waits for what passed this check.
+    if (this.#closing) throw new Error("Cannot start attempts: the Kubernetes session is closed");
     this.#register(name, attempts);
+    const creating = this.#batch.createNamespacedJob({ namespace, body });
+    this.#creating.add(creating);
     try {
-      await this.#batch.createNamespacedJob({ namespace, body });
+      await creating;
     } catch (error) {
-      this.#batches.delete(name);
-      for (const spec of attempts) this.#slots.delete(spec.attempt);
+      this.#forget(name, attempts);
       throw apiError(error, "create Jobs", this.#where());
+    } finally {
+      this.#creating.delete(creating);
     }
+  }
+
+  /** Drop a batch that has no Job (its creation failed, or it was deleted as it failed). */
+  #forget(name: string, attempts: readonly AttemptSpec[]): void {
+    this.#batches.delete(name);
+    this.#remaining.delete(name);
+    this.#groupOf.delete(name);
+    for (const spec of attempts) this.#slots.delete(spec.attempt);
   }
 
   /**
@@ -595,7 +617,10 @@ export class KubernetesSession implements BackendSession {
   }
 
   async close(options: { stopRunning?: boolean } = {}): Promise<void> {
-    if (this.#closed) return;
+    if (this.#closing) return;
+    this.#closing = true;
+    // A Job still being created is deleted with the others, not left behind.
+    await Promise.allSettled(this.#creating);
     if (options.stopRunning ?? true) {
       for (const [batch, slots] of this.#batches) {
         if (slots.some((s) => !s.ended)) {
