@@ -18,7 +18,7 @@ import { kubectl, pollUntil, withNamespace } from "./infra/cluster/cluster.ts";
 import { CountingKubeConfig } from "./support/kubeconfig.ts";
 import { collect, failure, fixture } from "./support/jobs.ts";
 import { resultCounts, withKwok } from "./support/kwok.ts";
-import { kubernetesTest, type KubernetesTestContext } from "./support/targets.ts";
+import { jobsOf, kubernetesTest, type KubernetesTestContext, podsOf } from "./support/targets.ts";
 
 const calm = { speculationPercent: 0, retryDelayMs: 10 };
 
@@ -34,14 +34,10 @@ kubernetesTest(
       const run = client.map(fixture("echo.ts"), { ...calm, parallelism: 200, inputs });
       const values = await collect(run);
       // The finished Job keeps its pods (until its TTL): where did they run?
-      const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
-      const pods = await core.listNamespacedPod({
-        namespace: ctx.namespace,
-        labelSelector: `${JOB_LABEL}=${jobLabel(run.job)}`,
-      });
-      const seenOn = new Set(pods.items.map((pod) => pod.spec?.nodeName ?? "unscheduled"));
+      const pods = await podsOf(ctx, run.job);
+      const seenOn = new Set(pods.map((pod) => pod.spec?.nodeName ?? "unscheduled"));
       assert.deepEqual(values, inputs.map((x) => x * 3), "the writer's values, in input order");
-      assert.equal(pods.items.length, 200, "one pod per task");
+      assert.equal(pods.length, 200, "one pod per task");
       for (const node of seenOn) assert.match(node, /^kwok-node-\d+$/, "only KWOK nodes");
       const counts = await resultCounts(kwok.storage, new JobLayout(run.job).resultsPrefix);
       assert.equal(counts.size, 200);
@@ -56,12 +52,8 @@ kubernetesTest(
 );
 
 /** Kubernetes Jobs of a kubeface job, as the admin sees them, by split position. */
-async function jobsOf(ctx: KubernetesTestContext, key: string): Promise<V1Job[]> {
-  const batch = ctx.cluster.kubeConfig.makeApiClient(BatchV1Api);
-  const jobs = (await batch.listNamespacedJob({
-    namespace: ctx.namespace,
-    labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
-  })).items;
+async function splitJobsOf(ctx: KubernetesTestContext, key: string): Promise<V1Job[]> {
+  const jobs = await jobsOf(ctx, key);
   const position = (job: V1Job) =>
     Number(job.metadata?.annotations?.[SPLIT_ANNOTATION]?.split("/")[1] ?? -1);
   return jobs.sort((a, b) => position(a) - position(b));
@@ -84,7 +76,7 @@ kubernetesTest(
       const run = client.map(fixture("echo.ts"), { ...calm, parallelism: 120, inputs });
       const values = await collect(run);
       assert.deepEqual(values, inputs.map((x) => x + 1), "in input order across the Jobs");
-      const jobs = await jobsOf(ctx, run.job);
+      const jobs = await splitJobsOf(ctx, run.job);
       assert.deepEqual(jobs.map((j) => j.spec?.completions), [100, 100, 50]);
       const group = jobs[0]!.metadata!.name!;
       assert.deepEqual(
@@ -94,7 +86,7 @@ kubernetesTest(
       await pollUntil(
         "every Job to complete",
         async () =>
-          (await jobsOf(ctx, run.job)).every((j) =>
+          (await splitJobsOf(ctx, run.job)).every((j) =>
               j.status?.conditions?.some((c) => c.type === "Complete" && c.status === "True")
             )
             ? true
@@ -133,7 +125,7 @@ kubernetesTest(
       values.catch(() => {});
       await pollUntil(
         "both Jobs",
-        async () => (await jobsOf(ctx, run.job)).length === 2 ? true : undefined,
+        async () => (await splitJobsOf(ctx, run.job)).length === 2 ? true : undefined,
       );
       // The master may no longer patch Jobs (it could when it checked, with a dry run).
       const role = ["-n", ctx.namespace, "patch", "role", "kubeface-master", "--type=json"];
@@ -156,7 +148,7 @@ kubernetesTest(
         { timeoutMs: 120_000 },
       );
       assert.match(detail, new RegExp(`raise it to 3 \\(retrying every second\\).*forbidden`, "i"));
-      assert.equal((await jobsOf(ctx, run.job))[1]!.spec?.parallelism, 0, "not raised yet");
+      assert.equal((await splitJobsOf(ctx, run.job))[1]!.spec?.parallelism, 0, "not raised yet");
 
       const restore = await kubectl(ctx.cluster, [
         ...role,
@@ -165,7 +157,7 @@ kubernetesTest(
       assert.equal(restore.code, 0, restore.stderr);
       // No slot ends to trigger the raise now: only the retry can.
       assert.deepEqual(await values, inputs);
-      assert.equal((await jobsOf(ctx, run.job))[1]!.spec?.parallelism, 3);
+      assert.equal((await splitJobsOf(ctx, run.job))[1]!.spec?.parallelism, 3);
     });
   },
   { bootstraps: ["stock"] },
@@ -194,7 +186,7 @@ kubernetesTest(
       assert.ok(kwok.writer.stored.size < 300, "the master stopped before the map ended");
       const values = await collect(new Client(options).map(fixture("echo.ts"), map));
       assert.deepEqual(values, inputs);
-      const jobs = await jobsOf(ctx, key);
+      const jobs = await splitJobsOf(ctx, key);
       assert.deepEqual(jobs.map((j) => j.spec?.completions), [100, 100, 100], "no further Job");
       const counts = await resultCounts(kwok.storage, new JobLayout(key).resultsPrefix);
       assert.equal(counts.size, 300);
@@ -237,11 +229,7 @@ kubernetesTest(
         kwok.writer.loseNode(lost!);
         await kubectl(ctx.cluster, ["delete", "node", lost!, "--wait=false"]);
         await kubectl(ctx.cluster, ["taint", "node", tainted!, "kubeface.dev/drain=now:NoExecute"]);
-        const pods = await core.listNamespacedPod({
-          namespace: ctx.namespace,
-          labelSelector: `${JOB_LABEL}=${jobLabel(run.job)}`,
-        });
-        const victims = pods.items.filter((pod) =>
+        const victims = (await podsOf(ctx, run.job)).filter((pod) =>
           pod.spec?.nodeName !== lost && pod.spec?.nodeName !== tainted &&
           pod.status?.phase === "Running"
         ).slice(0, 5);
