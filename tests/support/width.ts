@@ -158,6 +158,7 @@ export async function runWidth(options: WidthOptions): Promise<WidthReport> {
     args: [
       "run",
       "-A",
+      "--v8-flags=--expose-gc", // its live heap at 90 % of the results (MapReport.liveHeapBytes)
       `--config=${REPO}deno.json`,
       `${REPO}bench/drivers/map_driver.ts`,
       JSON.stringify(spec),

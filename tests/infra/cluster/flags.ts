@@ -6,6 +6,7 @@
  */
 
 import type { Pki } from "./certs.ts";
+import { NODE_MONITOR_GRACE_SECONDS } from "./kwok_config.ts";
 
 /** Loopback ports of one cluster. */
 export interface ClusterPorts {
@@ -152,6 +153,8 @@ export function controllerManagerArgs(context: FlagContext): string[] {
     `--root-ca-file=${pki.caCert}`,
     "--cluster-name=kubeface",
     "--profiling=false",
+    // KWOK nodes renew their leases less often than kubelets (see KWOK_NODE_LEASE_SECONDS).
+    `--node-monitor-grace-period=${NODE_MONITOR_GRACE_SECONDS}s`,
     ...(context.controllerQps
       ? [
         `--kube-api-qps=${context.controllerQps.qps}`,

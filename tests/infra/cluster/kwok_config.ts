@@ -23,6 +23,23 @@ export const KWOK_TAINT = "kwok.x-k8s.io/node";
  */
 export const KWOK_RESULT_ANNOTATION = "kubeface.dev/kwok-result";
 
+/**
+ * The lease duration of KWOK nodes; kwok renews a lease every quarter of it. A kubelet's is 40 s
+ * (a renewal every 10 s), which for 1,000 nodes is 100 writes/s: measured here with no pod at
+ * all, the apiserver, etcd, kwok and the controller-manager then took 0.8 of this machine's 2
+ * cores. A real control plane is sized for that; the test one shares 2 cores with everything it
+ * measures, so KWOK nodes renew every 150 s, and kube-controller-manager's
+ * `--node-monitor-grace-period` ({@link NODE_MONITOR_GRACE_SECONDS}) is longer than that.
+ */
+export const KWOK_NODE_LEASE_SECONDS = 600;
+
+/**
+ * kube-controller-manager's `--node-monitor-grace-period`: how long a node may go without
+ * renewing its lease before it is marked NotReady. Kubernetes' default is 50 s; it must exceed
+ * the KWOK nodes' renewal interval (a quarter of {@link KWOK_NODE_LEASE_SECONDS}) with room.
+ */
+export const NODE_MONITOR_GRACE_SECONDS = 400;
+
 /** Options of {@link kwokConfigYaml}. */
 export interface KwokConfigOptions {
   /** The address the simulated nodes report (never contacted); outside the private ranges. */
@@ -45,7 +62,7 @@ options:
   cidr: ${options.cidr}
   nodeIP: ${options.nodeIP}
   manageNodesWithAnnotationSelector: ${KWOK_NODE_ANNOTATION}=fake
-  nodeLeaseDurationSeconds: 40
+  nodeLeaseDurationSeconds: ${KWOK_NODE_LEASE_SECONDS}
   enableCRDs: []
   nodeLeaseParallelism: 16
   podPlayStageParallelism: 16
