@@ -13,7 +13,13 @@
  * KUBEFACE_BENCH_WIDTH_TASKS=100000 deno task bench width # the 100,000-task run (opt-in)
  * KUBEFACE_BENCH_WIDTH_TASKS=1000 KUBEFACE_BENCH_WIDTH_NODES=100 deno task bench width
  * KUBEFACE_BENCH_WIDTH_QPS=200 deno task bench width      # only the raised rate
+ * KUBEFACE_BENCH_WIDTH_DISRUPT=1 deno task bench width    # with disruptions mid-map
  * ```
+ *
+ * With `KUBEFACE_BENCH_WIDTH_DISRUPT=1`, once 30 % of the results are stored, 10 % of the nodes
+ * are deleted, 2 % drained with a `NoExecute` taint and 1 % of the tasks' pods evicted through
+ * the Eviction API (the map runs with `maxRetries: 0`); a second table reports what became of
+ * them and how soon each disrupted task ran again.
  *
  * @module
  */
@@ -49,6 +55,14 @@ async function run(context: BenchContext): Promise<BenchResult> {
     Deno.env.get("KUBEFACE_BENCH_WIDTH_TASKS") ?? (context.quick ? 1_000 : 10_000),
   );
   const nodes = Number(Deno.env.get("KUBEFACE_BENCH_WIDTH_NODES") ?? (context.quick ? 100 : 1_000));
+  const disrupt = Deno.env.get("KUBEFACE_BENCH_WIDTH_DISRUPT") === "1"
+    ? {
+      after: 0.3,
+      deleteNodes: 0.1,
+      taintNodes: Math.max(1, Math.round(nodes / 50)),
+      evictPods: Math.max(1, Math.round(tasks / 100)),
+    }
+    : undefined;
   const reports: { qps: number; report: WidthReport; upMs: number }[] = [];
   const skipped: string[] = [];
   for (const qps of rates()) {
@@ -58,7 +72,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
       context.log(`starting a cluster with ${nodes} KWOK nodes, controller-manager at ${qps} QPS`);
       await up({ dir, kwokNodes: nodes, controllerQps: qps, onProgress: context.log });
       const upMs = performance.now() - started;
-      const report = await runWidthInSubprocess({ dir, tasks, nodes, log: context.log });
+      const report = await runWidthInSubprocess({ dir, tasks, nodes, disrupt, log: context.log });
       reports.push({ qps, report, upMs });
     } catch (error) {
       skipped.push(`width at ${qps} QPS: ${(error as Error).message}`);
@@ -117,7 +131,48 @@ async function run(context: BenchContext): Promise<BenchResult> {
       ),
     ],
   };
-  return { tables: [table], skipped };
+  const disruptions: Table = {
+    title: `Disruptions in the middle of the ${tasks.toLocaleString("en")}-task map`,
+    columns: [
+      "controller QPS",
+      "nodes deleted / drained",
+      "pods evicted",
+      "done before",
+      "attempts disrupted",
+      "counted as failures",
+      "finished tasks run again",
+      "tasks with one result",
+      "seen only deleted",
+      "next attempt submitted after (median / max)",
+      "next attempt started after (median / max)",
+      "Jobs",
+    ],
+    rows: reports.flatMap(({ qps, report: r }) => {
+      const d = r.disruption;
+      if (!d) return [];
+      return [[
+        String(qps),
+        `${d.nodesDeleted} / ${d.nodesTainted}`,
+        String(d.podsEvicted),
+        String(d.finishedBefore),
+        String(d.disruptedAttempts),
+        String(d.failedAttempts),
+        String(d.recomputed),
+        `${r.tasksWithOneResult} of ${r.tasks}`,
+        String(d.seenOnlyDeleted),
+        `${d.resubmitted.medianS.toFixed(2)} / ${d.resubmitted.maxS.toFixed(2)} s`,
+        `${d.replacement.medianS.toFixed(2)} / ${
+          d.replacement.maxS.toFixed(2)
+        } s (${d.replacement.measured})`,
+        String(r.jobs),
+      ]];
+    }),
+    notes: [
+      "Deleted nodes' workers die with them (the result writer stores nothing more for their pods); their pods stay Running in the API until the pod garbage collector fails them (DisruptionTarget, about a minute). The map runs with maxRetries 0: a disruption counted against the retries would fail it.",
+      "The next attempt's delay runs from the disrupted attempt's end, as the master saw it, to the next attempt's submission (a new Kubernetes Job) and start (its pod Running; status.json); a disruption seen only as a deleted pod is one whose end the master's watch missed (it was re-made in between), known from the Job's failed index; Kubernetes' own replacement waits its 10 s failure backoff (kubernetes#130881).",
+    ],
+  };
+  return { tables: disrupt ? [table, disruptions] : [table], skipped };
 }
 
 /** The width benchmark. */

@@ -200,7 +200,7 @@ kubernetesTest(
 );
 
 kubernetesTest(
-  "node loss, evictions and a NoExecute taint at width: one result per task, none counted, none recomputed",
+  "node loss, evictions and a NoExecute taint during 25 s tasks: one result per task, none counted, none recomputed",
   async (ctx) => {
     await withKwok(ctx, { nodes: 10, runtimeMs: 25_000 }, async (kwok) => {
       const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);

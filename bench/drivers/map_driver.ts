@@ -43,6 +43,8 @@ export interface MapSpec {
   job?: string;
   /** Speculative reruns on (kubeface's default) or off. @default {true} */
   speculation?: boolean;
+  /** Retries of a failed task. @default {kubeface's default} */
+  maxRetries?: number;
   /** Inputs uploaded at once. @default {kubeface's default} */
   uploadConcurrency?: number;
   /** Time between RSS samples, in milliseconds. @default {50} */
@@ -123,6 +125,7 @@ async function main(spec: MapSpec): Promise<MapReport> {
     parallelism: spec.parallelism,
     job: spec.job,
     ...(spec.speculation === false ? { speculationPercent: 0 } : {}),
+    ...(spec.maxRetries === undefined ? {} : { maxRetries: spec.maxRetries }),
     ...(spec.uploadConcurrency ? { uploadConcurrency: spec.uploadConcurrency } : {}),
     onStart: () => {
       readyMs = performance.now();

@@ -10,12 +10,15 @@
  */
 
 import type { MapReport, MapSpec } from "../../bench/drivers/map_driver.ts";
+import { readJson } from "../../lib/format/json.ts";
 import { JobLayout } from "../../lib/format/layout.ts";
+import type { JobStatus } from "../../lib/format/status.ts";
 import { openStorage } from "../../lib/storage/storage.ts";
-import { KubeConfig } from "@kubernetes/client-node";
+import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { kubectl, pollUntil, type TestCluster } from "../infra/cluster/cluster.ts";
 import { TEST_USER } from "../infra/cluster/flags.ts";
-import { addKwokNodes, kwokPlacement } from "../infra/cluster/kwok.ts";
+import { addKwokNodes, KWOK_NODE_PREFIX, kwokPlacement } from "../infra/cluster/kwok.ts";
+import { KWOK_RESULT_ANNOTATION } from "../infra/cluster/kwok_config.ts";
 import { readState } from "../infra/cluster/state.ts";
 import { startEmulator } from "../infra/gcs_emulator.ts";
 import { KwokResultWriter } from "../infra/kwok_results.ts";
@@ -37,6 +40,65 @@ export interface WidthOptions {
   maxCompletionsPerJob?: number;
   /** Progress lines. @default () => {} */
   log?: (line: string) => void;
+  /**
+   * Disrupt the map once part of it is done; it then runs with `maxRetries: 0`, so a disruption
+   * counted against the retries would fail it. @default {no disruption}
+   */
+  disrupt?: WidthDisruption;
+}
+
+/** Disruptions made in the middle of a wide map, as a spot pool or a drain makes them. */
+export interface WidthDisruption {
+  /** When: once this fraction (0 to 1) of the tasks has a stored result. */
+  after: number;
+  /** Fraction of the KWOK nodes deleted; their workers die with them. */
+  deleteNodes: number;
+  /** KWOK nodes drained with a `NoExecute` taint. */
+  taintNodes: number;
+  /** Running pods on the other nodes evicted through the Eviction API. */
+  evictPods: number;
+}
+
+/** What the disruptions did, from the writer and the job's final status. */
+export interface DisruptionReport {
+  nodesDeleted: number;
+  nodesTainted: number;
+  podsEvicted: number;
+  /** Tasks with a stored result when the disruptions began. */
+  finishedBefore: number;
+  /** Of those, tasks that got another attempt afterwards. */
+  recomputed: number;
+  /** Attempts the job's status reports `disrupted`. */
+  disruptedAttempts: number;
+  /** Attempts that ended neither `ok` nor `disrupted`: what `--max-retries` counts. */
+  failedAttempts: number;
+  /** Tasks whose stored attempts are not exactly one `ok` among `ok` and `disrupted` ones. */
+  tasksOtherwise: number;
+  /** Disrupted attempts whose pod the master saw only deleted (its end missed between watches). */
+  seenOnlyDeleted: number;
+  /**
+   * Seconds from a disrupted attempt's end (as the master saw it) to the submission of its task's
+   * next attempt (a new Kubernetes Job), and to that attempt's start (its pod Running): the
+   * replacement delay, which Kubernetes' own Job backoff made 10 s or more.
+   */
+  resubmitted: Spread;
+  replacement: Spread;
+}
+
+/** Median and maximum of some delays, in seconds, and how many were measured. */
+export interface Spread {
+  medianS: number;
+  maxS: number;
+  measured: number;
+}
+
+function spread(values: number[]): Spread {
+  const sorted = values.toSorted((a, b) => a - b);
+  return {
+    medianS: sorted[Math.floor(sorted.length / 2)] ?? NaN,
+    maxS: sorted.at(-1) ?? NaN,
+    measured: sorted.length,
+  };
 }
 
 /** What one wide map did. */
@@ -69,6 +131,8 @@ export interface WidthReport {
   /** Wall time of `kubeface status KEY` and of `kubeface jobs`, in milliseconds. */
   statusCliMs: number;
   jobsCliMs: number;
+  /** With {@link WidthOptions.disrupt}: what the disruptions did. */
+  disruption?: DisruptionReport;
 }
 
 /**
@@ -150,11 +214,12 @@ export async function runWidth(options: WidthOptions): Promise<WidthReport> {
     },
     parallelism,
     speculation: false,
+    ...(options.disrupt ? { maxRetries: 0 } : {}),
     uploadConcurrency: 32,
     sampleMs: 1000,
   };
   log(`mapping ${tasks} tasks (parallelism ${parallelism})`);
-  const output = await new Deno.Command(Deno.execPath(), {
+  const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
       "-A",
@@ -166,7 +231,28 @@ export async function runWidth(options: WidthOptions): Promise<WidthReport> {
     env,
     stdout: "piped",
     stderr: "piped",
-  }).output();
+  }).spawn();
+  let ended = false;
+  const mapping = child.output().finally(() => ended = true);
+  let disrupted: Disrupted | undefined;
+  if (options.disrupt) {
+    try {
+      disrupted = await disruptMidway({
+        ...options,
+        disrupt: options.disrupt,
+        cluster,
+        admin,
+        namespace,
+        writer,
+        ended: () => ended,
+      });
+    } catch (error) {
+      if (!ended) child.kill();
+      await mapping;
+      throw error;
+    }
+  }
+  const output = await mapping.finally(() => disrupted?.undo());
   const stderr = new TextDecoder().decode(output.stderr);
   if (!output.success) throw new Error(`The master failed (exit ${output.code}): ${stderr}`);
   const master = JSON.parse(
@@ -223,6 +309,8 @@ export async function runWidth(options: WidthOptions): Promise<WidthReport> {
     }
     return performance.now() - started;
   };
+  const disruption = disrupted &&
+    disruptionReport(disrupted, await readJson<JobStatus>(storage, layout.statusJson));
   const statusCliMs = await cli(["status", master.job, "--storage", storageUrl]);
   const jobsCliMs = await cli(["jobs", "--storage", storageUrl]);
   await kubectl(cluster, ["delete", "namespace", namespace, "--wait=false"]);
@@ -241,6 +329,130 @@ export async function runWidth(options: WidthOptions): Promise<WidthReport> {
     statusHtmlBytes,
     statusCliMs,
     jobsCliMs,
+    ...(disruption ? { disruption } : {}),
+  };
+}
+
+const DRAIN_TAINT = "kubeface.dev/drain";
+
+/** What {@link disruptMidway} did, and how to undo the taints. */
+interface Disrupted {
+  nodesDeleted: number;
+  nodesTainted: number;
+  podsEvicted: number;
+  /** Tasks with a stored result when the disruptions began. */
+  finishedBefore: Set<number>;
+  undo(): Promise<void>;
+}
+
+/**
+ * Once `disrupt.after` of the tasks have a stored result, delete the first KWOK nodes (the
+ * writer stores nothing more for their pods: their workers died with them), taint the next ones
+ * `NoExecute`, and evict running pods elsewhere through the Eviction API.
+ */
+async function disruptMidway(options: {
+  tasks: number;
+  nodes: number;
+  disrupt: WidthDisruption;
+  cluster: TestCluster;
+  admin: KubeConfig;
+  namespace: string;
+  writer: KwokResultWriter;
+  /** Whether the map has ended. */
+  ended: () => boolean;
+  log?: (line: string) => void;
+}): Promise<Disrupted> {
+  const { tasks, nodes, disrupt, cluster, namespace, writer, log = () => {} } = options;
+  await pollUntil(
+    `${disrupt.after} of the tasks with a stored result`,
+    () => {
+      if (writer.stored.size >= disrupt.after * tasks) return Promise.resolve(true);
+      if (options.ended()) throw new Error("The map ended before the disruptions began");
+      return Promise.resolve(undefined);
+    },
+    { timeoutMs: 3_600_000, intervalMs: 200 },
+  );
+  const finishedBefore = new Set([...writer.stored.keys()].map((id) => Number(id.split("/")[0])));
+  const names = Array.from({ length: nodes }, (_, i) => `${KWOK_NODE_PREFIX}${i}`);
+  const lost = names.slice(0, Math.round(disrupt.deleteNodes * nodes));
+  const tainted = names.slice(lost.length, lost.length + disrupt.taintNodes);
+  log(
+    `disrupting after ${finishedBefore.size} results: deleting ${lost.length} nodes, tainting ${tainted.length}, evicting ${disrupt.evictPods} pods`,
+  );
+  const run = async (args: string[]) => {
+    const r = await kubectl(cluster, args);
+    if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr}`);
+  };
+  for (const name of lost) writer.loseNode(name);
+  if (lost.length > 0) await run(["delete", "node", ...lost, "--wait=false"]);
+  for (const name of tainted) await run(["taint", "node", name, `${DRAIN_TAINT}=now:NoExecute`]);
+  const spared = new Set([...lost, ...tainted]);
+  const core = options.admin.makeApiClient(CoreV1Api);
+  const victims = (await core.listNamespacedPod({
+    namespace,
+    labelSelector: "app.kubernetes.io/managed-by=kubeface",
+  })).items.filter((pod) =>
+    pod.status?.phase === "Running" && !pod.metadata?.deletionTimestamp &&
+    !spared.has(pod.spec?.nodeName ?? "") && !pod.metadata?.annotations?.[KWOK_RESULT_ANNOTATION]
+  ).slice(0, disrupt.evictPods);
+  for (const pod of victims) {
+    const name = pod.metadata!.name!;
+    await core.createNamespacedPodEviction({
+      name,
+      namespace,
+      body: { apiVersion: "policy/v1", kind: "Eviction", metadata: { name, namespace } },
+    });
+  }
+  return {
+    nodesDeleted: lost.length,
+    nodesTainted: tainted.length,
+    podsEvicted: victims.length,
+    finishedBefore,
+    undo: async () => {
+      for (const name of tainted) await run(["taint", "node", name, `${DRAIN_TAINT}-`]);
+    },
+  };
+}
+
+/** The disruptions' outcome, from the job's final status. */
+function disruptionReport(disrupted: Disrupted, status: JobStatus): DisruptionReport {
+  let recomputed = 0;
+  let disruptedAttempts = 0;
+  let failedAttempts = 0;
+  let tasksOtherwise = 0;
+  let seenOnlyDeleted = 0;
+  const submitted: number[] = [];
+  const started: number[] = [];
+  for (const task of status.tasks) {
+    const outcomes = task.attempts.map((a) => a.outcome);
+    if (disrupted.finishedBefore.has(task.task) && task.attempts.length > 1) recomputed++;
+    const ok = outcomes.filter((o) => o === "ok").length;
+    const failed = outcomes.filter((o) => o !== "ok" && o !== "disrupted").length;
+    failedAttempts += failed;
+    if (ok !== 1 || failed > 0) tasksOtherwise++;
+    for (const [i, attempt] of task.attempts.entries()) {
+      if (attempt.outcome !== "disrupted") continue;
+      disruptedAttempts++;
+      if (attempt.detail?.includes("was deleted as it ran")) seenOnlyDeleted++;
+      const next = task.attempts[i + 1];
+      if (!attempt.endedAt || !next) continue;
+      const ended = Date.parse(attempt.endedAt);
+      submitted.push((Date.parse(next.submittedAt) - ended) / 1000);
+      if (next.startedAt) started.push((Date.parse(next.startedAt) - ended) / 1000);
+    }
+  }
+  return {
+    nodesDeleted: disrupted.nodesDeleted,
+    nodesTainted: disrupted.nodesTainted,
+    podsEvicted: disrupted.podsEvicted,
+    finishedBefore: disrupted.finishedBefore.size,
+    recomputed,
+    disruptedAttempts,
+    failedAttempts,
+    tasksOtherwise,
+    seenOnlyDeleted,
+    resubmitted: spread(submitted),
+    replacement: spread(started),
   };
 }
 

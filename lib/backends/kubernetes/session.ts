@@ -43,6 +43,15 @@ import { keepWatching, ServerTimeoutWatch } from "./watch.ts";
 
 const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
 
+/**
+ * How long a failed index waits for its pod's failure to explain it. The Job and its pods come
+ * by separate watches, so the Job's `failedIndexes` can arrive before the pod that failed the
+ * index (a disruption, a task error). A pod seen deleted as it ran (its end missed while a watch
+ * was re-made) says nothing more: its attempt was disrupted. With no word at all by then, the
+ * attempt failed.
+ */
+const INDEX_FAILURE_WAIT_MS = 30_000;
+
 /** One attempt: one index of one Kubernetes Job. */
 interface Slot {
   spec: AttemptSpec;
@@ -59,6 +68,10 @@ interface Slot {
   /** Since when the pod cannot start, and why. */
   blockedSince?: number;
   lastDetail?: string;
+  /** When the Job reported the index failed while no pod's failure had ended the slot. */
+  indexFailedAt?: number;
+  /** Its pod was deleted while running, and how it ended was not seen. */
+  podDeleted?: boolean;
 }
 
 /** Kubernetes Jobs of one batch too wide for one Job (see split.ts). */
@@ -277,6 +290,8 @@ export class KubernetesSession implements BackendSession {
       case "running":
         slot.blockedSince = undefined;
         if (deleted) {
+          slot.podDeleted = true;
+          if (slot.indexFailedAt !== undefined) return this.#endDeleted(slot);
           this.#emit(slot, {
             type: "waiting",
             detail: `pod ${name} was deleted; Kubernetes replaces it`,
@@ -333,8 +348,10 @@ export class KubernetesSession implements BackendSession {
     for (const slot of slots) {
       if (slot.ended) continue;
       if (completed.has(slot.index)) this.#end(slot, "exited", 0, "its index completed");
-      else if (failed.has(slot.index)) this.#endFailed(slot, "of the index");
-      else if (failure) {
+      else if (failed.has(slot.index)) {
+        slot.indexFailedAt ??= Date.now();
+        if (slot.podDeleted && !slot.lastFailure) this.#endDeleted(slot);
+      } else if (failure) {
         this.#end(
           slot,
           "lost",
@@ -400,7 +417,10 @@ export class KubernetesSession implements BackendSession {
     });
   }
 
-  /** Every second: retry failed parallelism raises, fail attempts blocked too long. */
+  /**
+   * Every second: retry failed parallelism raises, fail attempts blocked too long, end attempts
+   * whose failed index no pod explained.
+   */
   #tick(): void {
     for (const [name, group] of this.#groups) {
       if (!group.retry) continue;
@@ -408,6 +428,29 @@ export class KubernetesSession implements BackendSession {
       this.#rebalance(name);
     }
     this.#checkBlocked();
+    this.#checkFailedIndexes();
+  }
+
+  /** End the attempts whose index the Job failed {@link INDEX_FAILURE_WAIT_MS} ago, no pod saying why. */
+  #checkFailedIndexes(): void {
+    const now = Date.now();
+    for (const slot of this.#slots.values()) {
+      if (slot.ended || slot.indexFailedAt === undefined) continue;
+      if (now - slot.indexFailedAt >= INDEX_FAILURE_WAIT_MS) this.#endFailed(slot, "of the index");
+    }
+  }
+
+  /**
+   * End an attempt whose index failed after its pod was deleted as it ran, its end unseen (a new
+   * list after a watch ended): stopped from outside — an eviction, a drain, a lost node.
+   */
+  #endDeleted(slot: Slot): void {
+    this.#end(
+      slot,
+      "disrupted",
+      undefined,
+      "its pod was deleted as it ran and Kubernetes failed its index; run again in a new Kubernetes Job (not counted)",
+    );
   }
 
   /** Fail attempts that could not start for longer than allowed. */

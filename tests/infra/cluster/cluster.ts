@@ -137,9 +137,12 @@ let skipNoticePrinted = false;
  * it fails instead.
  *
  * @param name What the test shows, phrased as a behaviour.
- * @param fn The test body, given the cluster.
+ * @param fn The test body, given the cluster and the test's context (for steps).
  */
-export function clusterTest(name: string, fn: (cluster: TestCluster) => Promise<void>): void {
+export function clusterTest(
+  name: string,
+  fn: (cluster: TestCluster, t: Deno.TestContext) => Promise<void>,
+): void {
   const configured = Boolean(Deno.env.get(KUBECONFIG_ENV));
   const ci = Deno.env.get("CI") === "true";
   if (!configured && !ci && !skipNoticePrinted) {
@@ -154,14 +157,14 @@ export function clusterTest(name: string, fn: (cluster: TestCluster) => Promise<
     // Client-node keeps HTTP agents and timers alive between calls.
     sanitizeOps: false,
     sanitizeResources: false,
-    async fn() {
+    async fn(t) {
       const cluster = await testCluster();
       if (!cluster) {
         throw new Error(
           `Cannot run cluster tests: CI=true but ${KUBECONFIG_ENV} is not set; .ci/run must start the cluster (deno task cluster:up) and export it`,
         );
       }
-      await fn(cluster);
+      await fn(cluster, t);
     },
   });
 }
