@@ -291,7 +291,7 @@ export class KubernetesSession implements BackendSession {
         slot.blockedSince = undefined;
         if (deleted) {
           slot.podDeleted = true;
-          if (slot.indexFailedAt !== undefined) return this.#endDeleted(slot);
+          if (this.#endIfDeletedAndFailed(slot)) return;
           this.#emit(slot, {
             type: "waiting",
             detail: `pod ${name} was deleted; Kubernetes replaces it`,
@@ -350,7 +350,7 @@ export class KubernetesSession implements BackendSession {
       if (completed.has(slot.index)) this.#end(slot, "exited", 0, "its index completed");
       else if (failed.has(slot.index)) {
         slot.indexFailedAt ??= Date.now();
-        if (slot.podDeleted && !slot.lastFailure) this.#endDeleted(slot);
+        this.#endIfDeletedAndFailed(slot);
       } else if (failure) {
         this.#end(
           slot,
@@ -441,16 +441,21 @@ export class KubernetesSession implements BackendSession {
   }
 
   /**
-   * End an attempt whose index failed after its pod was deleted as it ran, its end unseen (a new
-   * list after a watch ended): stopped from outside — an eviction, a drain, a lost node.
+   * End an attempt whose index failed and whose pod was deleted as it ran, its end unseen (a new
+   * list after a watch ended), with no failure of its own seen: stopped from outside — an
+   * eviction, a drain, a lost node. Whichever of the two news comes last decides.
+   *
+   * @returns Whether the attempt ended.
    */
-  #endDeleted(slot: Slot): void {
+  #endIfDeletedAndFailed(slot: Slot): boolean {
+    if (!slot.podDeleted || slot.indexFailedAt === undefined || slot.lastFailure) return false;
     this.#end(
       slot,
       "disrupted",
       undefined,
       "its pod was deleted as it ran and Kubernetes failed its index; run again in a new Kubernetes Job (not counted)",
     );
+    return true;
   }
 
   /** Fail attempts that could not start for longer than allowed. */
