@@ -98,7 +98,7 @@ clusterTest("wide maps on a pool of KWOK nodes", async (_cluster, t) => {
             `the next attempt was submitted a median ${d.resubmitted.medianS} s ` +
             `(max ${d.resubmitted.maxS} s) and started a median ${d.replacement.medianS} s ` +
             `(max ${d.replacement.maxS} s) later (${d.replacement.measured} measured); ` +
-            `${report.jobs} Kubernetes Jobs in all`,
+            `${report.jobs} Kubernetes Jobs in all; outcomes ${JSON.stringify(d.outcomes)}`,
         );
       },
     );

@@ -53,7 +53,9 @@ export type Next =
   | { action: "fail"; kind: "task" | "crash" | "timeout" | "infrastructure" };
 
 /** Attempts of a task that failed (crashed, timed out or threw); a disruption is no failure. */
-export function failedAttempts(task: TaskState): number {
+export function failedAttempts(
+  task: { attempts: readonly { outcome?: AttemptOutcome }[] },
+): number {
   return task.attempts.filter((a) =>
     a.outcome !== undefined && a.outcome !== "ok" && a.outcome !== "cancelled" &&
     a.outcome !== "disrupted"

@@ -13,6 +13,7 @@ import type { MapReport, MapSpec } from "../../bench/drivers/map_driver.ts";
 import { readJson } from "../../lib/format/json.ts";
 import { JobLayout } from "../../lib/format/layout.ts";
 import type { JobStatus } from "../../lib/format/status.ts";
+import { failedAttempts as countedFailures } from "../../lib/master/policies.ts";
 import { openStorage } from "../../lib/storage/storage.ts";
 import { CoreV1Api, KubeConfig } from "@kubernetes/client-node";
 import { kubectl, pollUntil, type TestCluster } from "../infra/cluster/cluster.ts";
@@ -70,8 +71,10 @@ export interface DisruptionReport {
   recomputed: number;
   /** Attempts the job's status reports `disrupted`. */
   disruptedAttempts: number;
-  /** Attempts that ended neither `ok` nor `disrupted`: what `--max-retries` counts. */
+  /** Failed attempts, as `--max-retries` counts them (lib/master/policies.ts). */
   failedAttempts: number;
+  /** Attempts by outcome (`unfinished`: never ended). */
+  outcomes: Record<string, number>;
   /** Tasks whose stored attempts are not exactly one `ok` among `ok` and `disrupted` ones. */
   tasksOtherwise: number;
   /** Disrupted attempts whose pod the master saw only deleted (its end missed between watches). */
@@ -421,14 +424,19 @@ function disruptionReport(disrupted: Disrupted, status: JobStatus): DisruptionRe
   let failedAttempts = 0;
   let tasksOtherwise = 0;
   let seenOnlyDeleted = 0;
+  const outcomeCounts: Record<string, number> = {};
   const submitted: number[] = [];
   const started: number[] = [];
   for (const task of status.tasks) {
     const outcomes = task.attempts.map((a) => a.outcome);
     if (disrupted.finishedBefore.has(task.task) && task.attempts.length > 1) recomputed++;
     const ok = outcomes.filter((o) => o === "ok").length;
-    const failed = outcomes.filter((o) => o !== "ok" && o !== "disrupted").length;
+    // What --max-retries counts (a cancelled or unfinished attempt is no failure).
+    const failed = countedFailures(task);
     failedAttempts += failed;
+    for (const o of outcomes) {
+      outcomeCounts[o ?? "unfinished"] = (outcomeCounts[o ?? "unfinished"] ?? 0) + 1;
+    }
     if (ok !== 1 || failed > 0) tasksOtherwise++;
     for (const [i, attempt] of task.attempts.entries()) {
       if (attempt.outcome !== "disrupted") continue;
@@ -451,6 +459,7 @@ function disruptionReport(disrupted: Disrupted, status: JobStatus): DisruptionRe
     failedAttempts,
     tasksOtherwise,
     seenOnlyDeleted,
+    outcomes: outcomeCounts,
     resubmitted: spread(submitted),
     replacement: spread(started),
   };
