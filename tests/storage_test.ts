@@ -610,6 +610,48 @@ emulatorTest(
   },
 );
 
+/** Established TCP connections of this machine to `port` on loopback, from /proc/net/tcp (Linux). */
+async function connectionsTo(port: number): Promise<number> {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const lines = (await Deno.readTextFile("/proc/net/tcp")).trim().split("\n").slice(1);
+  return lines.filter((line) => {
+    const [, , remote, state] = line.trim().split(/\s+/);
+    return remote?.endsWith(hex) && state === "01";
+  }).length;
+}
+
+emulatorTest(
+  "gcs storage: a burst of 600 requests opens no more connections than maxConcurrentRequests",
+  async () => {
+    await using emulator = await startEmulator();
+    await emulator.createBucket("kubeface-burst");
+    const storage = await GcsStorage.open("gs://kubeface-burst/b", {
+      endpoint: emulator.url,
+      maxConcurrentRequests: 8,
+    });
+    await storage.put("there", encode("x"));
+    const found = await Promise.all(
+      Array.from({ length: 600 }, (_, i) => storage.stat(i % 2 ? "there" : `missing-${i}`)),
+    );
+    assert.equal(found.filter((info) => info?.size === 1).length, 300);
+    assert.equal(found.filter((info) => info === undefined).length, 300);
+    const open = await connectionsTo(Number(new URL(emulator.url).port));
+    assert.ok(open <= 8 + 2, `${open} connections to the emulator after the burst`);
+  },
+);
+
+Deno.test("gcs storage: maxConcurrentRequests below 1 is refused, naming the option", async () => {
+  for (const bad of [0, 1.5, -1]) {
+    await assert.rejects(
+      GcsStorage.open("gs://kubeface-any/x", {
+        endpoint: "http://127.0.0.1:1",
+        maxConcurrentRequests: bad,
+      }),
+      new RegExp(`^RangeError: Cannot use maxConcurrentRequests ${bad}: give an integer >= 1`),
+    );
+  }
+});
+
 emulatorTest("gcs storage: list fetches one page at a time", async () => {
   await using env = await faultyEmulator("kubeface-pages", 0);
   const storage = await GcsStorage.open("gs://kubeface-pages/p", {

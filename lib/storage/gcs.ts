@@ -51,6 +51,7 @@ import {
   WRITER_KEY,
 } from "./gcs_conditional.ts";
 import { resumableUpload } from "./gcs_resumable.ts";
+import { RequestSlots } from "./slots.ts";
 import {
   checkRetryOptions,
   httpStatusOf,
@@ -104,6 +105,16 @@ export interface GcsStorageOptions {
    */
   retry?: RetryOptions;
   /**
+   * Most requests in flight at once (metadata, listing pages, writes up to
+   * `resumableThreshold`, deletes); the others wait their turn. Bounds the
+   * connections a burst opens, e.g. a 100,000-task master checking the
+   * results of thousands of pods reported at once. Downloads and resumable
+   * upload chunks are not counted.
+   *
+   * @default {64}
+   */
+  maxConcurrentRequests?: number;
+  /**
    * Milliseconds a download may go without receiving a byte, or a request
    * (metadata, listing, upload chunk) without its answer, before it is
    * abandoned and retried or resumed. It bounds the time to send one chunk,
@@ -123,6 +134,7 @@ export const GCS_DEFAULTS: Readonly<Required<Omit<GcsStorageOptions, "endpoint">
     chunkSize: 16 * 1024 * 1024,
     pageSize: 1000,
     retry: {},
+    maxConcurrentRequests: 64,
     stallTimeout: 120_000,
   });
 
@@ -146,6 +158,7 @@ export class GcsStorage implements Storage {
   #options: Resolved;
   #generations = new Generations();
   #conditional: Conditional;
+  #slots: RequestSlots;
 
   private constructor(location: GcsLocation, clients: Clients, options: Resolved) {
     this.url = location.url;
@@ -154,6 +167,7 @@ export class GcsStorage implements Storage {
     this.#bucket = clients.plain.bucket(location.bucket);
     this.#clients = clients;
     this.#options = options;
+    this.#slots = new RequestSlots(options.maxConcurrentRequests);
     this.#conditional = {
       bucket: this.#bucket,
       generations: this.#generations,
@@ -184,6 +198,13 @@ export class GcsStorage implements Storage {
     }
     if (!(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000)) {
       throw new RangeError(`Cannot use pageSize ${pageSize}: give 1 to 1000`);
+    }
+    if (
+      !(Number.isInteger(resolved.maxConcurrentRequests) && resolved.maxConcurrentRequests >= 1)
+    ) {
+      throw new RangeError(
+        `Cannot use maxConcurrentRequests ${resolved.maxConcurrentRequests}: give an integer >= 1`,
+      );
     }
     if (!(stallTimeout > 0)) {
       throw new RangeError(`Cannot use stallTimeout ${stallTimeout}: give milliseconds > 0`);
@@ -338,9 +359,13 @@ export class GcsStorage implements Storage {
 
   async [Symbol.asyncDispose](): Promise<void> {}
 
-  /** Retry a single request, each attempt given up after `stallTimeout`. */
+  /**
+   * Retry a single request, each attempt given up after `stallTimeout` from when it got one of
+   * the `maxConcurrentRequests` slots.
+   */
   #retry<T>(fn: () => Promise<T>): Promise<T> {
-    return retry(() => withDeadline(fn(), this.#options.stallTimeout), this.#options.retry);
+    const { stallTimeout, retry: options } = this.#options;
+    return retry(() => this.#slots.run(() => withDeadline(fn(), stallTimeout)), options);
   }
 
   #wrap(error: unknown, key: string, action: GcsAction): Error {
