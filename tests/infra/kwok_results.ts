@@ -25,7 +25,7 @@ import { JobLayout } from "../../lib/format/layout.ts";
 import type { InputHeader, Manifest, ResultHeader } from "../../lib/format/manifest.ts";
 import { encodeRecord, encodeValue, readRecord, recordBody } from "../../lib/format/records.ts";
 import { JOB_KEY_ANNOTATION, RUN_LABEL } from "../../lib/backends/kubernetes/names.ts";
-import { ServerTimeoutWatch } from "../../lib/backends/kubernetes/watch.ts";
+import { listInPages, ServerTimeoutWatch } from "../../lib/backends/kubernetes/watch.ts";
 import type { Storage } from "../../lib/storage/storage.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { KWOK_RESULT_ANNOTATION } from "./cluster/kwok_config.ts";
@@ -100,7 +100,10 @@ export class KwokResultWriter implements AsyncDisposable {
     const informer = new ListWatch<V1Pod>(
       `/api/v1/namespaces/${namespace}/pods`,
       new ServerTimeoutWatch(kubeConfig),
-      () => writer.#core.listNamespacedPod({ namespace, labelSelector: selector }),
+      () =>
+        listInPages((_continue, limit) =>
+          writer.#core.listNamespacedPod({ namespace, labelSelector: selector, limit, _continue })
+        ),
       false,
       selector,
     );

@@ -39,7 +39,7 @@ import {
   splitAnnotation,
   splitAttempts,
 } from "./split.ts";
-import { keepWatching, ServerTimeoutWatch } from "./watch.ts";
+import { keepWatching, listInPages, ServerTimeoutWatch } from "./watch.ts";
 
 const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
 
@@ -229,7 +229,15 @@ export class KubernetesSession implements BackendSession {
     const pods = new ListWatch<V1Pod>(
       `/api/v1/namespaces/${ns}/pods`,
       new ServerTimeoutWatch(kc),
-      () => this.#core.listNamespacedPod({ namespace: ns, labelSelector: this.#selector }),
+      () =>
+        listInPages((_continue, limit) =>
+          this.#core.listNamespacedPod({
+            namespace: ns,
+            labelSelector: this.#selector,
+            limit,
+            _continue,
+          })
+        ),
       false,
       this.#selector,
     );
@@ -243,7 +251,15 @@ export class KubernetesSession implements BackendSession {
     const jobs = new ListWatch<V1Job>(
       `/apis/batch/v1/namespaces/${ns}/jobs`,
       new ServerTimeoutWatch(kc),
-      () => this.#batch.listNamespacedJob({ namespace: ns, labelSelector: this.#selector }),
+      () =>
+        listInPages((_continue, limit) =>
+          this.#batch.listNamespacedJob({
+            namespace: ns,
+            labelSelector: this.#selector,
+            limit,
+            _continue,
+          })
+        ),
       false,
       this.#selector,
     );

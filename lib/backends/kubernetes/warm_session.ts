@@ -47,7 +47,7 @@ import { jobSpec } from "./job_spec.ts";
 import { batchName, JOB_LABEL, jobLabel } from "./names.ts";
 import { KUBERNETES_DEFAULTS } from "./options.ts";
 import type { SessionContext } from "./session.ts";
-import { keepWatching, ServerTimeoutWatch } from "./watch.ts";
+import { keepWatching, listInPages, ServerTimeoutWatch } from "./watch.ts";
 
 /** How often the session lists offers and claims, in milliseconds. */
 export const POLL_MS = 500;
@@ -157,7 +157,15 @@ export class WarmKubernetesSession implements BackendSession {
     const jobs = new ListWatch<V1Job>(
       `/apis/batch/v1/namespaces/${ns}/jobs`,
       new ServerTimeoutWatch(this.#ctx.kubeConfig),
-      () => this.#batch.listNamespacedJob({ namespace: ns, labelSelector: this.#selector }),
+      () =>
+        listInPages((_continue, limit) =>
+          this.#batch.listNamespacedJob({
+            namespace: ns,
+            labelSelector: this.#selector,
+            limit,
+            _continue,
+          })
+        ),
       false,
       this.#selector,
     );

@@ -15,8 +15,10 @@ import {
   type Informer,
   type KubeConfig,
   type KubernetesObject,
+  type V1ListMeta,
   Watch,
 } from "@kubernetes/client-node";
+import { apiStatus } from "./api_errors.ts";
 
 /** A `Watch` that adds `timeoutSeconds` (jittered) and bookmarks to every watch request. */
 export class ServerTimeoutWatch extends Watch {
@@ -68,4 +70,46 @@ export function keepWatching<T extends KubernetesObject>(
     delay = Math.min(delay * 2, 30_000);
   });
   informer.on("connect", () => (delay = 500));
+}
+
+/** One page of a list, as the generated clients' list calls return it. */
+export interface ListPage<T> {
+  metadata?: V1ListMeta;
+  items: T[];
+}
+
+/** Objects per list request: client-go's and kubectl's chunk size. */
+export const LIST_PAGE_SIZE = 500;
+
+/**
+ * List all objects in pages of `limit`, as client-go's reflector does: a `ListWatch`'s list of
+ * 50,000 pods in one request outlasts the apiserver's 60 s request timeout on a busy control
+ * plane, then fails again on each retry, and the watch never resumes; a page does not. The
+ * pages are one snapshot, at the first page's resourceVersion; when the continue token expired
+ * meanwhile (410 Gone), the list starts over.
+ *
+ * @param page Lists one page: `cont` is undefined for the first one.
+ * @returns Every object, and the snapshot's resourceVersion.
+ */
+export async function listInPages<T>(
+  page: (cont: string | undefined, limit: number) => Promise<ListPage<T>>,
+  limit = LIST_PAGE_SIZE,
+): Promise<ListPage<T>> {
+  for (;;) {
+    const items: T[] = [];
+    let resourceVersion: string | undefined;
+    let cont: string | undefined;
+    try {
+      do {
+        const next = await page(cont, limit);
+        resourceVersion ??= next.metadata?.resourceVersion;
+        for (const item of next.items) items.push(item);
+        cont = next.metadata?._continue || undefined;
+      } while (cont);
+    } catch (error) {
+      if (cont !== undefined && apiStatus(error) === 410) continue;
+      throw error;
+    }
+    return { metadata: { resourceVersion }, items };
+  }
 }
