@@ -22,15 +22,20 @@ import { ManualClock, settle } from "./support/clock.ts";
 /** A backend session that records what the runner asks and reports what the test says. */
 class ScriptedSession implements BackendSession {
   readonly submitted: AttemptSpec[] = [];
+  /** The tasks of each submission, in order. */
+  readonly submissions: number[][] = [];
   readonly cancelled: string[] = [];
   enforcesTimeouts = false;
   /** While set, a cancelled attempt only ends when this promise resolves (its grace period). */
   grace: Promise<void> | undefined;
+  /** While set, a submission only ends when this promise resolves (a Job being created). */
+  creating: Promise<void> | undefined;
   constructor(readonly emit: (event: BackendEvent) => void) {}
 
-  submit(attempts: readonly AttemptSpec[]): Promise<void> {
+  async submit(attempts: readonly AttemptSpec[]): Promise<void> {
     this.submitted.push(...attempts);
-    return Promise.resolve();
+    this.submissions.push(attempts.map((a) => a.task));
+    await this.creating;
   }
 
   async cancel(attempts: readonly string[]): Promise<void> {
@@ -325,6 +330,26 @@ Deno.test("a disrupted attempt is run again without counting against maxRetries"
     "disrupted",
     "ok",
   ]);
+});
+
+Deno.test("retries due while a submission is under way go together in the next one", async () => {
+  await using f = await fixture(4, { maxRetries: 0, retryDelayMs: 1000 });
+  const creating = Promise.withResolvers<void>();
+  f.session.creating = creating.promise;
+  f.disrupt(f.session.of(0)[0]!);
+  await settle();
+  await f.clock.advance(1000);
+  assert.deepEqual(f.session.submissions, [[0, 1, 2, 3], [0]], "the first retry goes at once");
+  for (const task of [1, 2, 3]) f.disrupt(f.session.of(task)[0]!);
+  await settle();
+  await f.clock.advance(1000);
+  assert.equal(f.session.submissions.length, 2, "the others wait for the submission under way");
+  creating.resolve();
+  await settle();
+  assert.deepEqual(f.session.submissions, [[0, 1, 2, 3], [0], [1, 2, 3]]);
+  for (const task of [0, 1, 2, 3]) await f.succeed(f.session.of(task)[1]!, task);
+  await f.runner.finished();
+  assert.equal(f.runner.phase, "done");
 });
 
 Deno.test("a crash after disruptions still fails the task past maxRetries", async () => {

@@ -89,6 +89,10 @@ clusterTest("wide maps on a pool of KWOK nodes", async (_cluster, t) => {
         assert.equal(d.tasksOtherwise, 0, "every task: one ok, the rest disrupted");
         assert.ok(d.disruptedAttempts >= 20, `${d.disruptedAttempts} attempts disrupted`);
         assert.ok(d.replacement.measured > 0, "replacement delays measured");
+        assert.ok(
+          report.jobs - 1 < d.disruptedAttempts,
+          `${report.jobs} Jobs for ${d.disruptedAttempts} disruptions: retries share Jobs`,
+        );
         // deno-lint-ignore no-console
         console.log(
           `disruptions at ${TASKS} tasks: ${d.disruptedAttempts} attempts disrupted ` +

@@ -8,7 +8,7 @@
  * @module
  */
 
-import type { BackendEvent, BackendSession } from "../backends/backend.ts";
+import type { AttemptSpec, BackendEvent, BackendSession } from "../backends/backend.ts";
 import { errorMessage, JobInterruptedError, TaskError, WorkerCrashError } from "../errors.ts";
 import { type JobLayout, newAttemptId } from "../format/layout.ts";
 import type { Manifest, ResultHeader } from "../format/manifest.ts";
@@ -95,6 +95,10 @@ export class JobRunner {
   #settledTasks = 0;
   #progressTimer: TimerId;
   #checkpointsListedAt = -Infinity;
+  /** Attempts waiting for the submission under way to end: they go together in the next one. */
+  #queued: { attempts: AttemptSpec[]; sent: Promise<void> } | undefined;
+  /** The last submission to the session (the one under way, if any). */
+  #sending: Promise<void> = Promise.resolve();
 
   /** Create a runner for a prepared job. */
   constructor(ctx: RunnerContext) {
@@ -200,7 +204,8 @@ export class JobRunner {
     const pending = this.tasks.filter((t) => t.phase === "pending");
     const batch = pending.map((task) => this.#newAttempt(task, false));
     if (batch.length > 0) {
-      await session.submit(batch.map(({ task, id }) => ({ task, attempt: id })));
+      this.#sending = session.submit(batch.map(({ task, id }) => ({ task, attempt: id })));
+      await this.#sending;
     }
     this.#tick = this.#clock.setInterval(() => this.#onTick(), TICK_MS);
     this.#statusTimer = this.#clock.setInterval(() => this.#maybeWriteStatus(false), 250);
@@ -271,7 +276,27 @@ export class JobRunner {
     if (this.phase !== "running" || !this.#session) return;
     const attempt = this.#newAttempt(task, speculative);
     this.#notify();
-    await this.#session.submit([{ task: task.index, attempt: attempt.id }]);
+    await this.#send({ task: task.index, attempt: attempt.id });
+  }
+
+  /**
+   * Hand an attempt to the session. Attempts handed over in the same turn, or while a submission
+   * is under way (a Kubernetes Job being created), go together in the next submission: the burst
+   * of retries after a node is lost makes a few Jobs, not one per task.
+   */
+  #send(attempt: AttemptSpec): Promise<void> {
+    if (this.#queued) {
+      this.#queued.attempts.push(attempt);
+      return this.#queued.sent;
+    }
+    const attempts = [attempt];
+    const sent = this.#sending.catch(() => {}).then(() => {
+      this.#queued = undefined;
+      return this.#session!.submit(attempts);
+    });
+    this.#queued = { attempts, sent };
+    this.#sending = sent;
+    return sent;
   }
 
   /** What the task's results say about an ended attempt: its own record, and the winner. */
