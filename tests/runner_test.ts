@@ -352,6 +352,24 @@ Deno.test("retries due while a submission is under way go together in the next o
   assert.equal(f.runner.phase, "done");
 });
 
+Deno.test("retries queued behind a submission are dropped when the job stops meanwhile", async () => {
+  await using f = await fixture(2, { maxRetries: 0, retryDelayMs: 1000 });
+  const creating = Promise.withResolvers<void>();
+  f.session.creating = creating.promise;
+  f.disrupt(f.session.of(0)[0]!);
+  await settle();
+  await f.clock.advance(1000);
+  f.disrupt(f.session.of(1)[0]!);
+  await settle();
+  await f.clock.advance(1000);
+  const stopping = f.runner.stop(new Error("stopped by the test"));
+  creating.resolve();
+  await stopping;
+  await settle();
+  assert.deepEqual(f.session.submissions, [[0, 1], [0]], "task 1's retry was never submitted");
+  assert.equal(f.runner.phase, "interrupted");
+});
+
 Deno.test("a crash after disruptions still fails the task past maxRetries", async () => {
   await using f = await fixture(1, { maxRetries: 0, retryDelayMs: 10 });
   f.disrupt(f.session.of(0)[0]!);

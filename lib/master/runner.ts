@@ -292,6 +292,8 @@ export class JobRunner {
     const attempts = [attempt];
     const sent = this.#sending.catch(() => {}).then(() => {
       this.#queued = undefined;
+      // Stopped meanwhile: a later master runs these tasks; a Job made now would outlive the session.
+      if (this.#shuttingDown) return;
       return this.#session!.submit(attempts);
     });
     this.#queued = { attempts, sent };
