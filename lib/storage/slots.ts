@@ -8,24 +8,6 @@
  * At most `size` calls of {@linkcode RequestSlots.run} at once; later ones wait, first come first
  * served. A burst of thousands of requests (every pod of a relisted Job ending at once) then
  * queues in memory instead of opening a connection each to a server that is slow to answer.
- *
- * @example
- * ```ts
- * import assert from "node:assert/strict";
- * import { RequestSlots } from "./slots.ts";
- *
- * const slots = new RequestSlots(2);
- * let running = 0;
- * let most = 0;
- * await Promise.all(Array.from({ length: 10 }, () =>
- *   slots.run(async () => {
- *     most = Math.max(most, ++running);
- *     await new Promise((resolve) => setTimeout(resolve, 1));
- *     running--;
- *   })
- * ));
- * assert.equal(most, 2);
- * ```
  */
 export class RequestSlots {
   #free: number;
