@@ -281,8 +281,8 @@ export class JobRunner {
 
   /**
    * Hand an attempt to the session. Attempts handed over in the same turn, or while a submission
-   * is under way (a Kubernetes Job being created), go together in the next submission: the burst
-   * of retries after a node is lost makes a few Jobs, not one per task.
+   * is under way (a Kubernetes Job being created), go together in the next submission: retries
+   * after a node is lost share Jobs instead of making one each.
    */
   #send(attempt: AttemptSpec): Promise<void> {
     if (this.#queued) {

@@ -187,7 +187,8 @@ export class GcsStorage implements Storage {
     const location = parseGcsUrl(url);
     const { endpoint: given, ...rest } = options;
     const resolved = { ...GCS_DEFAULTS, ...rest, retry: checkRetryOptions(rest.retry ?? {}) };
-    const { resumableThreshold, chunkSize, pageSize, stallTimeout } = resolved;
+    const { resumableThreshold, chunkSize, pageSize, maxConcurrentRequests, stallTimeout } =
+      resolved;
     if (!(Number.isInteger(chunkSize) && chunkSize >= MIN_CHUNK && chunkSize % MIN_CHUNK === 0)) {
       throw new RangeError(
         `Cannot use chunkSize ${chunkSize}: give a multiple of 256 KiB (${MIN_CHUNK} bytes)`,
@@ -199,11 +200,9 @@ export class GcsStorage implements Storage {
     if (!(Number.isInteger(pageSize) && pageSize >= 1 && pageSize <= 1000)) {
       throw new RangeError(`Cannot use pageSize ${pageSize}: give 1 to 1000`);
     }
-    if (
-      !(Number.isInteger(resolved.maxConcurrentRequests) && resolved.maxConcurrentRequests >= 1)
-    ) {
+    if (!(Number.isInteger(maxConcurrentRequests) && maxConcurrentRequests >= 1)) {
       throw new RangeError(
-        `Cannot use maxConcurrentRequests ${resolved.maxConcurrentRequests}: give an integer >= 1`,
+        `Cannot use maxConcurrentRequests ${maxConcurrentRequests}: give an integer >= 1`,
       );
     }
     if (!(stallTimeout > 0)) {
