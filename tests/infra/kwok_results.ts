@@ -14,7 +14,7 @@
 import {
   CoreV1Api,
   type KubeConfig,
-  ListWatch,
+  type ListWatch,
   PatchStrategy,
   setHeaderOptions,
   type V1Pod,
@@ -25,7 +25,7 @@ import { JobLayout } from "../../lib/format/layout.ts";
 import type { InputHeader, Manifest, ResultHeader } from "../../lib/format/manifest.ts";
 import { encodeRecord, encodeValue, readRecord, recordBody } from "../../lib/format/records.ts";
 import { JOB_KEY_ANNOTATION, RUN_LABEL } from "../../lib/backends/kubernetes/names.ts";
-import { listInPages, ServerTimeoutWatch } from "../../lib/backends/kubernetes/watch.ts";
+import { watchPods } from "../../lib/backends/kubernetes/watch.ts";
 import type { Storage } from "../../lib/storage/storage.ts";
 import { errorMessage } from "../../lib/errors.ts";
 import { KWOK_RESULT_ANNOTATION } from "./cluster/kwok_config.ts";
@@ -96,17 +96,7 @@ export class KwokResultWriter implements AsyncDisposable {
   static async start(options: KwokResultWriterOptions): Promise<KwokResultWriter> {
     const writer = new KwokResultWriter(options);
     const { namespace, kubeConfig } = options;
-    const selector = "app.kubernetes.io/managed-by=kubeface";
-    const informer = new ListWatch<V1Pod>(
-      `/api/v1/namespaces/${namespace}/pods`,
-      new ServerTimeoutWatch(kubeConfig),
-      () =>
-        listInPages((_continue, limit) =>
-          writer.#core.listNamespacedPod({ namespace, labelSelector: selector, limit, _continue })
-        ),
-      false,
-      selector,
-    );
+    const informer = watchPods(kubeConfig, namespace, "app.kubernetes.io/managed-by=kubeface");
     informer.on("add", (pod) => writer.#onPod(pod, false));
     informer.on("update", (pod) => writer.#onPod(pod, false));
     informer.on("delete", (pod) => writer.#onPod(pod, true));

@@ -15,7 +15,6 @@ import {
   CoreV1Api,
   type Informer,
   type KubeConfig,
-  ListWatch,
   PatchStrategy,
   setHeaderOptions,
   type V1Job,
@@ -39,7 +38,7 @@ import {
   splitAnnotation,
   splitAttempts,
 } from "./split.ts";
-import { keepWatching, listInPages, ServerTimeoutWatch } from "./watch.ts";
+import { keepWatching, watchJobs, watchPods } from "./watch.ts";
 
 const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
 
@@ -226,21 +225,7 @@ export class KubernetesSession implements BackendSession {
   async #watch(): Promise<void> {
     const ns = this.#ctx.namespace;
     const kc = this.#ctx.kubeConfig;
-    const pods = new ListWatch<V1Pod>(
-      `/api/v1/namespaces/${ns}/pods`,
-      new ServerTimeoutWatch(kc),
-      () =>
-        listInPages((_continue, limit) =>
-          this.#core.listNamespacedPod({
-            namespace: ns,
-            labelSelector: this.#selector,
-            limit,
-            _continue,
-          })
-        ),
-      false,
-      this.#selector,
-    );
+    const pods = watchPods(kc, ns, this.#selector);
     for (const event of ["add", "update"] as const) {
       pods.on(event, (pod) => {
         this.#onPod(pod, false);
@@ -248,21 +233,7 @@ export class KubernetesSession implements BackendSession {
       });
     }
     pods.on("delete", (pod) => this.#onPod(pod, true));
-    const jobs = new ListWatch<V1Job>(
-      `/apis/batch/v1/namespaces/${ns}/jobs`,
-      new ServerTimeoutWatch(kc),
-      () =>
-        listInPages((_continue, limit) =>
-          this.#batch.listNamespacedJob({
-            namespace: ns,
-            labelSelector: this.#selector,
-            limit,
-            _continue,
-          })
-        ),
-      false,
-      this.#selector,
-    );
+    const jobs = watchJobs(kc, ns, this.#selector);
     jobs.on("add", (job) => this.#onJob(job, false));
     jobs.on("update", (job) => this.#onJob(job, false));
     jobs.on("delete", (job) => this.#onJob(job, true));

@@ -27,13 +27,7 @@
  * @module
  */
 
-import {
-  BatchV1Api,
-  CoreV1Api,
-  type Informer,
-  ListWatch,
-  type V1Job,
-} from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, type Informer, type V1Job } from "@kubernetes/client-node";
 import type { AttemptSpec } from "../../format/attempt.ts";
 import type { WarmClaim } from "../../format/warm.ts";
 import { encodeWarm, readWarmEnd, WARM_FORMAT, WarmLayout } from "../../format/warm.ts";
@@ -47,7 +41,7 @@ import { jobSpec } from "./job_spec.ts";
 import { batchName, JOB_LABEL, jobLabel } from "./names.ts";
 import { KUBERNETES_DEFAULTS } from "./options.ts";
 import type { SessionContext } from "./session.ts";
-import { keepWatching, listInPages, ServerTimeoutWatch } from "./watch.ts";
+import { keepWatching, watchJobs } from "./watch.ts";
 
 /** How often the session lists offers and claims, in milliseconds. */
 export const POLL_MS = 500;
@@ -154,21 +148,7 @@ export class WarmKubernetesSession implements BackendSession {
 
   async #watch(): Promise<void> {
     const ns = this.#ctx.namespace;
-    const jobs = new ListWatch<V1Job>(
-      `/apis/batch/v1/namespaces/${ns}/jobs`,
-      new ServerTimeoutWatch(this.#ctx.kubeConfig),
-      () =>
-        listInPages((_continue, limit) =>
-          this.#batch.listNamespacedJob({
-            namespace: ns,
-            labelSelector: this.#selector,
-            limit,
-            _continue,
-          })
-        ),
-      false,
-      this.#selector,
-    );
+    const jobs = watchJobs(this.#ctx.kubeConfig, ns, this.#selector);
     const seen = (job: V1Job) => {
       const name = job.metadata?.name;
       if (name && job.metadata?.annotations?.[POOL_ANNOTATION]) this.#jobs.set(name, job);

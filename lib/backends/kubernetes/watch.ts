@@ -12,10 +12,15 @@
  */
 
 import {
+  BatchV1Api,
+  CoreV1Api,
   type Informer,
   type KubeConfig,
   type KubernetesObject,
+  ListWatch,
+  type V1Job,
   type V1ListMeta,
+  type V1Pod,
   Watch,
 } from "@kubernetes/client-node";
 import { apiStatus } from "./api_errors.ts";
@@ -112,4 +117,37 @@ export async function listInPages<T>(
     }
     return { metadata: { resourceVersion }, items };
   }
+}
+
+/**
+ * A `ListWatch` (not started) of the pods in `namespace` that match `selector`: watches ended by
+ * the server ({@linkcode ServerTimeoutWatch}), lists in pages ({@linkcode listInPages}).
+ */
+export function watchPods(kc: KubeConfig, namespace: string, selector: string): ListWatch<V1Pod> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return new ListWatch<V1Pod>(
+    `/api/v1/namespaces/${namespace}/pods`,
+    new ServerTimeoutWatch(kc),
+    () =>
+      listInPages((_continue, limit) =>
+        core.listNamespacedPod({ namespace, labelSelector: selector, limit, _continue })
+      ),
+    false,
+    selector,
+  );
+}
+
+/** A `ListWatch` (not started) of the Jobs in `namespace` that match `selector`; see {@linkcode watchPods}. */
+export function watchJobs(kc: KubeConfig, namespace: string, selector: string): ListWatch<V1Job> {
+  const batch = kc.makeApiClient(BatchV1Api);
+  return new ListWatch<V1Job>(
+    `/apis/batch/v1/namespaces/${namespace}/jobs`,
+    new ServerTimeoutWatch(kc),
+    () =>
+      listInPages((_continue, limit) =>
+        batch.listNamespacedJob({ namespace, labelSelector: selector, limit, _continue })
+      ),
+    false,
+    selector,
+  );
 }
