@@ -182,6 +182,37 @@ kubernetesTest(
 );
 
 kubernetesTest(
+  "a map wider than the cluster waits for room while its pods run, not failing as unstartable",
+  async (ctx) => {
+    // The node has 2 CPUs: one pod of 1.2 fits at a time; the second waits 20 s, past the limit.
+    const client = new Client({
+      ...ctx.client,
+      kubernetes: { ...ctx.client.kubernetes, cpu: "1200m", unstartableTimeoutMs: 12_000 },
+    });
+    const run = client.map<number, number>(fixture("twenty_seconds.ts"), {
+      ...calm,
+      parallelism: 2,
+    });
+    const results = collect(run);
+    await waitFor(
+      "the second pod to wait for room",
+      async () =>
+        (await podsOf(ctx, run.job)).some((pod) =>
+            pod.status?.conditions?.some((c) =>
+              c.type === "PodScheduled" && c.reason === "Unschedulable" &&
+              /Insufficient cpu/.test(c.message ?? "")
+            )
+          )
+          ? true
+          : undefined,
+      60_000,
+    );
+    assert.deepEqual(await results, [2, 4], "both tasks ran, one after the other");
+  },
+  { bootstraps: ["stock"] },
+);
+
+kubernetesTest(
   "a task asking for more memory than any node has fails with the scheduler's reason",
   async (ctx) => {
     const client = new Client({

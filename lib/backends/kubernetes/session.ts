@@ -25,7 +25,7 @@ import { readJson, writeJson } from "../../format/json.ts";
 import { EXIT_TASK_ERROR } from "../../worker/exit_codes.ts";
 import type { BackendEvent, BackendSession, ExitReason, JobContext } from "../backend.ts";
 import { apiError, whereOf } from "./api_errors.ts";
-import { explainPod, parseIndexes, type PodState } from "./explain.ts";
+import { type Blocker, explainPod, parseIndexes, type PodState } from "./explain.ts";
 import { jobSpec } from "./job_spec.ts";
 import { batchName, JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
 import { KUBERNETES_DEFAULTS, type KubernetesBackendOptions } from "./options.ts";
@@ -66,6 +66,7 @@ interface Slot {
   lastFailure?: PodState;
   /** Since when the pod cannot start, and why. */
   blockedSince?: number;
+  blocker?: Blocker;
   lastDetail?: string;
   /** When the Job reported the index failed while no pod's failure had ended the slot. */
   indexFailedAt?: number;
@@ -124,6 +125,8 @@ export class KubernetesSession implements BackendSession {
   readonly #informers: Informer<V1Pod | V1Job>[] = [];
   #timer: ReturnType<typeof setInterval> | undefined;
   #closed = false;
+  /** When a pod of the session was last seen running or succeeded (see `#checkBlocked`). */
+  #roomSeenAt = 0;
   /** Set once `close` began: nothing more is created. */
   #closing = false;
   /** Job creations under way, which `close` waits for before it deletes. */
@@ -264,8 +267,10 @@ export class KubernetesSession implements BackendSession {
     switch (state.phase) {
       case "pending":
         if (deleted) return;
-        if (state.blocker) slot.blockedSince ??= Date.now();
-        else slot.blockedSince = undefined;
+        if (state.blocker) {
+          slot.blockedSince ??= Date.now();
+          slot.blocker = state.blocker;
+        } else slot.blockedSince = undefined;
         if (state.blocker === "config") {
           return this.#end(slot, "unstartable", undefined, state.detail);
         }
@@ -295,6 +300,7 @@ export class KubernetesSession implements BackendSession {
         }
         return;
       case "succeeded":
+        this.#roomSeenAt = Date.now();
         return this.#end(slot, "exited", 0, `pod ${name} ${state.detail}`);
       case "failed": {
         if (slot.failedPods.has(uid)) return;
@@ -445,22 +451,30 @@ export class KubernetesSession implements BackendSession {
     return true;
   }
 
-  /** Fail attempts that could not start for longer than allowed. */
+  /**
+   * Fail attempts that could not start for longer than allowed. The pods of a job are alike: one
+   * the scheduler finds no room for while another runs (or just succeeded) waits its turn behind
+   * it, as when the parallelism is wider than the cluster; its wait counts from the last time the
+   * session saw one of its pods running.
+   */
   #checkBlocked(): void {
     const limit = this.#ctx.options.unstartableTimeoutMs ??
       KUBERNETES_DEFAULTS.unstartableTimeoutMs;
     const now = Date.now();
-    for (const slot of this.#slots.values()) {
-      if (slot.ended || slot.blockedSince === undefined || now - slot.blockedSince < limit) {
-        continue;
-      }
+    const slots = [...this.#slots.values()];
+    if (slots.some((s) => !s.ended && s.runningPod !== undefined)) this.#roomSeenAt = now;
+    for (const slot of slots) {
+      if (slot.ended || slot.blockedSince === undefined) continue;
+      const queued = slot.blocker === "unschedulable";
+      const since = queued ? Math.max(slot.blockedSince, this.#roomSeenAt) : slot.blockedSince;
+      if (now - since < limit) continue;
       this.#end(
         slot,
         "unstartable",
         undefined,
-        `${slot.lastDetail ?? "cannot start"} (for ${
-          Math.round((now - slot.blockedSince) / 1000)
-        } s)`,
+        `${slot.lastDetail ?? "cannot start"} (for ${Math.round((now - since) / 1000)} s${
+          queued ? " with no pod of the job running" : ""
+        })`,
       );
     }
   }
