@@ -135,7 +135,9 @@ export interface KubernetesBackendOptions {
   ttlSecondsAfterFinished?: number;
   /**
    * How long a task may wait unschedulable, or for its image, before it
-   * fails with the reason instead of hanging, in milliseconds.
+   * fails with the reason instead of hanging, in milliseconds. A pod with no
+   * room while another pod of its job runs waits its turn (the parallelism
+   * may be wider than the cluster): its wait counts from when none runs.
    *
    * @default {600000}
    */
