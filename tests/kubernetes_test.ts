@@ -225,7 +225,7 @@ kubernetesTest(
     assert.equal(error.kind, "infrastructure");
     assert.match(
       error.message,
-      /could not run: unschedulable: 0\/1 nodes are available: .*Insufficient memory/,
+      /could not run: unschedulable: 0\/\d+ nodes are available: .*Insufficient memory/,
     );
     await pollUntil(
       "the Kubernetes Job to be deleted",
