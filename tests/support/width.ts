@@ -434,8 +434,8 @@ function disruptionReport(disrupted: Disrupted, status: JobStatus): DisruptionRe
     // What --max-retries counts (a cancelled or unfinished attempt is no failure).
     const failed = countedFailures(task);
     failedAttempts += failed;
-    for (const o of outcomes) {
-      outcomeCounts[o ?? "unfinished"] = (outcomeCounts[o ?? "unfinished"] ?? 0) + 1;
+    for (const key of outcomes.map((o) => o ?? "unfinished")) {
+      outcomeCounts[key] = (outcomeCounts[key] ?? 0) + 1;
     }
     if (ok !== 1 || failed > 0) tasksOtherwise++;
     for (const [i, attempt] of task.attempts.entries()) {

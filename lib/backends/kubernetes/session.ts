@@ -461,9 +461,10 @@ export class KubernetesSession implements BackendSession {
     const limit = this.#ctx.options.unstartableTimeoutMs ??
       KUBERNETES_DEFAULTS.unstartableTimeoutMs;
     const now = Date.now();
-    const slots = [...this.#slots.values()];
-    if (slots.some((s) => !s.ended && s.runningPod !== undefined)) this.#roomSeenAt = now;
-    for (const slot of slots) {
+    if (this.#slots.values().some((s) => !s.ended && s.runningPod !== undefined)) {
+      this.#roomSeenAt = now;
+    }
+    for (const slot of this.#slots.values()) {
       if (slot.ended || slot.blockedSince === undefined) continue;
       const queued = slot.blocker === "unschedulable";
       const since = queued ? Math.max(slot.blockedSince, this.#roomSeenAt) : slot.blockedSince;
