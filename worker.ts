@@ -35,6 +35,7 @@ import { CorruptObjectError, errorMessage } from "./lib/errors.ts";
 import { openStorage } from "./lib/storage/storage.ts";
 import { EXIT_INFRASTRUCTURE, EXIT_STOPPED, EXIT_USAGE } from "./lib/worker/exit_codes.ts";
 import { parseWorkerLaunch, type WorkerLaunch } from "./lib/worker/launch.ts";
+import { stderrMark } from "./lib/worker/protocol.ts";
 import { serve as serveRequests } from "./lib/worker/serve.ts";
 import { type PoolTimings, runPool } from "./lib/worker/pool.ts";
 import { JobLayout } from "./lib/format/layout.ts";
@@ -163,15 +164,23 @@ export async function main(args: string[]): Promise<number> {
     // Get ready before the first request; a failure here shows at the first attempt.
     await worker.warmUp().catch(() => {});
     const encoder = new TextEncoder();
+    // One synchronous write: cheaper than an asynchronous one, and whole.
+    const writeAll = (out: typeof Deno.stdout, text: string) => {
+      const bytes = encoder.encode(text);
+      let written = 0;
+      while (written < bytes.length) written += out.writeSync(bytes.subarray(written));
+    };
     await serveRequests(
-      ({ task, attempt: id, first }) => attempt(worker, task, id, job, { first }),
-      Deno.stdin.readable,
-      (line) => {
-        // One synchronous write: cheaper than an asynchronous one, and whole.
-        const bytes = encoder.encode(line);
-        let written = 0;
-        while (written < bytes.length) written += Deno.stdout.writeSync(bytes.subarray(written));
+      async ({ task, attempt: id, first }) => {
+        writeAll(Deno.stderr, stderrMark("start", id));
+        try {
+          return await attempt(worker, task, id, job, { first });
+        } finally {
+          writeAll(Deno.stderr, stderrMark("end", id));
+        }
       },
+      Deno.stdin.readable,
+      (line) => writeAll(Deno.stdout, line),
       { stop: (id, reason) => worker.stop(reason, id), signal: stopping.signal },
     );
     return 0;

@@ -6,6 +6,7 @@
 
 import assert from "node:assert/strict";
 import { Client, map, TaskError, WorkerCrashError } from "../mod.ts";
+import { openStorage } from "../lib/storage/storage.ts";
 import { targetTest } from "./support/targets.ts";
 import {
   collect,
@@ -26,6 +27,33 @@ targetTest("map() yields 2/x over 1..9 in input order", async (target, storage) 
   );
   assert.deepEqual(results, [1, 2, 3, 4, 5, 6, 7, 8, 9].map((x) => 2 / x));
 }, { warm: true });
+
+targetTest(
+  "each attempt's log holds all it printed, to the line before it returned, and nothing of another task",
+  async (target, storage) => {
+    const job = "loud-1";
+    const run = new Client(await target.client(storage)).map<number, number>(
+      fixture("loud_end.ts"),
+      { ...quiet, job, parallelism: 2 },
+    );
+    assert.deepEqual(await collect(run), [0, 1, 2, 3, 4, 5, 6, 7]);
+    await using s = await openStorage(storage);
+    for (let task = 0; task < 8; task++) {
+      const logs = await storedKeys(storage, `jobs/${job}/logs/${task}/`);
+      assert.equal(logs.length, 1, `task ${task} has one log: ${logs}`);
+      const text = await new Response(await s.get(logs[0]!)).text();
+      assert.equal(text.match(/^task \d+ line \d+ x+$/gm)?.length, 500, `task ${task}'s lines`);
+      assert.match(text, new RegExp(`^task ${task} out$`, "m"));
+      assert.match(text, new RegExp(`^task ${task} last$`, "m"));
+      assert.deepEqual(
+        [...new Set(text.match(/^task \d+/gm))],
+        [`task ${task}`],
+        `task ${task}'s log holds only its own output`,
+      );
+    }
+  },
+  { backends: ["local", "warm"] },
+);
 
 targetTest(
   "map() yields async results in input order though they finish out of order",

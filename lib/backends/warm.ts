@@ -25,6 +25,7 @@ import {
   CONTROL_PREFIX,
   type ControlMessage,
   lines,
+  stderrPieces,
   type StopRequest,
 } from "../worker/protocol.ts";
 import type { AttemptSpec, BackendEvent, ExitReason, JobContext } from "./backend.ts";
@@ -59,6 +60,14 @@ interface WarmWorker {
   assigned: Assigned[];
   /** Last lines of standard error, to explain a crash. */
   tail: string;
+  /** The attempt whose standard error is being read: between its marks (`stderrMark`). */
+  stderrOwner?: Assigned;
+  /** Attempts whose end mark was read on standard error, until their end is handled. */
+  endMarks: Set<string>;
+  /** Wakes an end waiting for its mark. */
+  onMark: () => void;
+  /** Standard error has ended: no mark will come. */
+  stderrDone: boolean;
   /** Cancels the SIGKILL of a worker being stopped. */
   cancelKill: () => void;
   exited: Promise<void>;
@@ -245,6 +254,9 @@ export class WarmSession extends QueueSession {
       scratch,
       assigned: [],
       tail: "",
+      endMarks: new Set(),
+      onMark: () => {},
+      stderrDone: false,
       cancelKill: () => {},
       exited: Promise.resolve(),
       ready: new Promise((resolve) => (markReady = resolve)),
@@ -261,10 +273,8 @@ export class WarmSession extends QueueSession {
     worker.cancelKill = stopProcess(worker.child, graceMs);
   }
 
-  /** Output belongs to the attempt that runs. */
-  #append(worker: WarmWorker, text: string): void {
-    const running = worker.assigned[0];
-    if (!running?.started) return;
+  /** Add to an attempt's log. */
+  #append(running: Assigned, text: string): void {
     running.log.push(text);
     running.logBytes += text.length;
     while (running.logBytes > LOG_BYTES && running.log.length > 1) {
@@ -287,6 +297,11 @@ export class WarmSession extends QueueSession {
       if (!item.cancelled) this.#hand(this.#leastBusy() ?? worker, item);
       return;
     }
+    // Its log gets all it wrote on standard error, which is read apart.
+    while (!worker.endMarks.has(message.attempt) && !worker.stderrDone) {
+      await new Promise<void>((resolve) => (worker.onMark = resolve));
+    }
+    worker.endMarks.delete(message.attempt);
     worker.assigned.splice(worker.assigned.indexOf(item), 1);
     const { reason, detail } = describeExit(
       { code: message.code },
@@ -302,16 +317,29 @@ export class WarmSession extends QueueSession {
     for await (const line of lines(worker.child.stdout)) {
       if (line.startsWith(CONTROL_PREFIX) && line.endsWith("\n")) {
         await this.#control(worker, JSON.parse(line.slice(CONTROL_PREFIX.length)));
-      } else {
-        this.#append(worker, line);
+      } else if (worker.assigned[0]?.started) {
+        this.#append(worker.assigned[0], line);
       }
     }
   }
 
   async #readStderr(worker: WarmWorker): Promise<void> {
-    for await (const chunk of worker.child.stderr.pipeThrough(new TextDecoderStream())) {
-      this.#append(worker, chunk);
-      worker.tail = (worker.tail + chunk).slice(-2000);
+    try {
+      for await (const piece of stderrPieces(worker.child.stderr)) {
+        if ("text" in piece) {
+          if (worker.stderrOwner) this.#append(worker.stderrOwner, piece.text);
+          worker.tail = (worker.tail + piece.text).slice(-2000);
+        } else if (piece.edge === "start") {
+          worker.stderrOwner = worker.assigned.find((a) => a.spec.attempt === piece.attempt);
+        } else {
+          worker.stderrOwner = undefined;
+          worker.endMarks.add(piece.attempt);
+          worker.onMark();
+        }
+      }
+    } finally {
+      worker.stderrDone = true;
+      worker.onMark();
     }
   }
 

@@ -148,6 +148,50 @@ export type WorkerMessage =
 export const CONTROL_PREFIX = "\u0000kubeface:";
 
 /**
+ * A serving worker brackets each attempt's standard error with these marks
+ * (`start` before the attempt runs, `end` after it ended): the pool reads
+ * standard output and standard error apart, and the marks tell it which
+ * attempt wrote what on standard error, and when it has read all of it.
+ */
+export function stderrMark(edge: "start" | "end", attempt: string): string {
+  return `${MARK_PREFIX}${edge} ${attempt}\u0000`;
+}
+
+const MARK_PREFIX = "\u0000kubeface:";
+// deno-lint-ignore no-control-regex
+const MARK = /\u0000kubeface:(start|end) ([^\u0000]*)\u0000/;
+
+/** A piece of a serving worker's standard error: text, or a {@linkcode stderrMark}. */
+export type StderrPiece = { text: string } | { edge: "start" | "end"; attempt: string };
+
+/**
+ * A serving worker's standard error as it arrives, cut at its marks (a
+ * mark split across chunks is held back until it is whole).
+ */
+export async function* stderrPieces(
+  stream: ReadableStream<Uint8Array>,
+): AsyncGenerator<StderrPiece> {
+  let text = "";
+  for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+    text += chunk;
+    for (let match = MARK.exec(text); match; match = MARK.exec(text)) {
+      if (match.index > 0) yield { text: text.slice(0, match.index) };
+      yield { edge: match[1] as "start" | "end", attempt: match[2]! };
+      text = text.slice(match.index + match[0].length);
+    }
+    // Hold back what may be the start of a mark.
+    const nul = text.lastIndexOf("\u0000");
+    const rest = text.slice(nul);
+    const partial = nul >= 0 &&
+      (MARK_PREFIX.startsWith(rest) || (rest.startsWith(MARK_PREFIX) && rest.length < 1024));
+    const keep = partial ? nul : text.length;
+    if (keep > 0) yield { text: text.slice(0, keep) };
+    text = text.slice(keep);
+  }
+  if (text) yield { text };
+}
+
+/**
  * The lines of a byte stream as they arrive, each with its `\n` (the last
  * may have none): how the pool reads a worker's output and a serving worker
  * its requests.
