@@ -238,7 +238,8 @@ export const BACKEND_FLAG_GROUPS: BackendFlagGroup[] = [
         name: "unstartable-timeout",
         type: "string",
         value: "DURATION",
-        help: "how long a task may stay unschedulable or without its image",
+        help:
+          "how long a task may stay without its image, or unschedulable while no pod of the job runs",
         default: `${KUBERNETES_DEFAULTS.unstartableTimeoutMs / 60_000}m`,
       },
     ],
