@@ -154,10 +154,9 @@ export const CONTROL_PREFIX = "\u0000kubeface:";
  * attempt wrote what on standard error, and when it has read all of it.
  */
 export function stderrMark(edge: "start" | "end", attempt: string): string {
-  return `${MARK_PREFIX}${edge} ${attempt}\u0000`;
+  return `${CONTROL_PREFIX}${edge} ${attempt}\u0000`;
 }
 
-const MARK_PREFIX = "\u0000kubeface:";
 // deno-lint-ignore no-control-regex
 const MARK = /\u0000kubeface:(start|end) ([^\u0000]*)\u0000/;
 
@@ -183,7 +182,7 @@ export async function* stderrPieces(
     const nul = text.lastIndexOf("\u0000");
     const rest = text.slice(nul);
     const partial = nul >= 0 &&
-      (MARK_PREFIX.startsWith(rest) || (rest.startsWith(MARK_PREFIX) && rest.length < 1024));
+      (CONTROL_PREFIX.startsWith(rest) || (rest.startsWith(CONTROL_PREFIX) && rest.length < 1024));
     const keep = partial ? nul : text.length;
     if (keep > 0) yield { text: text.slice(0, keep) };
     text = text.slice(keep);
