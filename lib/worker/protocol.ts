@@ -157,8 +157,7 @@ export function stderrMark(edge: "start" | "end", attempt: string): string {
   return `${CONTROL_PREFIX}${edge} ${attempt}\u0000`;
 }
 
-// deno-lint-ignore no-control-regex
-const MARK = /\u0000kubeface:(start|end) ([^\u0000]*)\u0000/;
+const MARK = new RegExp(`${CONTROL_PREFIX}(start|end) ([^\u0000]*)\u0000`);
 
 /** A piece of a serving worker's standard error: text, or a {@linkcode stderrMark}. */
 export type StderrPiece = { text: string } | { edge: "start" | "end"; attempt: string };
