@@ -226,7 +226,8 @@ kubernetesTest(
         );
         // 10 % of the nodes vanish (their workers die with them), one node is drained with a
         // NoExecute taint, and five pods elsewhere are evicted through the Eviction API.
-        kwok.writer.loseNode(lost!);
+        await kwok.writer.loseNode(lost!);
+        await kwok.writer.loseNode(tainted!);
         await kubectl(ctx.cluster, ["delete", "node", lost!, "--wait=false"]);
         await kubectl(ctx.cluster, ["taint", "node", tainted!, "kubeface.dev/drain=now:NoExecute"]);
         const victims = (await podsOf(ctx, run.job)).filter((pod) =>
@@ -235,6 +236,7 @@ kubernetesTest(
         ).slice(0, 5);
         for (const pod of victims) {
           const name = pod.metadata!.name!;
+          await kwok.writer.losePod(name);
           await core.createNamespacedPodEviction({
             name,
             namespace: ctx.namespace,

@@ -14,7 +14,6 @@
 import {
   CoreV1Api,
   type KubeConfig,
-  type ListWatch,
   PatchStrategy,
   setHeaderOptions,
   type V1Pod,
@@ -25,6 +24,7 @@ import { JobLayout } from "../../lib/format/layout.ts";
 import type { InputHeader, Manifest, ResultHeader } from "../../lib/format/manifest.ts";
 import { encodeRecord, encodeValue, readRecord, recordBody } from "../../lib/format/records.ts";
 import { JOB_KEY_ANNOTATION, RUN_LABEL } from "../../lib/backends/kubernetes/names.ts";
+import type { WatchListInformer } from "../../lib/backends/kubernetes/informer.ts";
 import { watchPods } from "../../lib/backends/kubernetes/watch.ts";
 import type { Storage } from "../../lib/storage/storage.ts";
 import { errorMessage } from "../../lib/errors.ts";
@@ -77,10 +77,13 @@ export class KwokResultWriter implements AsyncDisposable {
   readonly #runs = new Map<string, Promise<RunMap>>();
   readonly #manifests = new Map<string, Promise<Manifest>>();
   #active = 0;
-  #informer: ListWatch<V1Pod> | undefined;
+  #informer: WatchListInformer<V1Pod> | undefined;
   #stopped = false;
   readonly #idle = new Set<() => void>();
   readonly #lostNodes = new Set<string>();
+  readonly #lostPods = new Set<string>();
+  /** Results being stored, by pod. */
+  readonly #writes = new Map<V1Pod, Promise<unknown>>();
 
   private constructor(options: KwokResultWriterOptions) {
     this.#options = options;
@@ -109,13 +112,36 @@ export class KwokResultWriter implements AsyncDisposable {
   }
 
   /**
-   * Treat a node as gone (deleted by the test): its pods' workers died with it, so none of them
-   * stores a result from now on, as no worker on a vanished machine would.
+   * Treat a node as gone (deleted or drained by the test): its pods' workers die with it, so none
+   * of them stores a result from now on, as no worker on a vanished machine would. Call it before
+   * the disruption; it resolves once a result a pod of the node was storing is stored, as a kubelet
+   * kills a worker (and so ends its pod) only after the write it was making.
    *
    * @param name The node's name.
    */
-  loseNode(name: string): void {
+  async loseNode(name: string): Promise<void> {
     this.#lostNodes.add(name);
+    await this.#writesSettled((pod) => pod.spec?.nodeName === name);
+  }
+
+  /**
+   * Treat a pod as stopped (about to be evicted by the test): its worker stores nothing from now
+   * on. Resolves as {@link loseNode} does.
+   *
+   * @param name The pod's name.
+   */
+  async losePod(name: string): Promise<void> {
+    this.#lostPods.add(name);
+    await this.#writesSettled((pod) => pod.metadata?.name === name);
+  }
+
+  #isLost(pod: V1Pod): boolean {
+    return this.#lostNodes.has(pod.spec?.nodeName ?? "") ||
+      this.#lostPods.has(pod.metadata?.name ?? "");
+  }
+
+  async #writesSettled(of: (pod: V1Pod) => boolean): Promise<void> {
+    await Promise.allSettled([...this.#writes].filter(([pod]) => of(pod)).map(([, w]) => w));
   }
 
   /** Pods waiting for or getting their result now. */
@@ -164,7 +190,7 @@ export class KwokResultWriter implements AsyncDisposable {
     if (runtimeMs > 0) await new Promise((resolve) => setTimeout(resolve, runtimeMs));
     const pod = this.#live.get(uid);
     // Gone while it "ran", or its node vanished: nothing stored, as with a worker.
-    if (!pod || this.#stopped || this.#lostNodes.has(pod.spec?.nodeName ?? "")) return;
+    if (!pod || this.#stopped || this.#isLost(pod)) return;
     const { storage, namespace } = this.#options;
     const key = pod.metadata?.annotations?.[JOB_KEY_ANNOTATION];
     const run = pod.metadata?.labels?.[RUN_LABEL];
@@ -215,10 +241,14 @@ export class KwokResultWriter implements AsyncDisposable {
         ...(error ? { error } : {}),
       };
       const encoded = error ? undefined : encodeValue(value, `result of task ${task}`);
-      await storage.put(
+      // Stopped while it read its input: its worker died before it could store anything.
+      if (this.#isLost(pod) || !this.#live.has(uid)) return;
+      const write = storage.put(
         layout.result(task, attempt, status),
         recordBody(encodeRecord(header, encoded)),
       );
+      this.#writes.set(pod, write);
+      await write.finally(() => this.#writes.delete(pod));
       const id = `${task}/${attempt}`;
       this.stored.set(id, (this.stored.get(id) ?? 0) + 1);
     }

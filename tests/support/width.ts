@@ -349,9 +349,10 @@ interface Disrupted {
 }
 
 /**
- * Once `disrupt.after` of the tasks have a stored result, delete the first KWOK nodes (the
- * writer stores nothing more for their pods: their workers died with them), taint the next ones
- * `NoExecute`, and evict running pods elsewhere through the Eviction API.
+ * Once `disrupt.after` of the tasks have a stored result, delete the first KWOK nodes, taint the
+ * next ones `NoExecute`, and evict running pods elsewhere through the Eviction API. The writer is
+ * told first: the workers of those pods store nothing more, as a worker killed by its kubelet (or
+ * gone with its node) stores nothing after its pod ended.
  */
 async function disruptMidway(options: {
   tasks: number;
@@ -386,7 +387,8 @@ async function disruptMidway(options: {
     const r = await kubectl(cluster, args);
     if (r.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed: ${r.stderr}`);
   };
-  for (const name of lost) writer.loseNode(name);
+  // Their workers die with the nodes (drained ones too): none stores a result after this.
+  for (const name of [...lost, ...tainted]) await writer.loseNode(name);
   if (lost.length > 0) await run(["delete", "node", ...lost, "--wait=false"]);
   for (const name of tainted) await run(["taint", "node", name, `${DRAIN_TAINT}=now:NoExecute`]);
   const spared = new Set([...lost, ...tainted]);
@@ -400,6 +402,7 @@ async function disruptMidway(options: {
   ).slice(0, disrupt.evictPods);
   for (const pod of victims) {
     const name = pod.metadata!.name!;
+    await writer.losePod(name);
     await core.createNamespacedPodEviction({
       name,
       namespace,

@@ -1,8 +1,9 @@
 /**
  * One job's session on Kubernetes: each `submit` creates one Indexed Job
  * (one API call, however many attempts), whose pods and status are watched
- * the informer way (list, then watch by label; list again after a 410;
- * watches the server ends, see `watch.ts`) and
+ * the informer way (the state from a streaming watch-list, then changes, by
+ * label; the state again after a 410; watches the server ends, see
+ * `informer.ts` and `watch.ts`) and
  * turned into backend events. Pods that crash are restarted by Kubernetes
  * (`backoffLimitPerIndex`); the session reports an attempt's end once its
  * index succeeded or failed for good.
@@ -43,13 +44,15 @@ import { keepWatching, watchJobs, watchPods } from "./watch.ts";
 const INDEX_LABEL = "batch.kubernetes.io/job-completion-index";
 
 /**
- * How long a failed index waits for its pod's failure to explain it. The Job and its pods come
- * by separate watches, so the Job's `failedIndexes` can arrive before the pod that failed the
- * index (a disruption, a task error). A pod seen deleted as it ran (its end missed while a watch
- * was re-made) says nothing more: its attempt was disrupted. With no word at all by then, the
- * attempt failed.
+ * How long a failed index waits for its pod's word before the session asks the apiserver. The
+ * Job and its pods come by separate watches, so the Job's `failedIndexes` can arrive before the
+ * pod that failed the index (a disruption, a task error), and a loaded apiserver can hold a pod
+ * watch back by more than this. The pods of the index then decide (see `#askIndex`); the session
+ * waits and asks again as long as they do not.
  */
 const INDEX_FAILURE_WAIT_MS = 30_000;
+/** Failed indexes the session asks the apiserver about at once (a mass disruption fails many). */
+const MAX_INDEX_QUESTIONS = 8;
 
 /** One attempt: one index of one Kubernetes Job. */
 interface Slot {
@@ -68,8 +71,10 @@ interface Slot {
   blockedSince?: number;
   blocker?: Blocker;
   lastDetail?: string;
-  /** When the Job reported the index failed while no pod's failure had ended the slot. */
+  /** When the Job reported the index failed (or the session last asked for its pods). */
   indexFailedAt?: number;
+  /** The session is asking the apiserver for the index's pods. */
+  asking?: boolean;
   /** Its pod was deleted while running, and how it ended was not seen. */
   podDeleted?: boolean;
 }
@@ -132,6 +137,8 @@ export class KubernetesSession implements BackendSession {
   /** Job creations under way, which `close` waits for before it deletes. */
   readonly #creating = new Set<Promise<unknown>>();
   #validated = false;
+  /** Failed indexes being asked about (see `#askIndex`). */
+  #questions = 0;
 
   /** Use {@linkcode KubernetesSession.open}. */
   private constructor(ctx: SessionContext) {
@@ -411,8 +418,8 @@ export class KubernetesSession implements BackendSession {
   }
 
   /**
-   * Every second: retry failed parallelism raises, fail attempts blocked too long, end attempts
-   * whose failed index no pod explained.
+   * Every second: retry failed parallelism raises, fail attempts blocked too long, ask for the
+   * pods of failed indexes no pod explained.
    */
   #tick(): void {
     for (const [name, group] of this.#groups) {
@@ -424,12 +431,57 @@ export class KubernetesSession implements BackendSession {
     this.#checkFailedIndexes();
   }
 
-  /** End the attempts whose index the Job failed {@link INDEX_FAILURE_WAIT_MS} ago, no pod saying why. */
+  /** Ask for the pods of the indexes the Job failed {@link INDEX_FAILURE_WAIT_MS} ago, no pod saying why. */
   #checkFailedIndexes(): void {
     const now = Date.now();
     for (const slot of this.#slots.values()) {
-      if (slot.ended || slot.indexFailedAt === undefined) continue;
-      if (now - slot.indexFailedAt >= INDEX_FAILURE_WAIT_MS) this.#endFailed(slot, "of the index");
+      if (this.#questions >= MAX_INDEX_QUESTIONS) return;
+      if (slot.ended || slot.asking || slot.indexFailedAt === undefined) continue;
+      if (now - slot.indexFailedAt < INDEX_FAILURE_WAIT_MS) continue;
+      void this.#askIndex(slot);
+    }
+  }
+
+  /**
+   * Decide a failed index from its pods, as the apiserver has them now (one list, only when the
+   * pod watch said nothing in time): a failed pod ends the attempt as its failure says; no pod at
+   * all means it was deleted as it ran (an eviction, a lost node), a disruption; a pod still
+   * running or being deleted, or a failure the apiserver cannot be asked about, waits again.
+   */
+  async #askIndex(slot: Slot): Promise<void> {
+    slot.asking = true;
+    this.#questions++;
+    let pods: V1Pod[] | undefined;
+    try {
+      pods = (await this.#core.listNamespacedPod({
+        namespace: this.#ctx.namespace,
+        labelSelector: `${RUN_LABEL}=${slot.batch},${INDEX_LABEL}=${slot.index}`,
+      })).items;
+    } catch {
+      // Asked again after the next wait.
+    } finally {
+      slot.asking = false;
+      this.#questions--;
+      slot.indexFailedAt = Date.now();
+    }
+    if (!pods || slot.ended || this.#closed) return;
+    for (const pod of pods) {
+      this.#onPod(pod, false);
+      slim(pod);
+    }
+    if (slot.ended) return;
+    if (pods.length === 0) {
+      return this.#end(
+        slot,
+        "disrupted",
+        undefined,
+        "Kubernetes failed its index and its pod is gone (deleted as it ran); run again in a new Kubernetes Job (not counted)",
+      );
+    }
+    const phases = pods.map((pod) => pod.status?.phase);
+    if (phases.every((phase) => phase === "Failed" || phase === "Succeeded")) {
+      // Failures already counted, none over the limit, yet Kubernetes failed the index.
+      this.#endFailed(slot, pods.at(-1)?.metadata?.name ?? "of the index");
     }
   }
 
