@@ -1,11 +1,12 @@
 /**
- * A client-node `Watch` whose watches are ended by the apiserver, not by the client.
+ * The watches of kubeface's informers: a client-node `Watch` whose watches are ended by the
+ * apiserver, not by the client; lists in pages; the pod and Job informers of a session.
  *
  * client-node 2.0.1 aborts a watch that has been quiet for `requestTimeoutMs` (30 s) and
  * expects the aborted body to end the watch. Under Deno the abort never reaches the body
- * streams, so `done` is never called and a `ListWatch` silently stops receiving events after
+ * streams, so `done` is never called and an informer silently stops receiving events after
  * 30 quiet seconds. Asking the server to close each watch (`timeoutSeconds`) ends it cleanly,
- * and `ListWatch` resumes from the last resourceVersion; the client-side timer is pushed out of
+ * and the informer resumes from the last resourceVersion; the client-side timer is pushed out of
  * the way.
  *
  * @module
@@ -17,13 +18,12 @@ import {
   type Informer,
   type KubeConfig,
   type KubernetesObject,
-  ListWatch,
   type V1Job,
-  type V1ListMeta,
   type V1Pod,
   Watch,
 } from "@kubernetes/client-node";
 import { apiStatus } from "./api_errors.ts";
+import { type ObjectList, WatchListInformer } from "./informer.ts";
 
 /** A `Watch` that adds `timeoutSeconds` (jittered) and bookmarks to every watch request. */
 export class ServerTimeoutWatch extends Watch {
@@ -40,14 +40,15 @@ export class ServerTimeoutWatch extends Watch {
     (this as unknown as { requestTimeoutMs: number }).requestTimeoutMs = 30 * 60_000;
   }
 
-  /** Start a watch; see `Watch.watch`. */
+  /** Start a watch; see `Watch.watch`. A `timeoutSeconds` of the caller is kept. */
   override watch(
     path: string,
     queryParams: Record<string, string | number | boolean | undefined>,
     callback: (phase: string, apiObj: unknown, watchObj?: unknown) => void,
     done: (err: unknown) => void,
   ): Promise<AbortController> {
-    const timeoutSeconds = Math.round(this.#timeoutSeconds * (1 + Math.random() / 2));
+    const timeoutSeconds = queryParams.timeoutSeconds ??
+      Math.round(this.#timeoutSeconds * (1 + Math.random() / 2));
     return super.watch(
       path,
       { ...queryParams, timeoutSeconds, allowWatchBookmarks: true },
@@ -77,17 +78,11 @@ export function keepWatching<T extends KubernetesObject>(
   informer.on("connect", () => (delay = 500));
 }
 
-/** One page of a list, as the generated clients' list calls return it. */
-export interface ListPage<T> {
-  metadata?: V1ListMeta;
-  items: T[];
-}
-
 /** Objects per list request: client-go's and kubectl's chunk size. */
 export const LIST_PAGE_SIZE = 500;
 
 /**
- * List all objects in pages of `limit`, as client-go's reflector does: a `ListWatch`'s list of
+ * List all objects in pages of `limit`, as client-go's reflector does: an informer's list of
  * 50,000 pods in one request outlasts the apiserver's 60 s request timeout on a busy control
  * plane, then fails again on each retry, and the watch never resumes; a page does not. The
  * pages are one snapshot, at the first page's resourceVersion; when the continue token expired
@@ -97,9 +92,9 @@ export const LIST_PAGE_SIZE = 500;
  * @returns Every object, and the snapshot's resourceVersion.
  */
 export async function listInPages<T>(
-  page: (cont: string | undefined, limit: number) => Promise<ListPage<T>>,
+  page: (cont: string | undefined, limit: number) => Promise<ObjectList<T>>,
   limit = LIST_PAGE_SIZE,
-): Promise<ListPage<T>> {
+): Promise<ObjectList<T>> {
   for (;;) {
     const items: T[] = [];
     let resourceVersion: string | undefined;
@@ -120,34 +115,41 @@ export async function listInPages<T>(
 }
 
 /**
- * A `ListWatch` (not started) of the pods in `namespace` that match `selector`: watches ended by
- * the server ({@linkcode ServerTimeoutWatch}), lists in pages ({@linkcode listInPages}).
+ * An informer (not started) of the pods in `namespace` that match `selector`: its state from a
+ * streaming watch-list ({@linkcode WatchListInformer}), else from a list in pages
+ * ({@linkcode listInPages}); watches ended by the server ({@linkcode ServerTimeoutWatch}).
  */
-export function watchPods(kc: KubeConfig, namespace: string, selector: string): ListWatch<V1Pod> {
+export function watchPods(
+  kc: KubeConfig,
+  namespace: string,
+  selector: string,
+): WatchListInformer<V1Pod> {
   const core = kc.makeApiClient(CoreV1Api);
-  return new ListWatch<V1Pod>(
-    `/api/v1/namespaces/${namespace}/pods`,
-    new ServerTimeoutWatch(kc),
-    () =>
+  return new WatchListInformer<V1Pod>({
+    path: `/api/v1/namespaces/${namespace}/pods`,
+    watch: new ServerTimeoutWatch(kc),
+    list: () =>
       listInPages((_continue, limit) =>
         core.listNamespacedPod({ namespace, labelSelector: selector, limit, _continue })
       ),
-    false,
-    selector,
-  );
+    labelSelector: selector,
+  });
 }
 
-/** A `ListWatch` (not started) of the Jobs in `namespace` that match `selector`; see {@linkcode watchPods}. */
-export function watchJobs(kc: KubeConfig, namespace: string, selector: string): ListWatch<V1Job> {
+/** An informer (not started) of the Jobs in `namespace` that match `selector`; see {@linkcode watchPods}. */
+export function watchJobs(
+  kc: KubeConfig,
+  namespace: string,
+  selector: string,
+): WatchListInformer<V1Job> {
   const batch = kc.makeApiClient(BatchV1Api);
-  return new ListWatch<V1Job>(
-    `/apis/batch/v1/namespaces/${namespace}/jobs`,
-    new ServerTimeoutWatch(kc),
-    () =>
+  return new WatchListInformer<V1Job>({
+    path: `/apis/batch/v1/namespaces/${namespace}/jobs`,
+    watch: new ServerTimeoutWatch(kc),
+    list: () =>
       listInPages((_continue, limit) =>
         batch.listNamespacedJob({ namespace, labelSelector: selector, limit, _continue })
       ),
-    false,
-    selector,
-  );
+    labelSelector: selector,
+  });
 }
