@@ -353,3 +353,72 @@ kubernetesTest(
   },
   { bootstraps: ["stock"] },
 );
+
+kubernetesTest(
+  "a pod evicted while the master may not watch pods: once its index failed, the master asks for its pods and runs the task again, not counted",
+  async (ctx) => {
+    await withKwok(ctx, { nodes: 2, runtimeMs: 15_000 }, async (kwok) => {
+      const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
+      // Only the Job's failed index, and a list of the index's pods, can tell what happened.
+      const podVerbs = (verbs: string[]) =>
+        `--patch=${JSON.stringify([{ op: "replace", path: "/rules/1/verbs", value: verbs }])}`;
+      const role = ["-n", ctx.namespace, "patch", "role", "kubeface-master", "--type=json"];
+      const revoke = await kubectl(ctx.cluster, [
+        ...role,
+        podVerbs(["get", "list", "delete", "deletecollection"]),
+      ]);
+      assert.equal(revoke.code, 0, revoke.stderr);
+      const client = new Client({
+        storage: ctx.storage,
+        backend: new KubernetesBackend(kwok.kubernetes),
+      });
+      const inputs = [0, 1];
+      const run = client.map(fixture("echo.ts"), {
+        ...calm,
+        maxRetries: 0,
+        parallelism: 2,
+        inputs,
+      });
+      const consuming = collect(run);
+      try {
+        const victim = await pollUntil(
+          "task 1's pod Running",
+          async () =>
+            (await podsOf(ctx, run.job)).find((pod) =>
+              pod.metadata?.labels?.["batch.kubernetes.io/job-completion-index"] === "1" &&
+              pod.status?.phase === "Running"
+            ),
+          { timeoutMs: 120_000 },
+        );
+        const name = victim.metadata!.name!;
+        await kwok.writer.losePod(name);
+        await core.createNamespacedPodEviction({
+          name,
+          namespace: ctx.namespace,
+          body: {
+            apiVersion: "policy/v1",
+            kind: "Eviction",
+            metadata: { name, namespace: ctx.namespace },
+          },
+        });
+        // With maxRetries 0, an eviction taken for a crash would fail the map.
+        assert.deepEqual(await consuming, inputs);
+      } finally {
+        consuming.catch(() => {});
+        const restore = await kubectl(ctx.cluster, [
+          ...role,
+          podVerbs(["get", "list", "watch", "delete", "deletecollection"]),
+        ]);
+        assert.equal(restore.code, 0, restore.stderr);
+      }
+      const status = await readJson<JobStatus>(kwok.storage, new JobLayout(run.job).statusJson);
+      assert.deepEqual(status.tasks[0]!.attempts.map((a) => a.outcome), ["ok"]);
+      const [evicted, rerun] = status.tasks[1]!.attempts;
+      assert.equal(evicted?.outcome, "disrupted", JSON.stringify(evicted));
+      assert.match(evicted?.detail ?? "", /disrupted|deleted as it ran/);
+      assert.equal(rerun?.outcome, "ok");
+      assert.equal(status.tasks[1]!.attempts.length, 2);
+    });
+  },
+  { bootstraps: ["stock"] },
+);

@@ -475,7 +475,7 @@ export class KubernetesSession implements BackendSession {
         slot,
         "disrupted",
         undefined,
-        "Kubernetes failed its index and its pod is gone (deleted as it ran); run again in a new Kubernetes Job (not counted)",
+        "its pod was deleted as it ran (Kubernetes failed its index and the apiserver has no pod of it); run again in a new Kubernetes Job (not counted)",
       );
     }
     const phases = pods.map((pod) => pod.status?.phase);
