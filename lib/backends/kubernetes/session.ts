@@ -465,10 +465,7 @@ export class KubernetesSession implements BackendSession {
       slot.indexFailedAt = Date.now();
     }
     if (!pods || slot.ended || this.#closed) return;
-    for (const pod of pods) {
-      this.#onPod(pod, false);
-      slim(pod);
-    }
+    for (const pod of pods) this.#onPod(pod, false);
     if (slot.ended) return;
     if (pods.length === 0) {
       return this.#end(
