@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { BatchV1Api, CoreV1Api, type V1Job } from "@kubernetes/client-node";
+import { BatchV1Api, type V1Job } from "@kubernetes/client-node";
 import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
 import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
 import { SPLIT_ANNOTATION } from "../lib/backends/kubernetes/split.ts";
@@ -203,7 +203,6 @@ kubernetesTest(
   "node loss, evictions and a NoExecute taint during 25 s tasks: one result per task, none counted, none recomputed",
   async (ctx) => {
     await withKwok(ctx, { nodes: 10, runtimeMs: 25_000 }, async (kwok) => {
-      const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
       const client = new Client({
         storage: ctx.storage,
         backend: new KubernetesBackend(kwok.kubernetes),
@@ -235,17 +234,7 @@ kubernetesTest(
           pod.status?.phase === "Running"
         ).slice(0, 5);
         for (const pod of victims) {
-          const name = pod.metadata!.name!;
-          await kwok.writer.losePod(name);
-          await core.createNamespacedPodEviction({
-            name,
-            namespace: ctx.namespace,
-            body: {
-              apiVersion: "policy/v1",
-              kind: "Eviction",
-              metadata: { name, namespace: ctx.namespace },
-            },
-          });
+          await kwok.writer.evict(pod.metadata!.name!);
         }
         const values = await consuming;
         assert.deepEqual(values, inputs, "every task's value, in order");
@@ -358,7 +347,6 @@ kubernetesTest(
   "a pod evicted while the master may not watch pods: once its index failed, the master asks for its pods and runs the task again, not counted",
   async (ctx) => {
     await withKwok(ctx, { nodes: 2, runtimeMs: 15_000 }, async (kwok) => {
-      const core = ctx.cluster.kubeConfig.makeApiClient(CoreV1Api);
       // Only the Job's failed index, and a list of the index's pods, can tell what happened.
       const podVerbs = (verbs: string[]) =>
         `--patch=${JSON.stringify([{ op: "replace", path: "/rules/1/verbs", value: verbs }])}`;
@@ -390,17 +378,7 @@ kubernetesTest(
             ),
           { timeoutMs: 120_000 },
         );
-        const name = victim.metadata!.name!;
-        await kwok.writer.losePod(name);
-        await core.createNamespacedPodEviction({
-          name,
-          namespace: ctx.namespace,
-          body: {
-            apiVersion: "policy/v1",
-            kind: "Eviction",
-            metadata: { name, namespace: ctx.namespace },
-          },
-        });
+        await kwok.writer.evict(victim.metadata!.name!);
         // With maxRetries 0, an eviction taken for a crash would fail the map.
         assert.deepEqual(await consuming, inputs);
       } finally {

@@ -135,6 +135,22 @@ export class KwokResultWriter implements AsyncDisposable {
     await this.#writesSettled((pod) => pod.metadata?.name === name);
   }
 
+  /**
+   * Evict a pod through the Eviction API, its worker told first ({@link losePod}): a test's
+   * eviction as a kubelet carries it out.
+   *
+   * @param name The pod's name, in the writer's namespace.
+   */
+  async evict(name: string): Promise<void> {
+    await this.losePod(name);
+    const { namespace } = this.#options;
+    await this.#core.createNamespacedPodEviction({
+      name,
+      namespace,
+      body: { apiVersion: "policy/v1", kind: "Eviction", metadata: { name, namespace } },
+    });
+  }
+
   #isLost(pod: V1Pod): boolean {
     return this.#lostNodes.has(pod.spec?.nodeName ?? "") ||
       this.#lostPods.has(pod.metadata?.name ?? "");

@@ -401,13 +401,7 @@ async function disruptMidway(options: {
     !spared.has(pod.spec?.nodeName ?? "") && !pod.metadata?.annotations?.[KWOK_RESULT_ANNOTATION]
   ).slice(0, disrupt.evictPods);
   for (const pod of victims) {
-    const name = pod.metadata!.name!;
-    await writer.losePod(name);
-    await core.createNamespacedPodEviction({
-      name,
-      namespace,
-      body: { apiVersion: "policy/v1", kind: "Eviction", metadata: { name, namespace } },
-    });
+    await writer.evict(pod.metadata!.name!);
   }
   return {
     nodesDeleted: lost.length,
