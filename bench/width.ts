@@ -14,6 +14,7 @@
  * KUBEFACE_BENCH_WIDTH_TASKS=1000 KUBEFACE_BENCH_WIDTH_NODES=100 deno task bench width
  * KUBEFACE_BENCH_WIDTH_QPS=200 deno task bench width      # only the raised rate
  * KUBEFACE_BENCH_WIDTH_DISRUPT=1 deno task bench width    # with disruptions mid-map
+ * KUBEFACE_BENCH_WIDTH_PARALLELISM=10000 deno task bench width # at most 10,000 pods at once
  * ```
  *
  * With `KUBEFACE_BENCH_WIDTH_DISRUPT=1`, once 30 % of the results are stored, 10 % of the nodes
@@ -55,6 +56,12 @@ async function run(context: BenchContext): Promise<BenchResult> {
     Deno.env.get("KUBEFACE_BENCH_WIDTH_TASKS") ?? (context.quick ? 1_000 : 10_000),
   );
   const nodes = Number(Deno.env.get("KUBEFACE_BENCH_WIDTH_NODES") ?? (context.quick ? 100 : 1_000));
+  const parallelism = Number(Deno.env.get("KUBEFACE_BENCH_WIDTH_PARALLELISM") ?? tasks);
+  for (const [name, value] of [["TASKS", tasks], ["NODES", nodes], ["PARALLELISM", parallelism]]) {
+    if (!Number.isInteger(value) || (value as number) < 1) {
+      throw new Error(`KUBEFACE_BENCH_WIDTH_${name} must be a positive integer; got ${value}`);
+    }
+  }
   const disrupt = Deno.env.get("KUBEFACE_BENCH_WIDTH_DISRUPT") === "1"
     ? {
       after: 0.3,
@@ -72,7 +79,14 @@ async function run(context: BenchContext): Promise<BenchResult> {
       context.log(`starting a cluster with ${nodes} KWOK nodes, controller-manager at ${qps} QPS`);
       await up({ dir, kwokNodes: nodes, controllerQps: qps, onProgress: context.log });
       const upMs = performance.now() - started;
-      const report = await runWidthInSubprocess({ dir, tasks, nodes, disrupt, log: context.log });
+      const report = await runWidthInSubprocess({
+        dir,
+        tasks,
+        nodes,
+        parallelism,
+        disrupt,
+        log: context.log,
+      });
       reports.push({ qps, report, upMs });
     } catch (error) {
       skipped.push(`width at ${qps} QPS: ${(error as Error).message}`);
@@ -81,9 +95,9 @@ async function run(context: BenchContext): Promise<BenchResult> {
     }
   }
   const table: Table = {
-    title: `A ${
-      tasks.toLocaleString("en")
-    }-task map on ${nodes} KWOK nodes, master as the RBAC user`,
+    title: `A ${tasks.toLocaleString("en")}-task map${
+      parallelism < tasks ? ` (parallelism ${parallelism.toLocaleString("en")})` : ""
+    } on ${nodes} KWOK nodes, master as the RBAC user`,
     columns: [
       "controller QPS",
       "Jobs",
@@ -94,7 +108,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
       "live heap at 90 %",
       "master CPU / task",
       "all pods Running",
-      "last result",
+      "last result stored / at the master",
       "floor 2·tasks/QPS",
       "status.json / .html",
       "`kubeface status` / `jobs`",
@@ -112,7 +126,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
         `${((r.master.liveHeapBytes ?? NaN) / 2 ** 20).toFixed(0)} MiB`,
         `${(r.master.selfCpuMs / r.tasks).toFixed(2)} ms`,
         `${seconds(r.allPodsRunningMs)} s`,
-        `${seconds(r.lastResultMs)} s`,
+        `${seconds(r.lastStoredMs)} / ${seconds(r.lastResultMs)} s`,
         `${((2 * r.tasks) / qps).toFixed(0)} s`,
         `${(r.statusJsonBytes / 1024).toFixed(0)} / ${(r.statusHtmlBytes / 1024).toFixed(0)} KiB`,
         `${r.statusCliMs.toFixed(0)} / ${r.jobsCliMs.toFixed(0)} ms`,
@@ -123,6 +137,7 @@ async function run(context: BenchContext): Promise<BenchResult> {
       "Requests are those of the master's user in the apiserver's audit log. A watch ends after 60–90 s and resumes from its resourceVersion; on a CPU-starved apiserver (2 cores here) it also ends whenever its 10-event buffer stays full, as the scheduler's, the controller-manager's and kwok's pod watches do too ('Forcing pods watcher close due to unresponsiveness' at -v=3): watches grow with time and load, not tasks. The rest is a dry run, a create per Job, and informer lists (a list again only after a 410).",
       "Pods run no code (KWOK); tests/infra/kwok_results.ts stores each result through lib's record code before the pod may succeed.",
       "Peak RSS is the master's high-water mark (VmHWM): V8 collects lazily, so it holds garbage and native buffers too. The live heap is the V8 heap used right after a full collection (gc()) when 90 % of the results had arrived, informers and status still complete.",
+      "The last result is stored by the KWOK result writer; the master learns of it from the pod's end (its watch), after kwok has marked the pod Succeeded.",
       "The floor: the Job controller makes about two requests per task (a pod create, a finalizer patch) at the controller-manager's QPS.",
       ...reports.map(({ qps, report: r }) =>
         `${qps} QPS: requests ${JSON.stringify(r.requests)}; master ready after ${

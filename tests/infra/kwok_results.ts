@@ -69,6 +69,8 @@ export class KwokResultWriter implements AsyncDisposable {
   podsSeen = 0;
   /** When the last new pod was seen Running (`Date.now()`). */
   lastPodSeenAt = NaN;
+  /** When the last result was stored (`Date.now()`). */
+  lastStoredAt = NaN;
   readonly #options: KwokResultWriterOptions;
   readonly #core: CoreV1Api;
   readonly #live = new Map<string, V1Pod>();
@@ -267,6 +269,7 @@ export class KwokResultWriter implements AsyncDisposable {
       await write.finally(() => this.#writes.delete(pod));
       const id = `${task}/${attempt}`;
       this.stored.set(id, (this.stored.get(id) ?? 0) + 1);
+      this.lastStoredAt = Date.now();
     }
     await this.#core.patchNamespacedPod(
       {

@@ -126,6 +126,8 @@ export interface WidthReport {
   master: MapReport;
   /** Milliseconds from the job's submission (master ready) until every pod was seen Running. */
   allPodsRunningMs: number;
+  /** Milliseconds from the job's submission until the last result was stored (by the writer). */
+  lastStoredMs: number;
   /** Milliseconds from the job's submission until the last result reached the master. */
   lastResultMs: number;
   /** Bytes of the final status pages. */
@@ -327,6 +329,7 @@ export async function runWidth(options: WidthOptions): Promise<WidthReport> {
     duplicateWrites,
     master,
     allPodsRunningMs: writer.podsSeen >= tasks ? writer.lastPodSeenAt - master.readyAt : NaN,
+    lastStoredMs: writer.lastStoredAt - master.readyAt,
     lastResultMs: master.lastMs - master.readyMs,
     statusJsonBytes,
     statusHtmlBytes,
