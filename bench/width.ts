@@ -47,21 +47,27 @@ function rates(): number[] {
   return values;
 }
 
+/** `KUBEFACE_BENCH_WIDTH_<name>`, a positive integer, or `fallback` when unset. */
+function count(name: string, fallback: number): number {
+  const text = Deno.env.get(`KUBEFACE_BENCH_WIDTH_${name}`);
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < 1) {
+    throw new Error(
+      `KUBEFACE_BENCH_WIDTH_${name} must be a positive integer, like 10000; got ${text}`,
+    );
+  }
+  return value;
+}
+
 function seconds(ms: number): string {
   return Number.isFinite(ms) ? (ms / 1000).toFixed(1) : "–";
 }
 
 async function run(context: BenchContext): Promise<BenchResult> {
-  const tasks = Number(
-    Deno.env.get("KUBEFACE_BENCH_WIDTH_TASKS") ?? (context.quick ? 1_000 : 10_000),
-  );
-  const nodes = Number(Deno.env.get("KUBEFACE_BENCH_WIDTH_NODES") ?? (context.quick ? 100 : 1_000));
-  const parallelism = Number(Deno.env.get("KUBEFACE_BENCH_WIDTH_PARALLELISM") ?? tasks);
-  for (const [name, value] of [["TASKS", tasks], ["NODES", nodes], ["PARALLELISM", parallelism]]) {
-    if (!Number.isInteger(value) || (value as number) < 1) {
-      throw new Error(`KUBEFACE_BENCH_WIDTH_${name} must be a positive integer; got ${value}`);
-    }
-  }
+  const tasks = count("TASKS", context.quick ? 1_000 : 10_000);
+  const nodes = count("NODES", context.quick ? 100 : 1_000);
+  const parallelism = count("PARALLELISM", tasks);
   const disrupt = Deno.env.get("KUBEFACE_BENCH_WIDTH_DISRUPT") === "1"
     ? {
       after: 0.3,
