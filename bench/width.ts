@@ -15,7 +15,12 @@
  * KUBEFACE_BENCH_WIDTH_QPS=200 deno task bench width      # only the raised rate
  * KUBEFACE_BENCH_WIDTH_DISRUPT=1 deno task bench width    # with disruptions mid-map
  * KUBEFACE_BENCH_WIDTH_PARALLELISM=10000 deno task bench width # at most 10,000 pods at once
+ * KUBEFACE_BENCH_WIDTH_POD_GC_THRESHOLD=100000 deno task bench width # PodGC keeps 100,000
  * ```
+ *
+ * `KUBEFACE_BENCH_WIDTH_POD_GC_THRESHOLD` sets kube-controller-manager's
+ * `--terminated-pod-gc-threshold` (default 12,500): the pod garbage collector deletes the oldest
+ * Succeeded and Failed pods beyond it every 20 s.
  *
  * With `KUBEFACE_BENCH_WIDTH_DISRUPT=1`, once 30 % of the results are stored, 10 % of the nodes
  * are deleted, 2 % drained with a `NoExecute` taint and 1 % of the tasks' pods evicted through
@@ -68,6 +73,9 @@ async function run(context: BenchContext): Promise<BenchResult> {
   const tasks = count("TASKS", context.quick ? 1_000 : 10_000);
   const nodes = count("NODES", context.quick ? 100 : 1_000);
   const parallelism = count("PARALLELISM", tasks);
+  const podGc = Deno.env.get("KUBEFACE_BENCH_WIDTH_POD_GC_THRESHOLD") === undefined
+    ? undefined
+    : count("POD_GC_THRESHOLD", 12_500);
   const disrupt = Deno.env.get("KUBEFACE_BENCH_WIDTH_DISRUPT") === "1"
     ? {
       after: 0.3,
@@ -83,7 +91,13 @@ async function run(context: BenchContext): Promise<BenchResult> {
     try {
       const started = performance.now();
       context.log(`starting a cluster with ${nodes} KWOK nodes, controller-manager at ${qps} QPS`);
-      await up({ dir, kwokNodes: nodes, controllerQps: qps, onProgress: context.log });
+      await up({
+        dir,
+        kwokNodes: nodes,
+        controllerQps: qps,
+        terminatedPodGcThreshold: podGc,
+        onProgress: context.log,
+      });
       const upMs = performance.now() - started;
       const report = await runWidthInSubprocess({
         dir,
@@ -103,7 +117,9 @@ async function run(context: BenchContext): Promise<BenchResult> {
   const table: Table = {
     title: `A ${tasks.toLocaleString("en")}-task map${
       parallelism < tasks ? ` (parallelism ${parallelism.toLocaleString("en")})` : ""
-    } on ${nodes} KWOK nodes, master as the RBAC user`,
+    } on ${nodes} KWOK nodes, master as the RBAC user${
+      podGc === undefined ? "" : `, pod GC threshold ${podGc.toLocaleString("en")}`
+    }`,
     columns: [
       "controller QPS",
       "Jobs",

@@ -38,6 +38,12 @@ export interface FlagContext {
    * @default {Kubernetes' defaults, 20 and 30}
    */
   controllerQps?: { qps: number; burst: number };
+  /**
+   * kube-controller-manager's `--terminated-pod-gc-threshold`: the pod garbage collector deletes
+   * the oldest Succeeded and Failed pods beyond it, every 20 s.
+   * @default {Kubernetes' default, 12500}
+   */
+  terminatedPodGcThreshold?: number;
 }
 
 /** The controllers kube-controller-manager runs (canonical names). */
@@ -161,6 +167,9 @@ export function controllerManagerArgs(context: FlagContext): string[] {
         `--kube-api-burst=${context.controllerQps.burst}`,
       ]
       : []),
+    ...(context.terminatedPodGcThreshold === undefined
+      ? []
+      : [`--terminated-pod-gc-threshold=${context.terminatedPodGcThreshold}`]),
   ];
 }
 

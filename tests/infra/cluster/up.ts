@@ -60,6 +60,13 @@ export interface UpOptions {
    * @default {Kubernetes' default, 20}
    */
   controllerQps?: number;
+  /**
+   * kube-controller-manager's `--terminated-pod-gc-threshold`: Succeeded and Failed pods kept
+   * before the pod garbage collector deletes the oldest. Past it, on a 2-core machine, its
+   * deletes (every 20 s, again for pods a finalizer still holds) slow the whole control plane.
+   * @default {Kubernetes' default, 12500}
+   */
+  terminatedPodGcThreshold?: number;
   /** Receives progress lines. @default () => {} */
   onProgress?: (line: string) => void;
 }
@@ -88,11 +95,20 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
     images = [],
     kwokNodes = 0,
     controllerQps,
+    terminatedPodGcThreshold,
     onProgress = () => {},
   } = options;
   if (controllerQps !== undefined && !(Number.isInteger(controllerQps) && controllerQps > 0)) {
     throw new RangeError(
       `Cannot set the controller-manager's API rate to ${controllerQps}: give a whole number of requests per second above 0`,
+    );
+  }
+  if (
+    terminatedPodGcThreshold !== undefined &&
+    !(Number.isInteger(terminatedPodGcThreshold) && terminatedPodGcThreshold > 0)
+  ) {
+    throw new RangeError(
+      `Cannot keep ${terminatedPodGcThreshold} terminated pods before the pod garbage collector: give a whole number above 0`,
     );
   }
   const existing = await readState(dir);
@@ -162,6 +178,7 @@ export async function up(options: UpOptions = {}): Promise<RunningCluster> {
     controllerManagerKubeconfig: kubeconfigOf("controller-manager"),
     schedulerKubeconfig: kubeconfigOf("scheduler"),
     ...(controllerQps ? { controllerQps: { qps: controllerQps, burst: 2 * controllerQps } } : {}),
+    ...(terminatedPodGcThreshold ? { terminatedPodGcThreshold } : {}),
   };
   const state: ClusterState = {
     version: KUBERNETES_VERSION,
@@ -371,19 +388,24 @@ if (import.meta.main) {
       "apiserver-port": { type: "string" },
       "kwok-nodes": { type: "string" },
       "kube-api-qps": { type: "string" },
+      "terminated-pod-gc-threshold": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
   if (values.help) {
     console.log(
-      "Usage: deno task cluster:up [--dir DIR] [--apiserver-port PORT] [--kwok-nodes N] [--kube-api-qps QPS]\n\n" +
+      "Usage: deno task cluster:up [--dir DIR] [--apiserver-port PORT] [--kwok-nodes N] [--kube-api-qps QPS]\n" +
+        "                            [--terminated-pod-gc-threshold N]\n\n" +
         "  --kwok-nodes N      add N simulated KWOK nodes (tainted kwok.x-k8s.io/node=fake:NoSchedule)\n" +
-        "  --kube-api-qps QPS  kube-controller-manager's --kube-api-qps (burst twice that); default 20",
+        "  --kube-api-qps QPS  kube-controller-manager's --kube-api-qps (burst twice that); default 20\n" +
+        "  --terminated-pod-gc-threshold N\n" +
+        "                      terminated pods kept before the pod garbage collector deletes the oldest;\n" +
+        "                      default 12500",
     );
     Deno.exit(0);
   }
   const port = values["apiserver-port"];
-  const count = (flag: "kwok-nodes" | "kube-api-qps") => {
+  const count = (flag: "kwok-nodes" | "kube-api-qps" | "terminated-pod-gc-threshold") => {
     const text = values[flag];
     if (text === undefined) return undefined;
     const value = Number(text);
@@ -398,6 +420,7 @@ if (import.meta.main) {
     apiserverPort: port === undefined ? undefined : Number(port),
     kwokNodes: count("kwok-nodes"),
     controllerQps: count("kube-api-qps"),
+    terminatedPodGcThreshold: count("terminated-pod-gc-threshold"),
     onProgress: (line) => console.error(line),
   });
   console.log(`KUBECONFIG=${cluster.adminKubeconfig}`);
