@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { BatchV1Api, CoreV1Api, SchedulingV1Api } from "@kubernetes/client-node";
 import { jobSpec } from "../lib/backends/kubernetes/job_spec.ts";
 import { KubernetesBackend } from "../lib/backends/kubernetes/kubernetes.ts";
+import { JOB_LABEL, jobLabel } from "../lib/backends/kubernetes/names.ts";
 import {
   type KubernetesBackendOptions,
   parseToleration,
@@ -540,7 +541,7 @@ kubernetesTest(
 );
 
 kubernetesTest(
-  "kubeface logs shows a pod's output and kubeface cleanup deletes the Kubernetes Jobs",
+  "kubeface logs shows a pod's output, says why once the pods are gone, and kubeface cleanup deletes the Kubernetes Jobs",
   async (ctx) => {
     const key = `logs-${crypto.randomUUID().slice(0, 6)}`;
     const flags = clusterFlags(ctx);
@@ -566,6 +567,21 @@ kubernetesTest(
       logs.stdout,
       /==> task 1, attempt [\w-]+ \(pod [\w-]+\) <==\n[\s\S]*hello from pod 2\n/,
     );
+    // A pod's log goes with the pod. Deleted as the pod garbage collector would (the Job ended,
+    // so no pod comes back), kubeface logs says why instead of only "no logs".
+    await ctx.cluster.kubeConfig.makeApiClient(CoreV1Api).deleteCollectionNamespacedPod({
+      namespace: ctx.namespace,
+      labelSelector: `${JOB_LABEL}=${jobLabel(key)}`,
+      gracePeriodSeconds: 0,
+    });
+    const gone = await pollUntil("the job's pods to go", async () => {
+      const r = await kubeface(["logs", key, "1", ...logFlags]);
+      return r.code === 0 ? undefined : r;
+    });
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, new RegExp(`No pod of task 1 of job '${key}' is left in namespace`));
+    assert.match(gone.stderr, /--ttl-after-finished/);
+    assert.match(gone.stderr, /--terminated-pod-gc-threshold/);
     assert.equal((await jobsOf(ctx, key)).length, 1);
     const cleanup = await kubeface(["cleanup", key, "-y", ...logFlags]);
     assert.equal(cleanup.code, 0, cleanup.stderr);

@@ -169,7 +169,9 @@ export interface Backend {
   cleanup(jobKey: string): Promise<string[]>;
   /**
    * Output of a job's workers that the backend keeps itself (pod logs), for
-   * backends whose workers do not store their logs. Optional.
+   * backends whose workers do not store their logs. Optional. Throws a
+   * {@linkcode BackendError} saying why when what kept them is gone (the
+   * job's pods were deleted).
    */
   logs?(storage: Storage, jobKey: string, task?: number): AsyncIterable<WorkerLog>;
 }

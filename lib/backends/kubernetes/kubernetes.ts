@@ -19,6 +19,7 @@ import { CONTAINER } from "./job_spec.ts";
 import { JOB_LABEL, jobLabel, RUN_LABEL } from "./names.ts";
 import {
   checkKubernetesOptions,
+  KUBERNETES_DEFAULTS,
   type KubernetesBackendOptions,
   templatePatchOf,
 } from "./options.ts";
@@ -173,6 +174,9 @@ export class KubernetesBackend implements Backend {
     }
     const layout = new JobLayout(jobKey);
     const maps = new Map<string, RunMap | undefined>();
+    // Pods of this storage's per-task Jobs (a warm pod has no run map), and those yielded.
+    let ours = 0;
+    let found = 0;
     for (
       const pod of pods.sort((a, b) =>
         (a.metadata?.name ?? "").localeCompare(b.metadata?.name ?? "")
@@ -185,7 +189,9 @@ export class KubernetesBackend implements Backend {
         // Undefined when the pod belongs to a job of the same key in another storage.
         maps.set(run, await readJson<RunMap>(storage, layout.run(run)).catch(() => undefined));
       }
-      const spec = maps.get(run)?.attempts[index];
+      const map = maps.get(run);
+      if (map) ours++;
+      const spec = map?.attempts[index];
       if (!spec || (task !== undefined && spec.task !== task)) continue;
       let text: string;
       try {
@@ -198,6 +204,20 @@ export class KubernetesBackend implements Backend {
         throw apiError(error, `read the log of pod ${pod.metadata?.name}`, where);
       }
       yield { task: spec.task, attempt: `${spec.attempt} (pod ${pod.metadata?.name})`, text };
+      found++;
+    }
+    if (found === 0 && (pods.length === 0 || ours > 0)) {
+      throw new BackendError(
+        `No pod of ${
+          task === undefined ? "" : `task ${task} of `
+        }job '${jobKey}' is left in namespace ${namespace} at ${where.server}: a pod's log goes ` +
+          `with the pod, which Kubernetes deletes with its Job (--ttl-after-finished after the Job ` +
+          `ends, ${KUBERNETES_DEFAULTS.ttlSecondsAfterFinished} s by default; kubeface cleanup) or ` +
+          `sooner through the pod garbage collector (once the cluster holds more ended pods than ` +
+          `kube-controller-manager's --terminated-pod-gc-threshold, 12,500 by default, the oldest ` +
+          `go first). Run the job with a longer --ttl-after-finished, or have the task write what ` +
+          `it must keep into its result`,
+      );
     }
   }
 }
