@@ -62,8 +62,8 @@ export interface UpOptions {
   controllerQps?: number;
   /**
    * kube-controller-manager's `--terminated-pod-gc-threshold`: Succeeded and Failed pods kept
-   * before the pod garbage collector deletes the oldest. Past it, on a 2-core machine, its
-   * deletes (every 20 s, again for pods a finalizer still holds) slow the whole control plane.
+   * before the pod garbage collector deletes the oldest (every 20 s; again, each pass, for pods
+   * a finalizer still holds).
    * @default {Kubernetes' default, 12500}
    */
   terminatedPodGcThreshold?: number;
